@@ -1,1 +1,5 @@
-fn main(){}
+//! One integration binary: every store-facing test runs against SQLite and PostgreSQL,
+//! each in a fresh database of its own.
+
+mod helpers;
+mod store;

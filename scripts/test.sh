@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+#
+# Runs every test of the workspace: formatting, clippy and `cargo test`, with
+# a PostgreSQL server for the PostgreSQL-backed tests. Needs only the Rust
+# toolchain; PostgreSQL is found or started as described in lib/postgres.sh
+# (installed with apt-get when missing and running as root).
+#
+# Usage:
+#   scripts/test.sh                         # everything (what CI runs)
+#   scripts/test.sh -- order                # extra arguments go to `cargo test`
+#   scripts/test.sh -- order -- --nocapture
+#
+# Environment knobs, for local use only (CI sets none of them):
+#   PAYLEDGER_TEST_SKIP_LINT=1        skip `cargo fmt --check` and clippy for fast iterations.
+#   PAYLEDGER_TEST_FORCE_THROWAWAY=1  ignore DATABASE_URL and any server on
+#                                     127.0.0.1:5432; always start a throwaway cluster.
+#   PAYLEDGER_TEST_DRY_RUN=1          stop after choosing PostgreSQL and querying its
+#                                     version with psql (when installed); runs no cargo.
+set -euo pipefail
+
+usage() {
+    sed -n '2,/^set -euo pipefail$/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"
+}
+
+cargo_test_args=()
+if [[ $# -gt 0 ]]; then
+    case $1 in
+        --)
+            shift
+            cargo_test_args=("$@")
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            echo "test.sh: error: unexpected argument '$1'; put arguments for cargo test after --" >&2
+            usage >&2
+            exit 2
+            ;;
+    esac
+fi
+
+script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+cd -- "$script_dir/.."
+
+# shellcheck source-path=SCRIPTDIR source=lib/postgres.sh
+. "$script_dir/lib/postgres.sh"
+
+pg_select
+
+if [[ ${PAYLEDGER_TEST_DRY_RUN:-} == 1 ]]; then
+    psql_bin=$(command -v psql || true)
+    if [[ -z $psql_bin && -n $PG_BIN_DIR && -x $PG_BIN_DIR/psql ]]; then
+        psql_bin=$PG_BIN_DIR/psql
+    fi
+    if [[ -n $psql_bin ]]; then
+        "$psql_bin" "$DATABASE_URL" -X -A -t -v ON_ERROR_STOP=1 -c 'select version()'
+    else
+        echo "test.sh: psql not installed; not querying the server"
+    fi
+    echo "test.sh: dry run finished in ${SECONDS}s"
+    exit 0
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "test.sh: error: cargo not found; install the Rust toolchain (rustup)" >&2
+    exit 1
+fi
+
+run() {
+    echo "test.sh: running $*"
+    local status=0
+    "$@" || status=$?
+    if [[ $status -ne 0 ]]; then
+        echo "test.sh: FAILED (exit $status) after ${SECONDS}s: $*" >&2
+        exit "$status"
+    fi
+}
+
+if [[ ${PAYLEDGER_TEST_SKIP_LINT:-} == 1 ]]; then
+    echo "test.sh: PAYLEDGER_TEST_SKIP_LINT=1: skipping cargo fmt and cargo clippy"
+else
+    run cargo fmt --all -- --check
+    run cargo clippy --locked --workspace --all-targets -- -D warnings
+fi
+run cargo test --locked --workspace "${cargo_test_args[@]}"
+
+echo "test.sh: all tests passed in ${SECONDS}s"

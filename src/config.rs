@@ -1,0 +1,240 @@
+//! Settings, read once from the environment at start-up. Every bad value is named in the
+//! error so an operator can fix all of them in one go.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The default listen address: loopback only, so a bare `cargo run` exposes nothing.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+/// Where the embedded database and generated development secrets live by default.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// The SQLite file inside the data directory used when `DATABASE_URL` is unset.
+pub const SQLITE_FILE_NAME: &str = "payledger.db";
+
+/// Which event store to use, chosen by the scheme of `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    Sqlite(String),
+}
+
+impl DatabaseUrl {
+    /// Parses a URL by scheme: `postgres://` / `postgresql://` or `sqlite:`.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(url.to_owned()))
+        } else if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(url.to_owned()))
+        } else {
+            Err("expected a postgres:// or sqlite:// URL".to_owned())
+        }
+    }
+
+    /// The embedded default: an SQLite file in the data directory.
+    pub fn sqlite_in(data_dir: &std::path::Path) -> Self {
+        let file = data_dir.join(SQLITE_FILE_NAME);
+        Self::Sqlite(format!("sqlite://{}", file.display()))
+    }
+
+    /// A short name for logs and health output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Postgres(url) | Self::Sqlite(url) => url,
+        }
+    }
+}
+
+// A database URL may carry a password: never print it whole.
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.kind())
+    }
+}
+
+/// A value that must never reach a log line or an error message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The service's typed configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    /// The base URL gateways call back (webhooks) and customers are sent to.
+    pub public_url: String,
+    /// HS256 secret for bearer tokens; generated into the data directory when unset.
+    pub jwt_secret: Option<Secret>,
+}
+
+/// One bad variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct InvalidVariable {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+/// Every bad variable found at start-up, not only the first.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct ConfigError(pub Vec<InvalidVariable>);
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply an environment of their own.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+
+        let addr_text = non_empty("PAYLEDGER_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+        let addr = match addr_text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                problems.push(InvalidVariable {
+                    variable: "PAYLEDGER_ADDR",
+                    reason: format!("`{addr_text}` is not a socket address like 127.0.0.1:8080"),
+                });
+                None
+            }
+        };
+
+        let data_dir = PathBuf::from(
+            non_empty("PAYLEDGER_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()),
+        );
+
+        let database = match non_empty("DATABASE_URL") {
+            None => Some(DatabaseUrl::sqlite_in(&data_dir)),
+            Some(url) => match DatabaseUrl::parse(&url) {
+                Ok(database) => Some(database),
+                Err(reason) => {
+                    problems.push(InvalidVariable {
+                        variable: "DATABASE_URL",
+                        reason,
+                    });
+                    None
+                }
+            },
+        };
+
+        let public_url = match non_empty("PAYLEDGER_PUBLIC_URL") {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            Some(_) => {
+                problems.push(InvalidVariable {
+                    variable: "PAYLEDGER_PUBLIC_URL",
+                    reason: "expected an http:// or https:// URL".to_owned(),
+                });
+                None
+            }
+            None => addr.map(|addr| format!("http://{addr}")),
+        };
+
+        let jwt_secret = match non_empty("PAYLEDGER_JWT_SECRET") {
+            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
+                problems.push(InvalidVariable {
+                    variable: "PAYLEDGER_JWT_SECRET",
+                    reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long"),
+                });
+                None
+            }
+            other => other.map(Secret::new),
+        };
+
+        match (addr, database, public_url) {
+            (Some(addr), Some(database), Some(public_url)) if problems.is_empty() => Ok(Self {
+                addr,
+                data_dir,
+                database,
+                public_url,
+                jwt_secret,
+            }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+/// HS256 keys shorter than the hash output weaken the signature.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let env: HashMap<String, String> = vars
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn an_empty_environment_runs_embedded_on_loopback() {
+        let settings = settings(&[]).unwrap();
+        assert_eq!(settings.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(settings.database.kind(), "sqlite");
+        assert!(settings.database.as_str().ends_with("data/payledger.db"));
+        assert_eq!(settings.public_url, "http://127.0.0.1:8080");
+        assert!(settings.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn the_database_scheme_picks_the_store() {
+        let settings = settings(&[("DATABASE_URL", "postgres://u@h/db")]).unwrap();
+        assert_eq!(settings.database.kind(), "postgres");
+    }
+
+    #[test]
+    fn every_bad_variable_is_named_at_once() {
+        let error = settings(&[
+            ("PAYLEDGER_ADDR", "not-an-address"),
+            ("DATABASE_URL", "mysql://x"),
+            ("PAYLEDGER_JWT_SECRET", "short"),
+        ])
+        .unwrap_err();
+        let text = error.to_string();
+        for variable in ["PAYLEDGER_ADDR", "DATABASE_URL", "PAYLEDGER_JWT_SECRET"] {
+            assert!(text.contains(variable), "{text}");
+        }
+        assert!(!text.contains("short"), "a secret leaked into {text}");
+    }
+
+    #[test]
+    fn secrets_and_urls_do_not_print() {
+        let secret = Secret::new("super-secret-value".to_owned());
+        assert!(!format!("{secret:?}").contains("super"));
+        let url = DatabaseUrl::parse("postgres://user:hunter2@host/db").unwrap();
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+}

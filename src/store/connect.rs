@@ -1,0 +1,174 @@
+//! Opening the pools for either backend and applying its migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AnyPool, PgPool, SqlitePool};
+
+use crate::config::DatabaseUrl;
+
+/// How many connections each pool may open. PostgreSQL serialises appends on a lock anyway;
+/// SQLite has a single writer, so more connections would only queue.
+const POSTGRES_POOL_SIZE: u32 = 20;
+const SQLITE_POOL_SIZE: u32 = 8;
+/// How long to wait for a connection (or, on SQLite, for the write lock) before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the {kind} database: {source}")]
+    Connect {
+        kind: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("migrating the {kind} database failed: {source}")]
+    Migrate {
+        kind: &'static str,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// The typed pool that cqrs-es appends through.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// An open event store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub backend: Backend,
+    /// Reads of the log by position and all read-model SQL.
+    pub read: AnyPool,
+}
+
+impl Store {
+    /// Opens (and for SQLite, creates) the database. Does not migrate.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let kind = url.kind();
+        let connect_error = |source| StoreError::Connect { kind, source };
+        match url {
+            DatabaseUrl::Postgres(text) => {
+                let options = PgConnectOptions::from_str(text).map_err(connect_error)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(POSTGRES_POOL_SIZE)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(POSTGRES_POOL_SIZE)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect(text)
+                    .await
+                    .map_err(connect_error)?;
+                Ok(Self {
+                    backend: Backend::Postgres(pool),
+                    read,
+                })
+            }
+            DatabaseUrl::Sqlite(text) => {
+                create_parent_dir(text)?;
+                let options = SqliteConnectOptions::from_str(text)
+                    .map_err(connect_error)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(SQLITE_POOL_SIZE)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_error)?;
+                // The file exists and is in WAL mode now (WAL is a property of the file), so
+                // the second pool only needs the busy timeout to wait for the writer.
+                let read = AnyPoolOptions::new()
+                    .max_connections(SQLITE_POOL_SIZE)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            use sqlx::Executor;
+                            connection
+                                .execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(text)
+                    .await
+                    .map_err(connect_error)?;
+                Ok(Self {
+                    backend: Backend::Sqlite(pool),
+                    read,
+                })
+            }
+        }
+    }
+
+    /// "postgres" or "sqlite".
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// True when the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+    }
+
+    /// Closes both pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.read.close().await;
+        match &self.backend {
+            Backend::Postgres(pool) => pool.close().await,
+            Backend::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Applies the backend's migrations (idempotent: applied ones are skipped).
+pub async fn migrate(store: &Store) -> Result<(), StoreError> {
+    let kind = store.kind();
+    let result = match &store.backend {
+        Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+        Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+    };
+    result.map_err(|source| StoreError::Migrate { kind, source })
+}
+
+fn create_parent_dir(url: &str) -> Result<(), StoreError> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    match std::path::Path::new(path).parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::DataDir {
+                path: parent.display().to_string(),
+                source,
+            })
+        }
+        _ => Ok(()),
+    }
+}
