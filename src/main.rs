@@ -1,1 +1,139 @@
-fn main() {}
+//! Entry point: read settings, open the store, migrate, then run the chosen command.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+
+use payledger::auth::{self, Role, TokenKeys};
+use payledger::cli::{Cli, Command};
+use payledger::config::Settings;
+use payledger::server::Service;
+use payledger::store::{self, Store};
+
+/// Lifetime of the demo token printed at start-up.
+const DEMO_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(12);
+const DEMO_USER: &str = "demo-user";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .init();
+
+    let cli = Cli::parse();
+    let settings = Settings::from_env()?;
+    let (tokens, generated) = token_keys(&settings)?;
+
+    if let Some(Command::Token { user, admin, ttl }) = &cli.command {
+        let role = if *admin { Role::Admin } else { Role::User };
+        let ttl = auth::parse_ttl(ttl)?;
+        println!("{}", tokens.issue(user, role, ttl, chrono::Utc::now())?);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let store = Store::connect(&settings.database).await?;
+    store::migrate(&store).await?;
+
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            println!("migrations applied to the {} database", store.kind());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { as_of } => replay(&store, as_of.as_deref()).await,
+        Command::Token { .. } => Ok(ExitCode::SUCCESS),
+        Command::Serve => {
+            serve(&settings, store, tokens, generated).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The configured secret, or the development one kept in the data directory.
+fn token_keys(settings: &Settings) -> anyhow::Result<(TokenKeys, bool)> {
+    match &settings.jwt_secret {
+        Some(secret) => Ok((TokenKeys::from_secret(secret.expose().as_bytes()), false)),
+        None => {
+            let secret = auth::load_or_create_dev_secret(&settings.data_dir)
+                .context("cannot keep a development JWT secret in the data directory")?;
+            Ok((TokenKeys::from_secret(&secret), true))
+        }
+    }
+}
+
+async fn serve(
+    settings: &Settings,
+    store: Store,
+    tokens: TokenKeys,
+    generated_secret: bool,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(settings.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.addr))?;
+    let database = store.kind();
+    let service = Service::start(store, tokens.clone(), &settings.public_url).await?;
+    tracing::info!(addr = %settings.addr, database, "payledger is serving");
+    if generated_secret {
+        let token = tokens.issue(DEMO_USER, Role::User, DEMO_TOKEN_TTL, chrono::Utc::now())?;
+        println!(
+            "No PAYLEDGER_JWT_SECRET set: using a development secret kept in the data directory."
+        );
+        println!("Demo token for user {DEMO_USER} (valid 12 h):\n{token}");
+    }
+    service.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> {
+    if let Some(text) = as_of {
+        let instant = chrono::DateTime::parse_from_rfc3339(text)
+            .with_context(|| format!("--as-of: `{text}` is not an RFC 3339 instant"))?
+            .with_timezone(&chrono::Utc);
+        let scratch = projections::replay::rebuild_as_of(&store.read, instant).await?;
+        let tables = scratch.tables();
+        println!(
+            "views rebuilt as of {instant} into the tables prefixed `{}`:",
+            tables.prefix
+        );
+        for (table, _) in tables.views() {
+            let count: i64 = sqlx::Row::try_get(
+                &sqlx::query(&format!(
+                    "SELECT CAST(count(*) AS BIGINT) AS n FROM {table}"
+                ))
+                .fetch_one(&store.read)
+                .await?,
+                "n",
+            )?;
+            println!("  {table}: {count} rows");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = projections::replay::audit(&store.read).await?;
+    println!("replayed the log up to position {}", report.position);
+    for (view, rows) in &report.rows {
+        println!("  {view}: {rows} rows");
+    }
+    if report.is_clean() {
+        println!("views equal the log");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for difference in &report.differences {
+            println!(
+                "  DIFFERENCE {} {} ({:?})",
+                difference.view, difference.key, difference.side
+            );
+        }
+        println!("{} differences", report.differences.len());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn shutdown_signal() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,1 +1,21 @@
-pub mod placeholder {}
+//! Read models of the ledger, derived from the event log by global position.
+//!
+//! Nothing here decides anything: the aggregates decide, the log records, and these views
+//! are a disposable function of the log that a replay can rebuild and check at any time.
+
+pub mod error;
+pub mod log;
+pub mod membership;
+pub mod order_status;
+pub mod projector;
+pub mod refund_status;
+pub mod replay;
+pub mod schema;
+mod sql;
+pub mod transaction_history;
+pub mod upcast;
+
+pub use error::ProjectionError;
+pub use log::{LedgerEvent, LogError, StoredEvent};
+pub use projector::{BatchOutcome, Projector};
+pub use schema::Tables;

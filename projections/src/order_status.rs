@@ -1,0 +1,338 @@
+//! The order-status view: one row per order, everything the polling endpoint answers.
+
+use aggregates::OrderEvent;
+use sqlx::{AnyConnection, AnyPool, Row};
+
+use crate::error::ProjectionError;
+use crate::log::StoredEvent;
+use crate::schema::{timestamp, Tables};
+use crate::sql::{enum_text, execute, Bind};
+
+/// One order as the polling endpoint shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderStatusRow {
+    pub order_id: String,
+    pub user_id: String,
+    pub plan_id: String,
+    pub plan_name: String,
+    pub tier: String,
+    pub period: String,
+    pub channel: String,
+    pub status: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub paid_minor: i64,
+    pub refunded_minor: i64,
+    pub refund_pending_minor: i64,
+    pub needs_refund_minor: i64,
+    pub needs_review: bool,
+    pub charge_id: Option<String>,
+    pub qr_code: Option<String>,
+    pub expires_at: Option<String>,
+    pub paid_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_position: i64,
+}
+
+const COLUMNS: &str = "order_id, user_id, plan_id, plan_name, tier, period, channel, status, \
+    amount_minor, currency, paid_minor, refunded_minor, refund_pending_minor, needs_refund_minor, \
+    needs_review, charge_id, qr_code, expires_at, paid_at, created_at, updated_at, last_position";
+
+fn decode(row: &sqlx::any::AnyRow) -> Result<OrderStatusRow, sqlx::Error> {
+    Ok(OrderStatusRow {
+        order_id: row.try_get("order_id")?,
+        user_id: row.try_get("user_id")?,
+        plan_id: row.try_get("plan_id")?,
+        plan_name: row.try_get("plan_name")?,
+        tier: row.try_get("tier")?,
+        period: row.try_get("period")?,
+        channel: row.try_get("channel")?,
+        status: row.try_get("status")?,
+        amount_minor: row.try_get("amount_minor")?,
+        currency: row.try_get("currency")?,
+        paid_minor: row.try_get("paid_minor")?,
+        refunded_minor: row.try_get("refunded_minor")?,
+        refund_pending_minor: row.try_get("refund_pending_minor")?,
+        needs_refund_minor: row.try_get("needs_refund_minor")?,
+        needs_review: row.try_get::<i64, _>("needs_review")? != 0,
+        charge_id: row.try_get("charge_id")?,
+        qr_code: row.try_get("qr_code")?,
+        expires_at: row.try_get("expires_at")?,
+        paid_at: row.try_get("paid_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        last_position: row.try_get("last_position")?,
+    })
+}
+
+/// One order by id.
+pub async fn find(
+    pool: &AnyPool,
+    tables: &Tables,
+    order_id: &str,
+) -> Result<Option<OrderStatusRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {t} WHERE order_id = $1",
+        t = tables.order_status
+    );
+    let row = sqlx::query(&sql)
+        .bind(order_id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(decode).transpose()
+}
+
+/// The order a gateway charge belongs to.
+pub async fn find_by_charge(
+    pool: &AnyPool,
+    tables: &Tables,
+    charge_id: &str,
+) -> Result<Option<OrderStatusRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {t} WHERE charge_id = $1",
+        t = tables.order_status
+    );
+    let row = sqlx::query(&sql)
+        .bind(charge_id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(decode).transpose()
+}
+
+/// Orders still awaiting payment whose QR code expired before `now` (RFC 3339).
+pub async fn pending_expired_before(
+    pool: &AnyPool,
+    tables: &Tables,
+    now: &str,
+    limit: i64,
+) -> Result<Vec<OrderStatusRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {t} WHERE status IN ('created', 'pending') AND expires_at < $1 \
+         ORDER BY expires_at LIMIT $2",
+        t = tables.order_status
+    );
+    let rows = sqlx::query(&sql)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+/// User id and channel of an order, for views that record money movements.
+pub(crate) async fn owner_and_channel(
+    connection: &mut AnyConnection,
+    tables: &Tables,
+    order_id: &str,
+    position: i64,
+) -> Result<(String, String), ProjectionError> {
+    let sql = format!(
+        "SELECT user_id, channel FROM {t} WHERE order_id = $1",
+        t = tables.order_status
+    );
+    let row = sqlx::query(&sql)
+        .bind(order_id)
+        .fetch_optional(&mut *connection)
+        .await?
+        .ok_or_else(|| ProjectionError::MissingRow {
+            position,
+            what: "order",
+            id: order_id.to_owned(),
+        })?;
+    Ok((row.try_get("user_id")?, row.try_get("channel")?))
+}
+
+/// Applies one order event to the view.
+pub async fn apply(
+    connection: &mut AnyConnection,
+    tables: &Tables,
+    stored: &StoredEvent,
+    event: &OrderEvent,
+) -> Result<(), ProjectionError> {
+    let t = &tables.order_status;
+    let order_id = stored.aggregate_id.as_str();
+    let position = stored.position;
+    let (sql, binds): (String, Vec<Bind>) = match event {
+        OrderEvent::OrderCreated {
+            order_id: _,
+            user_id,
+            plan_id,
+            plan_name,
+            tier,
+            period,
+            amount,
+            channel,
+            created_at,
+        } => (
+            format!(
+                "INSERT INTO {t} ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, $9, \
+                 0, 0, 0, 0, 0, NULL, NULL, NULL, NULL, $10, $10, $11) \
+                 ON CONFLICT (order_id) DO NOTHING"
+            ),
+            vec![
+                Bind::Text(order_id.to_owned()),
+                Bind::Text(user_id.to_string()),
+                Bind::Text(plan_id.to_string()),
+                Bind::Text(plan_name.clone()),
+                Bind::Text(enum_text(tier)),
+                Bind::Text(enum_text(period)),
+                Bind::Text(channel.as_str().to_owned()),
+                Bind::Int(amount.amount_minor()),
+                Bind::Text(amount.currency().code().to_owned()),
+                Bind::Text(timestamp(created_at)),
+                Bind::Int(position),
+            ],
+        ),
+        OrderEvent::ChargeRequested {
+            charge_id,
+            qr_code,
+            expires_at,
+            requested_at,
+        } => (
+            format!(
+                "UPDATE {t} SET status = 'pending', charge_id = $2, qr_code = $3, expires_at = $4, \
+                 updated_at = $5, last_position = $6 WHERE order_id = $1"
+            ),
+            vec![
+                Bind::Text(order_id.to_owned()),
+                Bind::Text(charge_id.to_string()),
+                Bind::Text(qr_code.clone()),
+                Bind::Text(timestamp(expires_at)),
+                Bind::Text(timestamp(requested_at)),
+                Bind::Int(position),
+            ],
+        ),
+        OrderEvent::PaymentConfirmed {
+            amount, paid_at, ..
+        } => (
+            format!(
+                "UPDATE {t} SET status = 'paid', paid_minor = $2, paid_at = $3, qr_code = NULL, \
+                 updated_at = $3, last_position = $4 WHERE order_id = $1"
+            ),
+            vec![
+                Bind::Text(order_id.to_owned()),
+                Bind::Int(amount.amount_minor()),
+                Bind::Text(timestamp(paid_at)),
+                Bind::Int(position),
+            ],
+        ),
+        OrderEvent::PaymentAmountMismatch { received_at, .. } => (
+            format!(
+                "UPDATE {t} SET needs_review = 1, updated_at = $2, last_position = $3 \
+                 WHERE order_id = $1"
+            ),
+            vec![
+                Bind::Text(order_id.to_owned()),
+                Bind::Text(timestamp(received_at)),
+                Bind::Int(position),
+            ],
+        ),
+        OrderEvent::LatePaymentReceived {
+            amount,
+            received_at,
+            ..
+        }
+        | OrderEvent::DuplicatePaymentReceived {
+            amount,
+            received_at,
+            ..
+        } => (
+            format!(
+                "UPDATE {t} SET needs_refund_minor = needs_refund_minor + $2, updated_at = $3, \
+                 last_position = $4 WHERE order_id = $1"
+            ),
+            vec![
+                Bind::Text(order_id.to_owned()),
+                Bind::Int(amount.amount_minor()),
+                Bind::Text(timestamp(received_at)),
+                Bind::Int(position),
+            ],
+        ),
+        OrderEvent::PaymentFailed { failed_at, .. } => {
+            status_change(t, order_id, "failed", failed_at, position)
+        }
+        OrderEvent::OrderExpired { expired_at } => {
+            status_change(t, order_id, "expired", expired_at, position)
+        }
+        OrderEvent::OrderCancelled { cancelled_at, .. } => {
+            status_change(t, order_id, "cancelled", cancelled_at, position)
+        }
+        OrderEvent::RefundRequested {
+            amount,
+            requested_at,
+            ..
+        } => (
+            format!(
+                "UPDATE {t} SET refund_pending_minor = refund_pending_minor + $2, updated_at = $3, \
+                 last_position = $4 WHERE order_id = $1"
+            ),
+            vec![
+                Bind::Text(order_id.to_owned()),
+                Bind::Int(amount.amount_minor()),
+                Bind::Text(timestamp(requested_at)),
+                Bind::Int(position),
+            ],
+        ),
+        OrderEvent::Refunded {
+            amount,
+            refunded_at,
+            ..
+        } => (
+            // Mirrors the aggregate: the order is refunded once everything paid went back.
+            format!(
+                "UPDATE {t} SET refund_pending_minor = refund_pending_minor - $2, \
+                 refunded_minor = refunded_minor + $2, \
+                 status = CASE WHEN refunded_minor + $2 >= paid_minor THEN 'refunded' \
+                               ELSE 'partially_refunded' END, \
+                 updated_at = $3, last_position = $4 WHERE order_id = $1"
+            ),
+            vec![
+                Bind::Text(order_id.to_owned()),
+                Bind::Int(amount.amount_minor()),
+                Bind::Text(timestamp(refunded_at)),
+                Bind::Int(position),
+            ],
+        ),
+        OrderEvent::RefundFailed {
+            refund_id,
+            failed_at,
+            ..
+        } => (
+            format!(
+                "UPDATE {t} SET refund_pending_minor = refund_pending_minor - \
+                   (SELECT amount_minor FROM {r} WHERE refund_id = $2), \
+                 updated_at = $3, last_position = $4 WHERE order_id = $1",
+                r = tables.refund_status
+            ),
+            vec![
+                Bind::Text(order_id.to_owned()),
+                Bind::Text(refund_id.to_string()),
+                Bind::Text(timestamp(failed_at)),
+                Bind::Int(position),
+            ],
+        ),
+    };
+    execute(connection, &sql, binds).await
+}
+
+fn status_change(
+    table: &str,
+    order_id: &str,
+    status: &'static str,
+    at: &chrono::DateTime<chrono::Utc>,
+    position: i64,
+) -> (String, Vec<Bind>) {
+    (
+        format!(
+            "UPDATE {table} SET status = $2, qr_code = NULL, updated_at = $3, last_position = $4 \
+             WHERE order_id = $1"
+        ),
+        vec![
+            Bind::Text(order_id.to_owned()),
+            Bind::Text(status.to_owned()),
+            Bind::Text(timestamp(at)),
+            Bind::Int(position),
+        ],
+    )
+}

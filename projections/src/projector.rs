@@ -1,0 +1,203 @@
+//! Feeds the views from the log by global position, in batches. Each batch moves the
+//! checkpoint and writes the view rows in one transaction, so a crash anywhere leaves either
+//! the whole batch applied or none of it: no gaps, no doubles.
+//!
+//! The checkpoint update is a compare-and-set on the position the batch was read after, and
+//! it is the batch's first statement. Several processes may run projectors on one database:
+//! the loser of a race updates no row, rolls back and reads again. On SQLite the first write
+//! also takes the write lock before anything is read, so a stale snapshot cannot bite.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AnyPool, Row};
+
+use crate::error::ProjectionError;
+use crate::log::{self, LedgerEvent, StoredEvent};
+use crate::schema::{Tables, VIEW_SCHEMA_VERSION};
+use crate::{membership, order_status, refund_status, transaction_history};
+
+/// The one projector that maintains every view.
+pub const PROJECTOR_NAME: &str = "views";
+/// Events applied per transaction.
+pub const BATCH_SIZE: i64 = 200;
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// The views are at the head of the log (or at the requested bound).
+    CaughtUp { checkpoint: i64 },
+    /// Events were applied and the checkpoint moved here.
+    Applied { count: usize, checkpoint: i64 },
+    /// Another process applied this batch first; read again.
+    LostRace,
+}
+
+/// Maintains one set of view tables.
+#[derive(Debug, Clone)]
+pub struct Projector {
+    pool: AnyPool,
+    tables: Tables,
+}
+
+impl Projector {
+    pub fn new(pool: AnyPool, tables: Tables) -> Self {
+        Self { pool, tables }
+    }
+
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// Creates the tables if missing; drops and recreates them (to be rebuilt from the log)
+    /// when they were built by a different view schema version.
+    pub async fn prepare(&self) -> Result<(), ProjectionError> {
+        for statement in self.tables.create_statements() {
+            sqlx::query(&statement).execute(&self.pool).await?;
+        }
+        let sql = format!(
+            "SELECT schema_version FROM {c} WHERE projector = $1",
+            c = self.tables.checkpoints
+        );
+        let version: Option<i64> = sqlx::query(&sql)
+            .bind(PROJECTOR_NAME)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| row.try_get("schema_version"))
+            .transpose()?;
+        if version.is_some_and(|version| version != VIEW_SCHEMA_VERSION) {
+            tracing::warn!(
+                from = version,
+                to = VIEW_SCHEMA_VERSION,
+                "view schema changed; rebuilding the views from the log"
+            );
+            self.reset().await?;
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO {c} (projector, position, schema_version) VALUES ($1, 0, $2) \
+             ON CONFLICT (projector) DO NOTHING",
+            c = self.tables.checkpoints
+        );
+        sqlx::query(&sql)
+            .bind(PROJECTOR_NAME)
+            .bind(VIEW_SCHEMA_VERSION)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Drops every table of the set and creates them empty, checkpoint at 0.
+    pub async fn reset(&self) -> Result<(), ProjectionError> {
+        for statement in self.tables.drop_statements() {
+            sqlx::query(&statement).execute(&self.pool).await?;
+        }
+        Box::pin(self.prepare()).await
+    }
+
+    /// The position up to which the views are exact.
+    pub async fn checkpoint(&self) -> Result<i64, ProjectionError> {
+        let sql = format!(
+            "SELECT position FROM {c} WHERE projector = $1",
+            c = self.tables.checkpoints
+        );
+        let row = sqlx::query(&sql)
+            .bind(PROJECTOR_NAME)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|row| row.try_get("position"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// Applies the next batch, never past `up_to` when given. Events recorded after
+    /// `as_of` are skipped (they still advance the checkpoint), for point-in-time rebuilds.
+    pub async fn run_batch(
+        &self,
+        up_to: Option<i64>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<BatchOutcome, ProjectionError> {
+        let checkpoint = self.checkpoint().await?;
+        if up_to.is_some_and(|bound| checkpoint >= bound) {
+            return Ok(BatchOutcome::CaughtUp { checkpoint });
+        }
+        let mut events = log::read_after(&self.pool, checkpoint, BATCH_SIZE).await?;
+        if let Some(bound) = up_to {
+            events.retain(|event| event.position <= bound);
+        }
+        let Some(last) = events.last().map(|event| event.position) else {
+            return Ok(BatchOutcome::CaughtUp { checkpoint });
+        };
+
+        let mut transaction = self.pool.begin().await?;
+        let sql = format!(
+            "UPDATE {c} SET position = $1 WHERE projector = $2 AND position = $3",
+            c = self.tables.checkpoints
+        );
+        let moved = sqlx::query(&sql)
+            .bind(last)
+            .bind(PROJECTOR_NAME)
+            .bind(checkpoint)
+            .execute(&mut *transaction)
+            .await?;
+        if moved.rows_affected() != 1 {
+            transaction.rollback().await?;
+            return Ok(BatchOutcome::LostRace);
+        }
+        let mut count = 0;
+        for event in &events {
+            if as_of.is_some_and(|as_of| recorded_after(event, as_of)) {
+                continue;
+            }
+            apply(&mut transaction, &self.tables, event).await?;
+            count += 1;
+        }
+        transaction.commit().await?;
+        Ok(BatchOutcome::Applied {
+            count,
+            checkpoint: last,
+        })
+    }
+
+    /// Runs batches until the views reach the head of the log (or `up_to`).
+    pub async fn catch_up(
+        &self,
+        up_to: Option<i64>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<i64, ProjectionError> {
+        loop {
+            match self.run_batch(up_to, as_of).await? {
+                BatchOutcome::CaughtUp { checkpoint } => return Ok(checkpoint),
+                BatchOutcome::Applied { .. } | BatchOutcome::LostRace => {}
+            }
+        }
+    }
+}
+
+/// Every view's reaction to one event, in a fixed order (order status first: the others
+/// look up the order's owner there).
+async fn apply(
+    connection: &mut sqlx::AnyConnection,
+    tables: &Tables,
+    event: &StoredEvent,
+) -> Result<(), ProjectionError> {
+    match &event.event {
+        LedgerEvent::Order(order_event) => {
+            order_status::apply(&mut *connection, tables, event, order_event).await?;
+            refund_status::apply(&mut *connection, tables, event, order_event).await?;
+            transaction_history::apply(connection, tables, event, order_event).await
+        }
+        LedgerEvent::Subscription(subscription_event) => {
+            membership::apply(connection, tables, event, subscription_event).await
+        }
+        LedgerEvent::Other => Ok(()),
+    }
+}
+
+/// True when the event was recorded after `as_of` (by the metadata stamp our writers add).
+fn recorded_after(event: &StoredEvent, as_of: DateTime<Utc>) -> bool {
+    event
+        .metadata
+        .get("recorded_at")
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .is_some_and(|recorded| recorded.with_timezone(&Utc) > as_of)
+}

@@ -1,0 +1,183 @@
+//! The transaction-history view: one entry per money movement (payment, refund, late or
+//! duplicate payment, mismatched payment), per user, in log order.
+
+use aggregates::{Money, OrderEvent};
+use sqlx::{AnyConnection, AnyPool, Row};
+
+use crate::error::ProjectionError;
+use crate::log::StoredEvent;
+use crate::order_status::owner_and_channel;
+use crate::schema::{timestamp, Tables};
+use crate::sql::{execute, Bind};
+
+/// Largest page the history endpoint may ask for.
+pub const PAGE_SIZE_MAX: i64 = 100;
+
+/// One money movement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub entry_id: String,
+    pub position: i64,
+    pub user_id: String,
+    pub order_id: String,
+    pub kind: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub channel: String,
+    pub gateway_ref: Option<String>,
+    pub at: String,
+}
+
+/// What kind of movement an order event is, if it moves money.
+fn movement(event: &OrderEvent) -> Option<(&'static str, &Money, Option<String>, String)> {
+    match event {
+        OrderEvent::PaymentConfirmed {
+            charge_id,
+            amount,
+            paid_at,
+            ..
+        } => Some((
+            "payment",
+            amount,
+            Some(charge_id.to_string()),
+            timestamp(paid_at),
+        )),
+        OrderEvent::PaymentAmountMismatch {
+            charge_id,
+            received,
+            received_at,
+            ..
+        } => Some((
+            "mismatched_payment",
+            received,
+            Some(charge_id.to_string()),
+            timestamp(received_at),
+        )),
+        OrderEvent::LatePaymentReceived {
+            charge_id,
+            amount,
+            received_at,
+            ..
+        } => Some((
+            "late_payment",
+            amount,
+            Some(charge_id.to_string()),
+            timestamp(received_at),
+        )),
+        OrderEvent::DuplicatePaymentReceived {
+            charge_id,
+            amount,
+            received_at,
+            ..
+        } => Some((
+            "duplicate_payment",
+            amount,
+            Some(charge_id.to_string()),
+            timestamp(received_at),
+        )),
+        OrderEvent::Refunded {
+            refund_id,
+            gateway_refund_id,
+            amount,
+            refunded_at,
+            ..
+        } => Some((
+            "refund",
+            amount,
+            Some(
+                gateway_refund_id
+                    .as_ref()
+                    .map_or_else(|| refund_id.to_string(), ToString::to_string),
+            ),
+            timestamp(refunded_at),
+        )),
+        OrderEvent::OrderCreated { .. }
+        | OrderEvent::ChargeRequested { .. }
+        | OrderEvent::PaymentFailed { .. }
+        | OrderEvent::OrderExpired { .. }
+        | OrderEvent::OrderCancelled { .. }
+        | OrderEvent::RefundRequested { .. }
+        | OrderEvent::RefundFailed { .. } => None,
+    }
+}
+
+/// Applies one order event: money movements become entries, everything else is ignored.
+pub async fn apply(
+    connection: &mut AnyConnection,
+    tables: &Tables,
+    stored: &StoredEvent,
+    event: &OrderEvent,
+) -> Result<(), ProjectionError> {
+    let Some((kind, amount, gateway_ref, at)) = movement(event) else {
+        return Ok(());
+    };
+    let (user_id, channel) = owner_and_channel(
+        &mut *connection,
+        tables,
+        &stored.aggregate_id,
+        stored.position,
+    )
+    .await?;
+    let sql = format!(
+        "INSERT INTO {t} (entry_id, position, user_id, order_id, kind, amount_minor, currency, \
+         channel, gateway_ref, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (entry_id) DO NOTHING",
+        t = tables.transaction_history
+    );
+    execute(
+        connection,
+        &sql,
+        vec![
+            // The position identifies the fact, so applying it twice cannot add a second entry.
+            Bind::Text(format!("tx_{}", stored.position)),
+            Bind::Int(stored.position),
+            Bind::Text(user_id),
+            Bind::Text(stored.aggregate_id.clone()),
+            Bind::Text(kind.to_owned()),
+            Bind::Int(amount.amount_minor()),
+            Bind::Text(amount.currency().code().to_owned()),
+            Bind::Text(channel),
+            Bind::OptText(gateway_ref),
+            Bind::Text(at),
+        ],
+    )
+    .await
+}
+
+fn decode(row: &sqlx::any::AnyRow) -> Result<HistoryEntry, sqlx::Error> {
+    Ok(HistoryEntry {
+        entry_id: row.try_get("entry_id")?,
+        position: row.try_get("position")?,
+        user_id: row.try_get("user_id")?,
+        order_id: row.try_get("order_id")?,
+        kind: row.try_get("kind")?,
+        amount_minor: row.try_get("amount_minor")?,
+        currency: row.try_get("currency")?,
+        channel: row.try_get("channel")?,
+        gateway_ref: row.try_get("gateway_ref")?,
+        at: row.try_get("at")?,
+    })
+}
+
+/// A user's entries, newest first, strictly before the `before` position when given.
+pub async fn page(
+    pool: &AnyPool,
+    tables: &Tables,
+    user_id: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<HistoryEntry>, sqlx::Error> {
+    let sql = format!(
+        "SELECT entry_id, position, user_id, order_id, kind, amount_minor, currency, channel, \
+         gateway_ref, at FROM {t} WHERE user_id = $1 AND position < $2 \
+         ORDER BY position DESC LIMIT $3",
+        t = tables.transaction_history
+    );
+    let rows = sqlx::query(&sql)
+        .bind(user_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit.clamp(1, PAGE_SIZE_MAX))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}

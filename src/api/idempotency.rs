@@ -1,0 +1,91 @@
+//! `Idempotency-Key`: a client retrying a request with the same key gets the first result;
+//! the same key with a different request is refused. The claim is one insert on a primary
+//! key, so two concurrent requests with one key cannot both create a resource.
+
+use axum::http::HeaderMap;
+use sha2::{Digest, Sha256};
+use sqlx::{AnyPool, Row};
+
+use crate::error::ApiError;
+
+const HEADER: &str = "idempotency-key";
+const KEY_LEN_MAX: usize = 128;
+
+/// What the key says about this request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// No key, or a new key now bound to the new resource: go ahead.
+    Fresh,
+    /// The key was used before for the same request: answer with this resource.
+    Replay(String),
+}
+
+/// A stable digest of the fields that define a request.
+pub fn hash(fields: &[&str]) -> String {
+    let mut digest = Sha256::new();
+    for field in fields {
+        digest.update(field.len().to_le_bytes());
+        digest.update(field.as_bytes());
+    }
+    digest
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Binds the request's key (if any) to `resource_id`, or finds what it was bound to.
+pub async fn claim(
+    pool: &AnyPool,
+    headers: &HeaderMap,
+    user_id: &str,
+    scope: &str,
+    request_hash: &str,
+    resource_id: &str,
+) -> Result<Claim, ApiError> {
+    let Some(value) = headers.get(HEADER) else {
+        return Ok(Claim::Fresh);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|key| !key.is_empty() && key.len() <= KEY_LEN_MAX && key.is_ascii())
+        .ok_or_else(|| {
+            ApiError::malformed(
+                "idempotency.malformed_key",
+                format!("Idempotency-Key must be 1 to {KEY_LEN_MAX} ASCII characters"),
+            )
+        })?;
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (user_id, scope, key, request_hash, resource_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, scope, key) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(scope)
+    .bind(key)
+    .bind(request_hash)
+    .bind(resource_id)
+    .bind(projections::schema::timestamp(&chrono::Utc::now()))
+    .execute(pool)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(Claim::Fresh);
+    }
+    let row = sqlx::query(
+        "SELECT request_hash, resource_id FROM idempotency_keys \
+         WHERE user_id = $1 AND scope = $2 AND key = $3",
+    )
+    .bind(user_id)
+    .bind(scope)
+    .bind(key)
+    .fetch_one(pool)
+    .await?;
+    let stored_hash: String = row.try_get("request_hash")?;
+    if stored_hash != request_hash {
+        return Err(ApiError::invalid(
+            "idempotency.key_reused",
+            "this Idempotency-Key was used for a different request",
+        ));
+    }
+    Ok(Claim::Replay(row.try_get("resource_id")?))
+}

@@ -1,0 +1,278 @@
+//! Orders: create one for a plan (a QR code to pay), poll it, read its history.
+
+use std::time::Duration;
+
+use aggregates::{Channel, OrderCommand, OrderId, PlanId};
+use axum::extract::{Path, Query, State};
+use axum::http::header::{ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use cqrs_es::Aggregate;
+use projections::order_status::{self, OrderStatusRow};
+use projections::{membership, Tables};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::{AppJson, Caller};
+use super::idempotency::{self, Claim};
+use super::request::{api_metadata, position_header};
+use crate::error::ApiError;
+use crate::gateway::ChargeRequest;
+use crate::state::{AppState, ORDER_PAYMENT_WINDOW, READ_YOUR_WRITES_WAIT};
+
+/// The longest a poll may wait for a change.
+pub const LONG_POLL_WAIT_MAX_SECONDS: u64 = 30;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    plan_id: String,
+    channel: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    AppJson(body): AppJson<CreateOrder>,
+) -> Result<Response, ApiError> {
+    let plan_id = PlanId::parse(&body.plan_id)
+        .map_err(|_| ApiError::invalid("plan.unknown", "no plan has this id"))?;
+    let plan = state
+        .catalog
+        .find(&plan_id)
+        .cloned()
+        .ok_or_else(|| ApiError::invalid("plan.unknown", "no plan has this id"))?;
+    let channel: Channel = body.channel.parse().map_err(|_| {
+        ApiError::invalid("channel.unknown", "channel must be alipay_qr or wx_pub_qr")
+    })?;
+    let user_id = aggregates::UserId::parse(&caller.0.user_id)
+        .map_err(|_| ApiError::invalid("user.invalid", "the token's subject is not a user id"))?;
+
+    let order_id = OrderId::from_uuid(uuid::Uuid::new_v4());
+    let request_hash = idempotency::hash(&[&body.plan_id, &body.channel]);
+    if let Claim::Replay(existing) = idempotency::claim(
+        &state.store.read,
+        &headers,
+        &caller.0.user_id,
+        "create_order",
+        &request_hash,
+        &order_id.to_string(),
+    )
+    .await?
+    {
+        return respond_with_order(&state, &existing, StatusCode::CREATED).await;
+    }
+
+    let metadata = api_metadata(&headers, &caller.0);
+    let id = order_id.to_string();
+    let now = Utc::now();
+    state
+        .orders
+        .execute(
+            &id,
+            OrderCommand::Create {
+                order_id,
+                user_id,
+                plan: plan.clone(),
+                channel,
+                at: now,
+            },
+            &metadata,
+        )
+        .await?;
+    let charge = state
+        .gateway
+        .create_charge(&ChargeRequest {
+            order_id,
+            amount: plan.price,
+            channel,
+            subject: plan.name.clone(),
+            expires_at: now + ORDER_PAYMENT_WINDOW,
+        })
+        .await
+        .map_err(|error| ApiError::Unavailable {
+            code: "gateway.unavailable",
+            message: error.to_string(),
+        })?;
+    state
+        .orders
+        .execute(
+            &id,
+            OrderCommand::RequestCharge {
+                charge_id: charge.charge_id,
+                qr_code: charge.qr_code,
+                expires_at: charge.expires_at,
+                at: Utc::now(),
+            },
+            &metadata,
+        )
+        .await?;
+    tracing::info!(order_id = %id, user_id = %caller.0.user_id, plan = %plan_id, "order created");
+    respond_with_order(&state, &id, StatusCode::CREATED).await
+}
+
+/// Answers with the order as the views show it once they include the order's last event.
+async fn respond_with_order(
+    state: &AppState,
+    order_id: &str,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let position =
+        projections::log::stream_head(&state.store.read, aggregates::Order::TYPE, order_id).await?;
+    state.views.wake();
+    state.views.wait_for(position, READ_YOUR_WRITES_WAIT).await;
+    // A replayed idempotent request may arrive while the first is still being decided.
+    let row = order_status::find(&state.store.read, &Tables::live(), order_id)
+        .await?
+        .ok_or_else(|| ApiError::Conflict {
+            code: "idempotency.in_progress",
+            message: "the first request with this Idempotency-Key is still running; retry"
+                .to_owned(),
+        })?;
+    let body = order_json(state, &row).await?;
+    Ok((status, [position_header(position)], Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollParams {
+    after: Option<i64>,
+    wait: Option<u64>,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<PollParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let order_id = parse_order_id(&id)?;
+    let mut row = visible_order(&state, &caller, &order_id).await?;
+    if let (Some(after), Some(wait)) = (params.after, params.wait) {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(wait.min(LONG_POLL_WAIT_MAX_SECONDS));
+        while row.last_position <= after {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(StatusCode::NOT_MODIFIED.into_response());
+            }
+            let seen = state.views.position().max(after);
+            state.views.wait_past(seen, deadline - now).await;
+            row = visible_order(&state, &caller, &order_id).await?;
+        }
+    }
+    let body = order_json(&state, &row).await?;
+    let etag = format!("\"{}-{}\"", row.last_position, membership_marker(&body));
+    if headers
+        .get(IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value == etag)
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag)]).into_response());
+    }
+    Ok((
+        StatusCode::OK,
+        [(ETAG, etag)],
+        [position_header(row.last_position)],
+        Json(body),
+    )
+        .into_response())
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let order_id = parse_order_id(&id)?;
+    visible_order(&state, &caller, &order_id).await?;
+    let events =
+        projections::log::read_stream(&state.store.read, aggregates::Order::TYPE, &order_id)
+            .await?;
+    let events: Vec<Value> = events
+        .into_iter()
+        .map(|event| {
+            json!({
+                "position": event.position,
+                "sequence": event.sequence,
+                "type": event.event_type,
+                "version": event.event_version,
+                "payload": event.payload,
+                "metadata": event.metadata,
+                "recorded_at": event.recorded_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "order_id": order_id, "events": events })))
+}
+
+/// Ids are UUIDs; anything else (including path tricks) is simply not an order.
+pub(super) fn parse_order_id(id: &str) -> Result<String, ApiError> {
+    id.parse::<OrderId>()
+        .map(|order_id| order_id.to_string())
+        .map_err(|_| ApiError::not_found("order.not_found", "no such order"))
+}
+
+/// The order's view row when the caller may see it; another user's order is "not found".
+pub(super) async fn visible_order(
+    state: &AppState,
+    caller: &Caller,
+    order_id: &str,
+) -> Result<OrderStatusRow, ApiError> {
+    match order_status::find(&state.store.read, &Tables::live(), order_id).await? {
+        Some(row) if caller.may_see(&row.user_id) => Ok(row),
+        _ => Err(ApiError::not_found("order.not_found", "no such order")),
+    }
+}
+
+fn membership_marker(body: &Value) -> String {
+    body.get("membership")
+        .and_then(|membership| membership.get("ends_at"))
+        .and_then(Value::as_str)
+        .map_or_else(
+            || "none".to_owned(),
+            |ends_at| ends_at.replace(['"', ' '], ""),
+        )
+}
+
+/// The polling endpoint's body.
+async fn order_json(state: &AppState, row: &OrderStatusRow) -> Result<Value, ApiError> {
+    let mut body = json!({
+        "id": row.order_id,
+        "status": row.status,
+        "plan_id": row.plan_id,
+        "channel": row.channel,
+        "amount": row.amount_minor,
+        "currency": row.currency,
+        "refunded_amount": row.refunded_minor,
+        "refund_pending_amount": row.refund_pending_minor,
+        "paid_at": row.paid_at,
+        "expires_at": row.expires_at,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "qr_code": if row.status == "pending" { row.qr_code.clone() } else { None },
+        "needs_review": row.needs_review,
+        "needs_refund_amount": row.needs_refund_minor,
+        "membership": Value::Null,
+    });
+    let tables = Tables::live();
+    let bought = membership::orders(&state.store.read, &tables, &row.user_id)
+        .await?
+        .into_iter()
+        .any(|grant| grant.order_id == row.order_id && !grant.revoked);
+    if bought {
+        if let Some(current) = membership::find(&state.store.read, &tables, &row.user_id).await? {
+            let now = projections::schema::timestamp(&Utc::now());
+            body["membership"] = json!({
+                "tier": current.tier,
+                "ends_at": current.ends_at,
+                "active": current.status == "active" && current.ends_at > now,
+            });
+        }
+    }
+    Ok(body)
+}

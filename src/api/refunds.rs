@@ -1,0 +1,82 @@
+//! Refunds: an admin asks for (part of) a paid order's money back. The refund is pending
+//! until the gateway confirms it.
+
+use aggregates::{Money, OrderCommand, RefundId};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+use cqrs_es::Aggregate;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{AppJson, Caller};
+use super::orders::{parse_order_id, visible_order};
+use super::request::{api_metadata, position_header};
+use crate::error::ApiError;
+use crate::state::{AppState, READ_YOUR_WRITES_WAIT};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefund {
+    amount: i64,
+    reason: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    AppJson(body): AppJson<CreateRefund>,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
+    let order_id = parse_order_id(&id)?;
+    let order = visible_order(&state, &caller, &order_id).await?;
+    if body.amount <= 0 {
+        return Err(ApiError::invalid(
+            "refund.invalid_amount",
+            "amount must be a positive number of minor units (fen)",
+        ));
+    }
+    let currency = order
+        .currency
+        .parse()
+        .map_err(|_| ApiError::internal(format!("order {order_id} has an unknown currency")))?;
+    let amount = Money::new(body.amount, currency)
+        .map_err(|error| ApiError::invalid("refund.invalid_amount", error.to_string()))?;
+    let refund_id = RefundId::from_uuid(uuid::Uuid::new_v4());
+    state
+        .orders
+        .execute(
+            &order_id,
+            OrderCommand::RequestRefund {
+                refund_id,
+                amount,
+                reason: body.reason.clone(),
+                at: Utc::now(),
+            },
+            &api_metadata(&headers, &caller.0),
+        )
+        .await?;
+    let position =
+        projections::log::stream_head(&state.store.read, aggregates::Order::TYPE, &order_id)
+            .await?;
+    state.views.wake();
+    state.views.wait_for(position, READ_YOUR_WRITES_WAIT).await;
+    tracing::info!(order_id, refund_id = %refund_id, amount = body.amount, "refund requested");
+    Ok((
+        StatusCode::ACCEPTED,
+        [position_header(position)],
+        Json(json!({
+            "id": refund_id.to_string(),
+            "order_id": order_id,
+            "status": "pending",
+            "amount": amount.amount_minor(),
+            "currency": amount.currency().code(),
+            "reason": body.reason,
+        })),
+    )
+        .into_response())
+}

@@ -1,0 +1,250 @@
+//! `ApiError`: every failure a client can see, mapped to HTTP in exactly one place.
+//! The body is always `{"error": {"code": "...", "message": "..."}}`; codes are stable.
+
+use aggregates::{OrderError, SubscriptionError};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cqrs_es::AggregateError;
+use serde_json::json;
+
+use crate::auth::AuthError;
+
+/// An error answered to a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is not well-formed (bad JSON syntax, bad header, bad query).
+    #[error("{message}")]
+    Malformed { code: &'static str, message: String },
+    /// 401 or 403.
+    #[error("{0}")]
+    Auth(AuthError),
+    /// 404: unknown, or not the caller's (we do not reveal which).
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// 409: the request conflicts with the current state.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// 413.
+    #[error("the request body is too large")]
+    TooLarge,
+    /// 415.
+    #[error("expected a JSON body with content type application/json")]
+    UnsupportedMediaType,
+    /// 422: well-formed but invalid (unknown plan, bad amount, wrong field types).
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// 503: the database or the gateway is unavailable; try again.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    /// 500: something we did not expect. The detail is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Malformed { .. } => StatusCode::BAD_REQUEST,
+            Self::Auth(AuthError::Forbidden) => StatusCode::FORBIDDEN,
+            Self::Auth(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Invalid { code, .. }
+            | Self::Unavailable { code, .. } => code,
+            Self::Auth(error) => error.code(),
+            Self::TooLarge => "request.too_large",
+            Self::UnsupportedMediaType => "request.unsupported_media_type",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn malformed(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Malformed {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Self::Internal(detail.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(detail) => tracing::error!(%detail, "internal error"),
+            Self::Unavailable { message, .. } => tracing::warn!(%message, "unavailable"),
+            _ => tracing::info!(code = self.code(), "request refused"),
+        }
+        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        Self::Auth(error)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                Self::Unavailable {
+                    code: "service.database_unavailable",
+                    message: "the database is unavailable; try again".to_owned(),
+                }
+            }
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<projections::ProjectionError> for ApiError {
+    fn from(error: projections::ProjectionError) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<projections::LogError> for ApiError {
+    fn from(error: projections::LogError) -> Self {
+        Self::internal(error)
+    }
+}
+
+/// Domain rejections: state conflicts are 409, invalid input 422, unknown things 404.
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        let code = error.code();
+        let message = error.to_string();
+        match error {
+            OrderError::NotCreated | OrderError::UnknownRefund { .. } => {
+                Self::NotFound { code, message }
+            }
+            OrderError::AlreadyCreated
+            | OrderError::InvalidTransition { .. }
+            | OrderError::NotYetExpired { .. }
+            | OrderError::ChargeMismatch { .. }
+            | OrderError::RefundExceedsRefundable { .. }
+            | OrderError::RefundAlreadyRequested { .. }
+            | OrderError::TooManyRefunds { .. }
+            | OrderError::Ledger(_) => Self::Conflict { code, message },
+            OrderError::NotPurchasable { .. }
+            | OrderError::ExpiryNotInFuture { .. }
+            | OrderError::NonPositiveAmount
+            | OrderError::CurrencyMismatch { .. }
+            | OrderError::TextTooLong { .. } => Self::Invalid { code, message },
+        }
+    }
+}
+
+impl From<SubscriptionError> for ApiError {
+    fn from(error: SubscriptionError) -> Self {
+        let code = error.code();
+        let message = error.to_string();
+        match error {
+            SubscriptionError::OrderNotActivated { .. } => Self::NotFound { code, message },
+            SubscriptionError::NotYetDue { .. }
+            | SubscriptionError::UserMismatch { .. }
+            | SubscriptionError::TimeOutOfRange => Self::Conflict { code, message },
+        }
+    }
+}
+
+impl<E> From<AggregateError<E>> for ApiError
+where
+    E: std::error::Error + Into<ApiError>,
+{
+    fn from(error: AggregateError<E>) -> Self {
+        match error {
+            AggregateError::UserError(error) => error.into(),
+            // Retries were exhausted: the client may simply try again.
+            AggregateError::AggregateConflict => Self::Conflict {
+                code: "request.concurrent_update",
+                message: "the resource was changed concurrently; retry the request".to_owned(),
+            },
+            AggregateError::DatabaseConnectionError(error) => Self::Unavailable {
+                code: "service.database_unavailable",
+                message: format!(
+                    "the database is unavailable; try again ({})",
+                    kind_of(&*error)
+                ),
+            },
+            AggregateError::DeserializationError(error)
+            | AggregateError::UnexpectedError(error) => Self::internal(error),
+        }
+    }
+}
+
+fn kind_of(error: &(dyn std::error::Error + Send + Sync)) -> &'static str {
+    if error.to_string().contains("timed out") {
+        "timed out"
+    } else {
+        "connection error"
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(error) => {
+                Self::invalid("request.invalid_body", error.body_text())
+            }
+            JsonRejection::JsonSyntaxError(error) => {
+                Self::malformed("request.malformed_json", error.body_text())
+            }
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType,
+            JsonRejection::BytesRejection(error) => {
+                if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Self::TooLarge
+                } else {
+                    Self::malformed("request.unreadable_body", error.body_text())
+                }
+            }
+            other => Self::malformed("request.malformed", other.body_text()),
+        }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::malformed("request.malformed_path", rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::malformed("request.malformed_query", rejection.body_text())
+    }
+}

@@ -1,0 +1,18 @@
+//! payledger: an event-sourced payment ledger that sells membership plans.
+//!
+//! This crate is the service and its CLI: configuration, the event store wiring, the HTTP API.
+//! Business rules live in the `aggregates` crate; read models in `projections`.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod process;
+pub mod server;
+pub mod state;
+pub mod store;
+
+pub use api::router;
+pub use state::AppState;

@@ -1,0 +1,4 @@
+//! Background work of the service: keeping the views up to date with the log.
+
+pub mod membership;
+pub mod projection;

@@ -1,0 +1,47 @@
+//! What every request handler can reach.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aggregates::{Order, PlanCatalog, Subscription};
+
+use crate::auth::TokenKeys;
+use crate::gateway::PaymentGateway;
+use crate::process::projection::Views;
+use crate::store::{CommandBus, Store};
+
+/// How long a QR code stays payable.
+pub const ORDER_PAYMENT_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+/// How long a command waits for the views to show its own write before answering.
+pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
+
+/// Shared, cheaply clonable application state.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub orders: Arc<CommandBus<Order>>,
+    pub subscriptions: Arc<CommandBus<Subscription>>,
+    pub views: Views,
+    pub tokens: TokenKeys,
+    pub catalog: Arc<PlanCatalog>,
+    pub gateway: Arc<dyn PaymentGateway>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        views: Views,
+        tokens: TokenKeys,
+        gateway: Arc<dyn PaymentGateway>,
+    ) -> Self {
+        Self {
+            orders: Arc::new(CommandBus::new(&store)),
+            subscriptions: Arc::new(CommandBus::new(&store)),
+            store,
+            views,
+            tokens,
+            catalog: Arc::new(PlanCatalog::standard()),
+            gateway,
+        }
+    }
+}
