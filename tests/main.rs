@@ -1,5 +1,7 @@
 //! One integration binary: every store-facing test runs against SQLite and PostgreSQL,
 //! each in a fresh database of its own.
 
+mod api;
 mod helpers;
+mod projections;
 mod store;

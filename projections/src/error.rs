@@ -16,4 +16,7 @@ pub enum ProjectionError {
         what: &'static str,
         id: String,
     },
+    /// The live views kept moving while an audit tried to compare at one position.
+    #[error("the live views kept moving; the audit gave up after {attempts} attempts")]
+    MovingTarget { attempts: usize },
 }

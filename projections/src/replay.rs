@@ -38,15 +38,59 @@ impl AuditReport {
     }
 }
 
+/// How many times the audit chases a live projector that keeps moving before giving up.
+const AUDIT_ATTEMPTS_MAX: usize = 20;
+
 /// Rebuilds every view from the log up to the live checkpoint and compares row by row.
+///
+/// The live projector may be running: the comparison happens inside one read snapshot in
+/// which the live checkpoint equals the position the scratch set was rebuilt to.
 pub async fn audit(pool: &AnyPool) -> Result<AuditReport, ProjectionError> {
     let live = Projector::new(pool.clone(), Tables::live());
     live.prepare().await?;
-    let position = live.checkpoint().await?;
     let scratch = Projector::new(pool.clone(), Tables::replay());
     scratch.reset().await?;
-    scratch.catch_up(Some(position), None).await?;
+    let mut report = None;
+    for _ in 0..AUDIT_ATTEMPTS_MAX {
+        let position = live.checkpoint().await?;
+        scratch.catch_up(Some(position), None).await?;
+        let mut snapshot = pool.begin().await?;
+        if snapshot.backend_name() == "PostgreSQL" {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *snapshot)
+                .await?;
+        }
+        let sql = format!(
+            "SELECT position FROM {c} WHERE projector = $1",
+            c = live.tables().checkpoints
+        );
+        let seen: i64 = sqlx::query(&sql)
+            .bind(crate::projector::PROJECTOR_NAME)
+            .fetch_one(&mut *snapshot)
+            .await?
+            .try_get("position")?;
+        if seen != position {
+            snapshot.rollback().await?;
+            continue;
+        }
+        report = Some(compare(&mut snapshot, &live, &scratch, position).await?);
+        snapshot.rollback().await?;
+        break;
+    }
+    for statement in scratch.tables().drop_statements() {
+        sqlx::query(&statement).execute(pool).await?;
+    }
+    report.ok_or(ProjectionError::MovingTarget {
+        attempts: AUDIT_ATTEMPTS_MAX,
+    })
+}
 
+async fn compare(
+    connection: &mut sqlx::AnyConnection,
+    live: &Projector,
+    scratch: &Projector,
+    position: i64,
+) -> Result<AuditReport, ProjectionError> {
     let mut differences = Vec::new();
     let mut rows = Vec::new();
     for ((live_table, key), (replay_table, _)) in live
@@ -57,7 +101,7 @@ pub async fn audit(pool: &AnyPool) -> Result<AuditReport, ProjectionError> {
     {
         let count_sql = format!("SELECT CAST(count(*) AS BIGINT) AS n FROM {replay_table}");
         let count: i64 = sqlx::query(&count_sql)
-            .fetch_one(pool)
+            .fetch_one(&mut *connection)
             .await?
             .try_get("n")?;
         rows.push((live_table.to_owned(), count));
@@ -68,7 +112,7 @@ pub async fn audit(pool: &AnyPool) -> Result<AuditReport, ProjectionError> {
             let sql = format!(
                 "SELECT {key} FROM (SELECT * FROM {from} EXCEPT SELECT * FROM {to}) AS d ORDER BY {key}"
             );
-            for row in sqlx::query(&sql).fetch_all(pool).await? {
+            for row in sqlx::query(&sql).fetch_all(&mut *connection).await? {
                 let mut parts = Vec::new();
                 for index in 0..row.len() {
                     parts.push(row.try_get::<String, _>(index)?);
@@ -80,9 +124,6 @@ pub async fn audit(pool: &AnyPool) -> Result<AuditReport, ProjectionError> {
                 });
             }
         }
-    }
-    for statement in scratch.tables().drop_statements() {
-        sqlx::query(&statement).execute(pool).await?;
     }
     Ok(AuditReport {
         position,
