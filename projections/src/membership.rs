@@ -110,29 +110,44 @@ pub async fn apply(
             .await
         }
         SubscriptionEvent::MembershipRevoked {
-            order_id, ends_at, ..
+            order_id,
+            ends_at,
+            revoked_at,
+            ..
         } => {
-            let sql = format!("UPDATE {m} SET ends_at = $2, last_position = $3 WHERE user_id = $1");
+            let sql = format!(
+                "UPDATE {o} SET revoked = 1 WHERE user_id = $1 AND order_id = $2",
+                o = tables.membership_orders
+            );
             execute(
                 &mut *connection,
                 &sql,
                 vec![
                     Bind::Text(user_id.to_owned()),
-                    Bind::Text(timestamp(ends_at)),
-                    Bind::Int(position),
+                    Bind::Text(order_id.to_string()),
                 ],
             )
             .await?;
+            // As the aggregate does: the tier falls back to the highest grant still paid for
+            // in the current run, and a membership whose end moved into the past is over.
+            let tier = run_tier(&mut *connection, tables, user_id, position).await?;
+            let status = if ends_at <= revoked_at {
+                "expired"
+            } else {
+                "active"
+            };
             let sql = format!(
-                "UPDATE {o} SET revoked = 1 WHERE user_id = $1 AND order_id = $2",
-                o = tables.membership_orders
+                "UPDATE {m} SET ends_at = $2, status = $3,                  tier = coalesce($4, tier), last_position = $5 WHERE user_id = $1"
             );
             execute(
                 connection,
                 &sql,
                 vec![
                     Bind::Text(user_id.to_owned()),
-                    Bind::Text(order_id.to_string()),
+                    Bind::Text(timestamp(ends_at)),
+                    Bind::Text(status.to_owned()),
+                    Bind::OptText(tier.map(|tier| enum_text(&tier))),
+                    Bind::Int(position),
                 ],
             )
             .await
@@ -148,6 +163,43 @@ pub async fn apply(
             .await
         }
     }
+}
+
+/// The highest tier among the unrevoked grants of the current run (those starting at or
+/// after the run's start, which only an activation sets).
+async fn run_tier(
+    connection: &mut AnyConnection,
+    tables: &Tables,
+    user_id: &str,
+    position: i64,
+) -> Result<Option<Tier>, ProjectionError> {
+    let sql = format!(
+        "SELECT o.tier AS tier FROM {o} o JOIN {m} m ON m.user_id = o.user_id \
+         WHERE o.user_id = $1 AND o.revoked = 0 AND o.starts_at >= m.starts_at",
+        o = tables.membership_orders,
+        m = tables.membership
+    );
+    let mut best: Option<Tier> = None;
+    for row in sqlx::query(&sql)
+        .bind(user_id)
+        .fetch_all(connection)
+        .await?
+    {
+        let text: String = row.try_get("tier")?;
+        let tier = parse_tier(text, position)?;
+        best = Some(best.map_or(tier, |current| current.max(tier)));
+    }
+    Ok(best)
+}
+
+fn parse_tier(text: String, position: i64) -> Result<Tier, ProjectionError> {
+    serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|_| {
+        ProjectionError::MissingRow {
+            position,
+            what: "tier",
+            id: text,
+        }
+    })
 }
 
 async fn current_tier(
@@ -169,14 +221,7 @@ async fn current_tier(
             what: "membership",
             id: user_id.to_owned(),
         })?;
-    let text: String = row.try_get("tier")?;
-    serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|_| {
-        ProjectionError::MissingRow {
-            position,
-            what: "tier",
-            id: text,
-        }
-    })
+    parse_tier(row.try_get("tier")?, position)
 }
 
 #[allow(clippy::too_many_arguments)]

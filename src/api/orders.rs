@@ -90,6 +90,8 @@ pub async fn create(
             amount: plan.price,
             channel,
             subject: plan.name.clone(),
+            body: format!("{} membership", plan.name),
+            client_ip: "127.0.0.1".to_owned(),
             expires_at: now + ORDER_PAYMENT_WINDOW,
         })
         .await

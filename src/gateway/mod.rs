@@ -1,7 +1,8 @@
 //! The payment gateway port: what the ledger needs from a gateway, whatever the gateway is.
 
 mod local;
+pub mod pingpp;
 mod port;
 
 pub use local::LocalSandbox;
-pub use port::{ChargeRequest, GatewayError, IssuedCharge, PaymentGateway};
+pub use port::*;
