@@ -31,11 +31,48 @@ pub enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+    /// Tools for webhooks.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+    /// Run the Ping++-compatible sandbox gateway on its own.
+    Sandbox {
+        /// Where the sandbox listens; its API is under /sandbox/v1.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        addr: std::net::SocketAddr,
+        /// Where it delivers signed webhooks.
+        #[arg(long, default_value = "http://127.0.0.1:8080/v1/webhooks/pingpp")]
+        webhook_url: String,
+        /// PEM private key that signs webhooks (default: SANDBOX_PRIVATE_KEY_PATH, else a fresh key).
+        #[arg(long, env = "SANDBOX_PRIVATE_KEY_PATH")]
+        private_key: Option<std::path::PathBuf>,
+    },
     /// Rebuild every view from the event log and compare with the live views (exit 0 only
     /// when equal), or with --as-of, rebuild the state at that instant and print it.
     Replay {
         /// An RFC 3339 instant, e.g. 2026-11-25T12:00:00Z.
         #[arg(long)]
         as_of: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Check whether a captured webhook's signature is genuine: exit 0 when it is, 1 when it
+    /// is not, 2 on bad input. The body is read from --body or standard input, byte for byte.
+    Verify {
+        /// The gateway that signed it.
+        #[arg(long, value_parser = ["pingpp"])]
+        provider: String,
+        /// The gateway's public key (PEM).
+        #[arg(long)]
+        public_key: std::path::PathBuf,
+        /// The signature header's value (base64).
+        #[arg(long)]
+        signature: String,
+        /// A file holding the exact body (default: standard input).
+        #[arg(long)]
+        body: Option<std::path::PathBuf>,
     },
 }

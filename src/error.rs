@@ -10,6 +10,7 @@ use cqrs_es::AggregateError;
 use serde_json::json;
 
 use crate::auth::AuthError;
+use crate::gateway::{GatewayError, WebhookRejection};
 
 /// An error answered to a client.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,12 @@ pub enum ApiError {
     /// 422: well-formed but invalid (unknown plan, bad amount, wrong field types).
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
+    /// A webhook whose signature or body we refuse: 401 for signatures, 400 otherwise.
+    #[error("{0}")]
+    Webhook(WebhookRejection),
+    /// The payment gateway failed us: 502, 503 or 504.
+    #[error("{0}")]
+    Gateway(GatewayError),
     /// 503: the database or the gateway is unavailable; try again.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -56,6 +63,11 @@ impl ApiError {
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Webhook(WebhookRejection::Signature(_)) => StatusCode::UNAUTHORIZED,
+            Self::Webhook(WebhookRejection::Malformed(_)) => StatusCode::BAD_REQUEST,
+            Self::Gateway(GatewayError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Gateway(GatewayError::Unreachable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Gateway(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -67,6 +79,8 @@ impl ApiError {
             | Self::Invalid { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::Auth(error) => error.code(),
+            Self::Webhook(rejection) => rejection.code(),
+            Self::Gateway(error) => error.code(),
             Self::TooLarge => "request.too_large",
             Self::UnsupportedMediaType => "request.unsupported_media_type",
             Self::Internal(_) => "internal",
@@ -108,6 +122,12 @@ impl IntoResponse for ApiError {
         }
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
         (self.status(), Json(body)).into_response()
+    }
+}
+
+impl From<GatewayError> for ApiError {
+    fn from(error: GatewayError) -> Self {
+        Self::Gateway(error)
     }
 }
 

@@ -7,8 +7,12 @@ use clap::Parser;
 use tokio::net::TcpListener;
 
 use payledger::auth::{self, Role, TokenKeys};
-use payledger::cli::{Cli, Command};
-use payledger::config::Settings;
+use payledger::cli::{Cli, Command, WebhookCommand};
+use payledger::config::{ConfigError, Settings};
+use payledger::gateway::config::GatewayConfig;
+use payledger::gateway::pingpp::keys;
+use payledger::gateway::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
+use payledger::gateway::sandbox::{self, SandboxConfig};
 use payledger::server::Service;
 use payledger::store::{self, Store};
 
@@ -26,6 +30,26 @@ async fn main() -> anyhow::Result<ExitCode> {
         .init();
 
     let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::Webhook {
+            command:
+                WebhookCommand::Verify {
+                    public_key,
+                    signature,
+                    body,
+                    ..
+                },
+        }) => return Ok(verify_webhook(public_key, signature, body.as_deref())),
+        Some(Command::Sandbox {
+            addr,
+            webhook_url,
+            private_key,
+        }) => {
+            run_sandbox(*addr, webhook_url, private_key.as_deref()).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     let settings = Settings::from_env()?;
     let (tokens, generated) = token_keys(&settings)?;
 
@@ -45,7 +69,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { as_of } => replay(&store, as_of.as_deref()).await,
-        Command::Token { .. } => Ok(ExitCode::SUCCESS),
+        Command::Token { .. } | Command::Webhook { .. } | Command::Sandbox { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve => {
             serve(&settings, store, tokens, generated).await?;
             Ok(ExitCode::SUCCESS)
@@ -74,8 +100,19 @@ async fn serve(
     let listener = TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
+    let gateway = GatewayConfig::from_env(&settings.public_url).map_err(ConfigError)?;
     let database = store.kind();
-    let service = Service::start(store, tokens.clone(), &settings.public_url).await?;
+    let service = Service::start(store, tokens.clone(), &settings.public_url, &gateway).await?;
+    tracing::info!(
+        provider = gateway.provider.as_str(),
+        "payment gateway configured"
+    );
+    if service.sandbox.is_some() {
+        println!(
+            "Sandbox gateway: pay an order by opening its qr_code URL, or POST {}/sandbox/charges/CHARGE_ID/pay",
+            settings.public_url
+        );
+    }
     tracing::info!(addr = %settings.addr, database, "payledger is serving");
     if generated_secret {
         let token = tokens.issue(DEMO_USER, Role::User, DEMO_TOKEN_TTL, chrono::Utc::now())?;
@@ -130,6 +167,72 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
         println!("{} differences", report.differences.len());
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// `payledger webhook verify`: 0 genuine, 1 not genuine, 2 bad input.
+fn verify_webhook(
+    public_key: &std::path::Path,
+    signature: &str,
+    body: Option<&std::path::Path>,
+) -> ExitCode {
+    let bytes = match body {
+        Some(path) => std::fs::read(path),
+        None => {
+            let mut buffer = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer).map(|_| buffer)
+        }
+    };
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            eprintln!("cannot read the body: {error}");
+            return ExitCode::from(EXIT_KEY_ERROR);
+        }
+    };
+    match verify_cli::verify_captured(public_key, signature, &bytes) {
+        Ok(outcome) => {
+            match &outcome {
+                verify_cli::VerifyOutcome::Genuine => {
+                    println!("genuine: the signature matches the body")
+                }
+                verify_cli::VerifyOutcome::NotGenuine(reason) => println!("NOT genuine: {reason}"),
+            }
+            ExitCode::from(outcome.exit_code())
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(EXIT_KEY_ERROR)
+        }
+    }
+}
+
+async fn run_sandbox(
+    addr: std::net::SocketAddr,
+    webhook_url: &str,
+    private_key: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let signing_key = match private_key {
+        Some(path) => keys::private_key_from_file(path)?,
+        None => keys::generate()?,
+    };
+    let public_pem = keys::public_key_to_pem(&signing_key.to_public_key())?;
+    println!("Sandbox gateway on http://{addr}/sandbox/v1, delivering webhooks to {webhook_url}");
+    println!("Its webhook signing public key (give it to the ledger as PINGPP_PUBLIC_KEY_PATH):\n{public_pem}");
+    let api_key = std::env::var("PINGPP_API_KEY")
+        .ok()
+        .filter(|key| !key.is_empty())
+        .map(payledger::config::Secret::new);
+    sandbox::serve_standalone(
+        addr,
+        SandboxConfig {
+            api_key,
+            signing_key,
+            webhook_url: webhook_url.to_owned(),
+            public_url: format!("http://{addr}"),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 async fn shutdown_signal() {

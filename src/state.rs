@@ -7,6 +7,7 @@ use aggregates::{Order, PlanCatalog, Subscription};
 
 use crate::auth::TokenKeys;
 use crate::gateway::PaymentGateway;
+use crate::metrics::Metrics;
 use crate::process::projection::Views;
 use crate::store::{CommandBus, Store};
 
@@ -25,6 +26,7 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub catalog: Arc<PlanCatalog>,
     pub gateway: Arc<dyn PaymentGateway>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -42,6 +44,7 @@ impl AppState {
             tokens,
             catalog: Arc::new(PlanCatalog::standard()),
             gateway,
+            metrics: Arc::new(Metrics::default()),
         }
     }
 }

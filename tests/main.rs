@@ -2,6 +2,8 @@
 //! each in a fresh database of its own.
 
 mod api;
+mod app;
 mod helpers;
 mod projections;
 mod store;
+mod webhooks;

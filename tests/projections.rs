@@ -114,3 +114,23 @@ on_both_stores! {
         assert_eq!(report.position, head);
     }
 }
+
+on_both_stores! {
+    async fn the_state_can_be_rebuilt_as_of_an_instant(db: &TestDb) {
+        let bus = CommandBus::<Order>::new(&db.store);
+        paid_orders(&bus, 2).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let instant = Utc::now();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        paid_orders(&bus, 3).await;
+
+        let scratch = projections::replay::rebuild_as_of(&db.store.read, instant).await.unwrap();
+        let then = projections::transaction_history::page(&db.store.read, scratch.tables(), "frank", None, 100).await.unwrap();
+        assert_eq!(then.len(), 2, "only the payments recorded before the instant");
+        let live = Projector::new(db.store.read.clone(), Tables::live());
+        live.prepare().await.unwrap();
+        live.catch_up(None, None).await.unwrap();
+        let now = projections::transaction_history::page(&db.store.read, &Tables::live(), "frank", None, 100).await.unwrap();
+        assert_eq!(now.len(), 5);
+    }
+}

@@ -39,6 +39,6 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
          # TYPE payledger_views_lag_events gauge\n\
          payledger_views_lag_events {lag}\n",
         lag = (head - views).max(0)
-    );
+    ) + &state.metrics.render();
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], body))
 }

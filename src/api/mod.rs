@@ -9,6 +9,7 @@ mod plans;
 mod refunds;
 mod request;
 mod transactions;
+mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -32,6 +33,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{id}/refunds", post(refunds::create))
         .route("/v1/transactions", get(transactions::list))
         .route("/v1/membership", get(membership::show))
+        .route(
+            "/v1/webhooks/pingpp",
+            post(webhooks::pingpp).layer(DefaultBodyLimit::max(webhooks::WEBHOOK_BODY_LIMIT_BYTES)),
+        )
         .fallback(|| async { ApiError::not_found("route.not_found", "no route for this path") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .with_state(state)

@@ -83,7 +83,7 @@ pub async fn create(
             &metadata,
         )
         .await?;
-    let charge = state
+    let charge = match state
         .gateway
         .create_charge(&ChargeRequest {
             order_id,
@@ -91,14 +91,31 @@ pub async fn create(
             channel,
             subject: plan.name.clone(),
             body: format!("{} membership", plan.name),
-            client_ip: "127.0.0.1".to_owned(),
+            client_ip: client_ip(&headers),
             expires_at: now + ORDER_PAYMENT_WINDOW,
         })
         .await
-        .map_err(|error| ApiError::Unavailable {
-            code: "gateway.unavailable",
-            message: error.to_string(),
-        })?;
+    {
+        Ok(charge) => charge,
+        Err(error) => {
+            // No charge exists, so nothing can be paid: close the order rather than leave it
+            // waiting for money that cannot come.
+            tracing::warn!(order_id = %id, code = error.code(), "charge creation failed");
+            state
+                .orders
+                .execute(
+                    &id,
+                    OrderCommand::Cancel {
+                        reason: format!("the gateway could not create a charge: {}", error.code()),
+                        at: Utc::now(),
+                    },
+                    &metadata,
+                )
+                .await?;
+            state.views.wake();
+            return Err(error.into());
+        }
+    };
     state
         .orders
         .execute(
@@ -210,6 +227,18 @@ pub async fn events(
         })
         .collect();
     Ok(Json(json!({ "order_id": order_id, "events": events })))
+}
+
+/// The payer's address for the gateway's risk checks: the first proxy hop when one is named,
+/// else loopback (the gateway requires the field).
+fn client_ip(headers: &HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .or_else(|| headers.get("x-real-ip"))
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .and_then(|first| first.trim().parse::<std::net::IpAddr>().ok())
+        .map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string())
 }
 
 /// Ids are UUIDs; anything else (including path tricks) is simply not an order.

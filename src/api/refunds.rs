@@ -1,7 +1,7 @@
 //! Refunds: an admin asks for (part of) a paid order's money back. The refund is pending
 //! until the gateway confirms it.
 
-use aggregates::{Money, OrderCommand, RefundId};
+use aggregates::{ChargeId, Money, OrderCommand, RefundId};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,7 @@ use super::extract::{AppJson, Caller};
 use super::orders::{parse_order_id, visible_order};
 use super::request::{api_metadata, position_header};
 use crate::error::ApiError;
+use crate::gateway::{GatewayError, RefundRequest, RefundState};
 use crate::state::{AppState, READ_YOUR_WRITES_WAIT};
 
 #[derive(Debug, Deserialize)]
@@ -46,7 +47,17 @@ pub async fn create(
         .map_err(|_| ApiError::internal(format!("order {order_id} has an unknown currency")))?;
     let amount = Money::new(body.amount, currency)
         .map_err(|error| ApiError::invalid("refund.invalid_amount", error.to_string()))?;
+    let charge_id = order
+        .charge_id
+        .as_deref()
+        .and_then(|charge| ChargeId::parse(charge).ok())
+        .ok_or_else(|| ApiError::Conflict {
+            code: "order.invalid_transition",
+            message: "the order has no charge to refund".to_owned(),
+        })?;
     let refund_id = RefundId::from_uuid(uuid::Uuid::new_v4());
+    let metadata = api_metadata(&headers, &caller.0);
+    // Record the request first: the gateway's notice of the refund must find it.
     state
         .orders
         .execute(
@@ -57,9 +68,52 @@ pub async fn create(
                 reason: body.reason.clone(),
                 at: Utc::now(),
             },
-            &api_metadata(&headers, &caller.0),
+            &metadata,
         )
         .await?;
+    let issued = state
+        .gateway
+        .create_refund(&RefundRequest {
+            charge_id,
+            refund_id,
+            amount,
+            description: body.reason.clone(),
+        })
+        .await;
+    let failure = match &issued {
+        Ok(issued) if issued.state == RefundState::Failed => Some((
+            Some(issued.gateway_refund_id.clone()),
+            "gateway.refund_failed".to_owned(),
+        )),
+        Ok(_) => None,
+        Err(error) => Some((None, error.code().to_owned())),
+    };
+    if let Some((gateway_refund_id, code)) = failure {
+        // Release the reservation so the money can be refunded again.
+        state
+            .orders
+            .execute(
+                &order_id,
+                OrderCommand::FailRefund {
+                    refund_id,
+                    gateway_refund_id,
+                    gateway_event_id: None,
+                    failure_code: Some(code),
+                    failure_message: None,
+                    at: Utc::now(),
+                },
+                &metadata,
+            )
+            .await?;
+        state.views.wake();
+        return Err(match issued {
+            Err(error) => error.into(),
+            Ok(_) => ApiError::Gateway(GatewayError::Rejected {
+                code: Some("refund_failed".to_owned()),
+                message: "the gateway refused the refund".to_owned(),
+            }),
+        });
+    }
     let position =
         projections::log::stream_head(&state.store.read, aggregates::Order::TYPE, &order_id)
             .await?;
@@ -76,6 +130,7 @@ pub async fn create(
             "amount": amount.amount_minor(),
             "currency": amount.currency().code(),
             "reason": body.reason,
+            "gateway_refund_id": issued.ok().map(|issued| issued.gateway_refund_id.to_string()),
         })),
     )
         .into_response())

@@ -1,8 +1,8 @@
 //! The payment gateway port: what the ledger needs from a gateway, whatever the gateway is.
 
-mod local;
+pub mod config;
 pub mod pingpp;
 mod port;
+pub mod sandbox;
 
-pub use local::LocalSandbox;
 pub use port::*;

@@ -2,3 +2,4 @@
 
 pub mod membership;
 pub mod projection;
+pub mod settlement;

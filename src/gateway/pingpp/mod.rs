@@ -2,6 +2,9 @@
 //! (keys, signatures, wire objects, the HTTP client and webhook parsing); the sandbox speaks it
 //! too, so the two can only agree.
 
+pub mod client;
 pub mod keys;
 pub mod signature;
+pub mod verify_cli;
+pub mod webhook;
 pub mod wire;

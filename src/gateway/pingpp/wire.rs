@@ -143,8 +143,9 @@ pub struct ErrorBody {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub error_type: String,
+    #[serde(default)]
     pub message: String,
     #[serde(default)]
     pub code: Option<String>,

@@ -1,0 +1,67 @@
+//! Counters of what the service refused or settled, exported on `/metrics`. Everything about
+//! business state is derived from the log; these count traffic the log never sees (refused
+//! webhooks) and outcomes, for alerting.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::process::settlement::Outcome;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    webhooks_rejected: AtomicU64,
+    webhooks_applied: AtomicU64,
+    webhooks_duplicate: AtomicU64,
+    webhooks_unmatched: AtomicU64,
+    webhooks_ignored: AtomicU64,
+    webhooks_deferred: AtomicU64,
+}
+
+impl Metrics {
+    pub fn webhook_rejected(&self) {
+        self.webhooks_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn webhook_settled(&self, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Applied => &self.webhooks_applied,
+            Outcome::Duplicate => &self.webhooks_duplicate,
+            Outcome::Unmatched => &self.webhooks_unmatched,
+            Outcome::Ignored => &self.webhooks_ignored,
+            Outcome::Deferred => &self.webhooks_deferred,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn webhooks_rejected(&self) -> u64 {
+        self.webhooks_rejected.load(Ordering::Relaxed)
+    }
+
+    /// Prometheus text lines for the counters.
+    pub fn render(&self) -> String {
+        let mut text = String::from(
+            "# HELP payledger_webhooks_rejected_total Webhooks refused before settling (bad signature or body).\n\
+             # TYPE payledger_webhooks_rejected_total counter\n",
+        );
+        text.push_str(&format!(
+            "payledger_webhooks_rejected_total {}\n",
+            self.webhooks_rejected()
+        ));
+        text.push_str(
+            "# HELP payledger_webhooks_settled_total Verified webhooks by outcome.\n\
+             # TYPE payledger_webhooks_settled_total counter\n",
+        );
+        for (outcome, counter) in [
+            ("applied", &self.webhooks_applied),
+            ("duplicate", &self.webhooks_duplicate),
+            ("unmatched", &self.webhooks_unmatched),
+            ("ignored", &self.webhooks_ignored),
+            ("deferred", &self.webhooks_deferred),
+        ] {
+            text.push_str(&format!(
+                "payledger_webhooks_settled_total{{outcome=\"{outcome}\"}} {}\n",
+                counter.load(Ordering::Relaxed)
+            ));
+        }
+        text
+    }
+}

@@ -1,0 +1,209 @@
+//! A service spawned on an ephemeral port with the in-process sandbox gateway, and the
+//! client-side steps tests take through it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use chrono::Utc;
+use payledger::auth::{Role, TokenKeys};
+use payledger::gateway::config::GatewayConfig;
+use payledger::gateway::pingpp::keys;
+use payledger::gateway::sandbox::Sandbox;
+use payledger::server::Service;
+use payledger::store::{Actor, EventMetadata, Source};
+use payledger::AppState;
+use reqwest::StatusCode;
+use rsa::RsaPrivateKey;
+use serde_json::{json, Value};
+
+use crate::helpers::TestDb;
+
+/// One sandbox signing key per test run: key generation is slow.
+pub fn sandbox_key() -> &'static RsaPrivateKey {
+    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| keys::generate().unwrap())
+}
+
+pub const SECRET: &[u8] = b"a-test-secret-that-is-long-enough-for-hs256";
+
+/// A service on an ephemeral port.
+pub struct App {
+    pub base: String,
+    pub state: AppState,
+    pub sandbox: Option<Sandbox>,
+    pub client: reqwest::Client,
+    pub keys: TokenKeys,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl App {
+    /// The service with its in-process sandbox gateway.
+    pub async fn spawn(db: &TestDb) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut gateway = GatewayConfig::from_lookup(|_| None, &base).unwrap();
+        gateway.sandbox_private_key = Some(sandbox_key().clone());
+        Self::spawn_with(db, listener, base, &gateway).await
+    }
+
+    /// The service with the given gateway configuration.
+    pub async fn spawn_with(
+        db: &TestDb,
+        listener: tokio::net::TcpListener,
+        base: String,
+        gateway: &GatewayConfig,
+    ) -> Self {
+        let keys = TokenKeys::from_secret(SECRET);
+        let service = Service::start(db.store.clone(), keys.clone(), &base, gateway)
+            .await
+            .unwrap();
+        let state = service.state.clone();
+        let sandbox = service.sandbox.clone();
+        let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(service.serve(listener, async move {
+            let _ = receiver.await;
+        }));
+        Self {
+            base,
+            state,
+            sandbox,
+            client: reqwest::Client::new(),
+            keys,
+            shutdown: Some(sender),
+        }
+    }
+
+    pub fn token(&self, user: &str, role: Role) -> String {
+        self.keys
+            .issue(user, role, chrono::Duration::hours(1), Utc::now())
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str, user: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(self.token(user, Role::User))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn create_order(&self, user: &str) -> Value {
+        let token = self.token(user, Role::User);
+        let (status, body) = self
+            .post(
+                "/v1/orders",
+                &token,
+                json!({"plan_id": "pro-monthly", "channel": "alipay_qr"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Plays the customer paying in the sandbox; the sandbox then sends the signed webhook.
+    pub async fn pay(&self, order: &Value, knobs: &str) -> Value {
+        let order_id = order["id"].as_str().unwrap();
+        let charge = self.charge_of(order_id).await;
+        let response = self
+            .client
+            .post(self.url(&format!("/sandbox/charges/{charge}/pay?{knobs}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    pub async fn confirm_payment(&self, order: &Value, amount: i64) {
+        let price = order["amount"].as_i64().unwrap();
+        let knobs = if amount == price {
+            String::new()
+        } else {
+            format!("amount={amount}")
+        };
+        self.pay(order, &knobs).await;
+    }
+
+    pub async fn charge_of(&self, order_id: &str) -> String {
+        projections::order_status::find(
+            &self.state.store.read,
+            &projections::Tables::live(),
+            order_id,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .charge_id
+        .unwrap()
+    }
+
+    /// Polls an order until `check` holds, as the frontend does (but faster).
+    pub async fn poll_until(
+        &self,
+        order_id: &str,
+        user: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let (status, body) = self.get(&format!("/v1/orders/{order_id}"), user).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if check(&body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order never reached the state: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(sender) = self.shutdown.take() {
+            let _ = sender.send(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn gateway_metadata(event_id: &str) -> EventMetadata {
+    EventMetadata {
+        request_id: format!("test-{event_id}"),
+        actor: Actor::Gateway,
+        source: Source::Webhook,
+        gateway_event_id: Some(event_id.to_owned()),
+        recorded_at: Utc::now(),
+    }
+}
+
+pub async fn audit_is_clean(db: &TestDb) {
+    let report = projections::replay::audit(&db.store.read).await.unwrap();
+    assert!(
+        report.is_clean(),
+        "views differ from the log: {:?}",
+        report.differences
+    );
+}
