@@ -47,6 +47,37 @@ impl App {
         Self::spawn_with(db, listener, base, &gateway).await
     }
 
+    /// A second server on the same database, with its own connections, using `first`'s
+    /// sandbox as its (production-style) Ping++ gateway: two instances behind one gateway.
+    pub async fn spawn_second(db: &TestDb, first: &App) -> Self {
+        let store = payledger::store::Store::connect(&db.url).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let key_path =
+            std::env::temp_dir().join(format!("payledger-sandbox-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &key_path,
+            keys::public_key_to_pem(&sandbox_key().to_public_key()).unwrap(),
+        )
+        .unwrap();
+        let api_base = format!("{}/sandbox/v1", first.base);
+        let key_text = key_path.display().to_string();
+        let gateway = GatewayConfig::from_lookup(
+            |name| match name {
+                "PAYMENT_PROVIDER" => Some("pingpp".to_owned()),
+                "PINGPP_API_BASE" => Some(api_base.clone()),
+                "PINGPP_APP_ID" => Some("app_sandbox".to_owned()),
+                "PINGPP_API_KEY" => Some("sk_test_sandbox".to_owned()),
+                "PINGPP_PUBLIC_KEY_PATH" => Some(key_text.clone()),
+                _ => None,
+            },
+            &base,
+        )
+        .unwrap();
+        let _ = std::fs::remove_file(&key_path);
+        Self::start(store, listener, base, &gateway).await
+    }
+
     /// The service with the given gateway configuration.
     pub async fn spawn_with(
         db: &TestDb,
@@ -54,8 +85,17 @@ impl App {
         base: String,
         gateway: &GatewayConfig,
     ) -> Self {
+        Self::start(db.store.clone(), listener, base, gateway).await
+    }
+
+    async fn start(
+        store: payledger::store::Store,
+        listener: tokio::net::TcpListener,
+        base: String,
+        gateway: &GatewayConfig,
+    ) -> Self {
         let keys = TokenKeys::from_secret(SECRET);
-        let service = Service::start(db.store.clone(), keys.clone(), &base, gateway)
+        let service = Service::start(store, keys.clone(), &base, gateway)
             .await
             .unwrap();
         let state = service.state.clone();

@@ -5,5 +5,6 @@ mod api;
 mod app;
 mod helpers;
 mod projections;
+mod reliability;
 mod store;
 mod webhooks;

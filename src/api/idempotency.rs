@@ -89,3 +89,21 @@ pub async fn claim(
     }
     Ok(Claim::Replay(row.try_get("resource_id")?))
 }
+
+/// Frees the request's key after the request failed before creating anything, so a retry
+/// with the same key is decided afresh rather than pointed at a resource that never existed.
+pub async fn release(pool: &AnyPool, headers: &HeaderMap, user_id: &str, scope: &str) {
+    let Some(key) = headers.get(HEADER).and_then(|value| value.to_str().ok()) else {
+        return;
+    };
+    let result =
+        sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND scope = $2 AND key = $3")
+            .bind(user_id)
+            .bind(scope)
+            .bind(key)
+            .execute(pool)
+            .await;
+    if let Err(error) = result {
+        tracing::warn!(%error, "could not release an idempotency key");
+    }
+}

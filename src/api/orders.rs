@@ -69,7 +69,7 @@ pub async fn create(
     let metadata = api_metadata(&headers, &caller.0);
     let id = order_id.to_string();
     let now = Utc::now();
-    state
+    let created = state
         .orders
         .execute(
             &id,
@@ -82,7 +82,17 @@ pub async fn create(
             },
             &metadata,
         )
-        .await?;
+        .await;
+    if let Err(error) = created {
+        idempotency::release(
+            &state.store.read,
+            &headers,
+            &caller.0.user_id,
+            "create_order",
+        )
+        .await;
+        return Err(error.into());
+    }
     let charge = match state
         .gateway
         .create_charge(&ChargeRequest {

@@ -8,10 +8,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use cqrs_es::Aggregate;
+use projections::Tables;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::{AppJson, Caller};
+use super::idempotency::{self, Claim};
 use super::orders::{parse_order_id, visible_order};
 use super::request::{api_metadata, position_header};
 use crate::error::ApiError;
@@ -56,9 +58,22 @@ pub async fn create(
             message: "the order has no charge to refund".to_owned(),
         })?;
     let refund_id = RefundId::from_uuid(uuid::Uuid::new_v4());
+    let request_hash = idempotency::hash(&[&order_id, &body.amount.to_string(), &body.reason]);
+    if let Claim::Replay(existing) = idempotency::claim(
+        &state.store.read,
+        &headers,
+        &caller.0.user_id,
+        "create_refund",
+        &request_hash,
+        &refund_id.to_string(),
+    )
+    .await?
+    {
+        return existing_refund(&state, &existing).await;
+    }
     let metadata = api_metadata(&headers, &caller.0);
     // Record the request first: the gateway's notice of the refund must find it.
-    state
+    let requested = state
         .orders
         .execute(
             &order_id,
@@ -70,7 +85,17 @@ pub async fn create(
             },
             &metadata,
         )
-        .await?;
+        .await;
+    if let Err(error) = requested {
+        idempotency::release(
+            &state.store.read,
+            &headers,
+            &caller.0.user_id,
+            "create_refund",
+        )
+        .await;
+        return Err(error.into());
+    }
     let issued = state
         .gateway
         .create_refund(&RefundRequest {
@@ -131,6 +156,30 @@ pub async fn create(
             "currency": amount.currency().code(),
             "reason": body.reason,
             "gateway_refund_id": issued.ok().map(|issued| issued.gateway_refund_id.to_string()),
+        })),
+    )
+        .into_response())
+}
+
+/// The answer to a retried refund request: the refund as it stands now.
+async fn existing_refund(state: &AppState, refund_id: &str) -> Result<Response, ApiError> {
+    let refund = projections::refund_status::find(&state.store.read, &Tables::live(), refund_id)
+        .await?
+        .ok_or_else(|| ApiError::Conflict {
+            code: "idempotency.in_progress",
+            message: "the first request with this Idempotency-Key is still running; retry"
+                .to_owned(),
+        })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "id": refund.refund_id,
+            "order_id": refund.order_id,
+            "status": refund.status,
+            "amount": refund.amount_minor,
+            "currency": refund.currency,
+            "reason": refund.reason,
+            "gateway_refund_id": refund.gateway_refund_id,
         })),
     )
         .into_response())
