@@ -187,3 +187,66 @@ on_both_stores! {
         assert_eq!(confirmed.metadata["source"], "webhook");
     }
 }
+
+on_both_stores! {
+    async fn long_histories_load_through_snapshots_with_nothing_lost(db: &TestDb) {
+        use aggregates::{Period, Subscription, SubscriptionCommand, Tier};
+        let bus = CommandBus::<Subscription>::new(&db.store);
+        // Well past several snapshot boundaries: every activation stacks one month.
+        let count = payledger::store::SNAPSHOT_EVERY * 2 + 7;
+        for _ in 0..count {
+            bus.execute(
+                "olga",
+                SubscriptionCommand::ActivateMembership {
+                    user_id: UserId::parse("olga").unwrap(),
+                    order_id: OrderId::from_uuid(uuid::Uuid::new_v4()),
+                    plan_id: PlanId::parse("pro-monthly").unwrap(),
+                    tier: Tier::Pro,
+                    period: Period::Monthly,
+                    at: noon(),
+                },
+                &metadata("snapshots"),
+            )
+            .await
+            .unwrap();
+        }
+        let snapshots: i64 = sqlx::Row::try_get(
+            &sqlx::query("SELECT CAST(count(*) AS BIGINT) AS n FROM snapshots")
+                .fetch_one(&db.store.read)
+                .await
+                .unwrap(),
+            "n",
+        )
+        .unwrap();
+        assert_eq!(snapshots, 1, "one snapshot row per aggregate, kept current");
+        let events = event_log::read_stream(&db.store.read, Subscription::TYPE, "olga").await.unwrap();
+        assert_eq!(events.len(), count);
+        // Every extension starts where the previous grant ended: the aggregate loaded through
+        // snapshots saw exactly the state the log describes, at every command.
+        let mut previous_end = None;
+        for event in &events {
+            match &event.event {
+                LedgerEvent::Subscription(aggregates::SubscriptionEvent::MembershipActivated { ends_at, .. }) => {
+                    previous_end = Some(*ends_at);
+                }
+                LedgerEvent::Subscription(aggregates::SubscriptionEvent::MembershipExtended { starts_at, ends_at, .. }) => {
+                    assert_eq!(Some(*starts_at), previous_end, "at sequence {}", event.sequence);
+                    previous_end = Some(*ends_at);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // Folding the whole log gives the end date of one month per activation.
+        let mut folded = Subscription::default();
+        for event in &events {
+            if let LedgerEvent::Subscription(event) = &event.event {
+                folded.apply(event);
+            }
+        }
+        let months = u32::try_from(count).unwrap();
+        assert_eq!(
+            folded.ends_at(),
+            noon().checked_add_months(chrono::Months::new(months))
+        );
+    }
+}

@@ -25,6 +25,9 @@ pub const COMMAND_RETRIES_MAX: usize = 10;
 /// First pause after a conflict; doubled per attempt up to the cap, plus jitter.
 const RETRY_BACKOFF_INITIAL: Duration = Duration::from_millis(1);
 const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(50);
+/// Take a snapshot of an aggregate every this many events, so loading one costs at most a
+/// snapshot plus this many events however long its history grows.
+pub const SNAPSHOT_EVERY: usize = 50;
 /// Above this many remembered aggregates, forget those no command is using.
 const LOCKS_TIDY_THRESHOLD: usize = 10_000;
 
@@ -64,13 +67,13 @@ where
         let framework = match &store.backend {
             Backend::Postgres(pool) => {
                 let repository = PostgresEventRepository::new(pool.clone());
-                let events = PersistedEventStore::new_event_store(repository)
+                let events = PersistedEventStore::new_snapshot_store(repository, SNAPSHOT_EVERY)
                     .with_upcasters(projections::upcast::upcasters());
                 Framework::Postgres(CqrsFramework::new(events, vec![], ()))
             }
             Backend::Sqlite(pool) => {
                 let repository = SqliteEventRepository::new(pool.clone());
-                let events = PersistedEventStore::new_event_store(repository)
+                let events = PersistedEventStore::new_snapshot_store(repository, SNAPSHOT_EVERY)
                     .with_upcasters(projections::upcast::upcasters());
                 Framework::Sqlite(CqrsFramework::new(events, vec![], ()))
             }

@@ -8,6 +8,6 @@ mod commands;
 mod connect;
 mod metadata;
 
-pub use commands::{CommandBus, COMMAND_RETRIES_MAX};
+pub use commands::{CommandBus, COMMAND_RETRIES_MAX, SNAPSHOT_EVERY};
 pub use connect::{migrate, Store, StoreError};
 pub use metadata::{Actor, EventMetadata, Source};

@@ -18,8 +18,14 @@ impl Aggregate for Order {
         _services: &(),
         sink: &EventSink<Self>,
     ) -> Result<(), OrderError> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
+        let events = self.decide(command)?;
+        // `EventSink::write` applies each event to the aggregate it is given, and cqrs-es's
+        // snapshot store applies the committed events to the loaded aggregate again when it
+        // takes a snapshot. Writing through a copy keeps the loaded state untouched, so every
+        // event is applied exactly once whichever store is used.
+        let mut scratch = self.clone();
+        for event in events {
+            sink.write(event, &mut scratch).await;
         }
         Ok(())
     }
