@@ -205,3 +205,25 @@ on_both_stores! {
         audit_is_clean(db).await;
     }
 }
+
+on_both_stores! {
+    async fn a_server_serving_polls_from_memory_sees_what_another_server_recorded(db: &TestDb) {
+        let first = App::spawn(db).await;
+        let second = App::spawn_second(db, &first).await;
+        let order = first.create_order("pete").await;
+        let order_id = order["id"].as_str().unwrap().to_owned();
+        // The second server answers polls, so it keeps the pending order in memory.
+        for _ in 0..3 {
+            let (status, body) = second.get(&format!("/v1/orders/{order_id}"), "pete").await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body["status"], "pending");
+        }
+        // The first server records the payment; the second must not keep serving "pending".
+        first.pay(&order, "").await;
+        let paid = second
+            .poll_until(&order_id, "pete", |body| body["status"] == "paid" && body["membership"]["active"] == true)
+            .await;
+        assert_eq!(paid["membership"]["tier"], "pro");
+        second.stop().await;
+    }
+}

@@ -20,6 +20,7 @@ use super::idempotency::{self, Claim};
 use super::request::{api_metadata, position_header};
 use crate::error::ApiError;
 use crate::gateway::ChargeRequest;
+use crate::process::order_cache::CachedOrder;
 use crate::state::{AppState, ORDER_PAYMENT_WINDOW, READ_YOUR_WRITES_WAIT};
 
 /// The longest a poll may wait for a change.
@@ -154,15 +155,19 @@ async fn respond_with_order(
     state.views.wake();
     state.views.wait_for(position, READ_YOUR_WRITES_WAIT).await;
     // A replayed idempotent request may arrive while the first is still being decided.
-    let row = order_status::find(&state.store.read, &Tables::live(), order_id)
+    let entry = load_order(state, order_id)
         .await?
         .ok_or_else(|| ApiError::Conflict {
             code: "idempotency.in_progress",
             message: "the first request with this Idempotency-Key is still running; retry"
                 .to_owned(),
         })?;
-    let body = order_json(state, &row).await?;
-    Ok((status, [position_header(position)], Json(body)).into_response())
+    Ok((
+        status,
+        [position_header(position)],
+        Json(order_json(&entry)),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,22 +185,26 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let order_id = parse_order_id(&id)?;
-    let mut row = visible_order(&state, &caller, &order_id).await?;
+    let mut entry = visible_entry(&state, &caller, &order_id).await?;
     if let (Some(after), Some(wait)) = (params.after, params.wait) {
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(wait.min(LONG_POLL_WAIT_MAX_SECONDS));
-        while row.last_position <= after {
+        while entry.row.last_position <= after {
             let now = tokio::time::Instant::now();
             if now >= deadline {
                 return Ok(StatusCode::NOT_MODIFIED.into_response());
             }
             let seen = state.views.position().max(after);
             state.views.wait_past(seen, deadline - now).await;
-            row = visible_order(&state, &caller, &order_id).await?;
+            entry = visible_entry(&state, &caller, &order_id).await?;
         }
     }
-    let body = order_json(&state, &row).await?;
-    let etag = format!("\"{}-{}\"", row.last_position, membership_marker(&body));
+    let body = order_json(&entry);
+    let etag = format!(
+        "\"{}-{}\"",
+        entry.row.last_position,
+        membership_marker(&body)
+    );
     if headers
         .get(IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
@@ -206,7 +215,7 @@ pub async fn show(
     Ok((
         StatusCode::OK,
         [(ETAG, etag)],
-        [position_header(row.last_position)],
+        [position_header(entry.row.last_position)],
         Json(body),
     )
         .into_response())
@@ -258,16 +267,49 @@ pub(super) fn parse_order_id(id: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::not_found("order.not_found", "no such order"))
 }
 
-/// The order's view row when the caller may see it; another user's order is "not found".
+/// The order as the views show it when the caller may see it; another user's order is "not
+/// found". Served from memory when the cache has it.
 pub(super) async fn visible_order(
     state: &AppState,
     caller: &Caller,
     order_id: &str,
 ) -> Result<OrderStatusRow, ApiError> {
-    match order_status::find(&state.store.read, &Tables::live(), order_id).await? {
-        Some(row) if caller.may_see(&row.user_id) => Ok(row),
+    Ok(visible_entry(state, caller, order_id).await?.row)
+}
+
+async fn visible_entry(
+    state: &AppState,
+    caller: &Caller,
+    order_id: &str,
+) -> Result<CachedOrder, ApiError> {
+    match load_order(state, order_id).await? {
+        Some(entry) if caller.may_see(&entry.row.user_id) => Ok(entry),
         _ => Err(ApiError::not_found("order.not_found", "no such order")),
     }
+}
+
+async fn load_order(state: &AppState, order_id: &str) -> Result<Option<CachedOrder>, ApiError> {
+    let cache = state.views.cache();
+    if let Some(entry) = cache.get(order_id) {
+        return Ok(Some(entry));
+    }
+    let generation = cache.generation();
+    let tables = Tables::live();
+    let Some(row) = order_status::find(&state.store.read, &tables, order_id).await? else {
+        return Ok(None);
+    };
+    let bought = membership::orders(&state.store.read, &tables, &row.user_id)
+        .await?
+        .into_iter()
+        .any(|grant| grant.order_id == row.order_id && !grant.revoked);
+    let membership = if bought {
+        membership::find(&state.store.read, &tables, &row.user_id).await?
+    } else {
+        None
+    };
+    let entry = CachedOrder { row, membership };
+    cache.insert_if_current(generation, entry.clone());
+    Ok(Some(entry))
 }
 
 fn membership_marker(body: &Value) -> String {
@@ -281,8 +323,17 @@ fn membership_marker(body: &Value) -> String {
 }
 
 /// The polling endpoint's body.
-async fn order_json(state: &AppState, row: &OrderStatusRow) -> Result<Value, ApiError> {
-    let mut body = json!({
+fn order_json(entry: &CachedOrder) -> Value {
+    let row = &entry.row;
+    let membership = entry.membership.as_ref().map_or(Value::Null, |current| {
+        let now = projections::schema::timestamp(&Utc::now());
+        json!({
+            "tier": current.tier,
+            "ends_at": current.ends_at,
+            "active": current.status == "active" && current.ends_at > now,
+        })
+    });
+    json!({
         "id": row.order_id,
         "status": row.status,
         "plan_id": row.plan_id,
@@ -298,22 +349,6 @@ async fn order_json(state: &AppState, row: &OrderStatusRow) -> Result<Value, Api
         "qr_code": if row.status == "pending" { row.qr_code.clone() } else { None },
         "needs_review": row.needs_review,
         "needs_refund_amount": row.needs_refund_minor,
-        "membership": Value::Null,
-    });
-    let tables = Tables::live();
-    let bought = membership::orders(&state.store.read, &tables, &row.user_id)
-        .await?
-        .into_iter()
-        .any(|grant| grant.order_id == row.order_id && !grant.revoked);
-    if bought {
-        if let Some(current) = membership::find(&state.store.read, &tables, &row.user_id).await? {
-            let now = projections::schema::timestamp(&Utc::now());
-            body["membership"] = json!({
-                "tier": current.tier,
-                "ends_at": current.ends_at,
-                "active": current.status == "active" && current.ends_at > now,
-            });
-        }
-    }
-    Ok(body)
+        "membership": membership,
+    })
 }

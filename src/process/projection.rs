@@ -10,6 +10,7 @@ use projections::{BatchOutcome, Projector, Tables};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use super::order_cache::OrderCache;
 use crate::store::Store;
 
 /// How often an idle projector looks for events appended by other processes.
@@ -22,9 +23,15 @@ pub const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 pub struct Views {
     wake: Arc<Notify>,
     position: watch::Receiver<i64>,
+    cache: Arc<OrderCache>,
 }
 
 impl Views {
+    /// Orders as the views show them at [`Self::position`], in memory.
+    pub fn cache(&self) -> &OrderCache {
+        &self.cache
+    }
+
     /// Asks the projector to look at the log now (after a local append).
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -60,27 +67,46 @@ pub async fn start(store: &Store) -> Result<(Views, JoinHandle<()>), projections
     let start = projector.checkpoint().await?;
     let (sender, receiver) = watch::channel(start);
     let wake = Arc::new(Notify::new());
+    let cache = Arc::new(OrderCache::new(start));
     let views = Views {
         wake: wake.clone(),
         position: receiver,
+        cache: cache.clone(),
     };
-    let task = tokio::spawn(follow(projector, sender, wake));
+    let pool = store.read.clone();
+    let task = tokio::spawn(follow(projector, sender, wake, cache, pool));
     Ok((views, task))
 }
 
-async fn follow(projector: Projector, position: watch::Sender<i64>, wake: Arc<Notify>) {
+async fn follow(
+    projector: Projector,
+    position: watch::Sender<i64>,
+    wake: Arc<Notify>,
+    cache: Arc<OrderCache>,
+    pool: sqlx::AnyPool,
+) {
+    // Readers may only learn of a position once the cache has dropped what it changed.
+    let publish = |checkpoint: i64| {
+        let cache = cache.clone();
+        let pool = pool.clone();
+        let position = position.clone();
+        async move {
+            if *position.borrow() == checkpoint {
+                return;
+            }
+            if let Err(error) = cache.advance(&pool, checkpoint).await {
+                tracing::error!(%error, "order cache could not follow the log");
+                return;
+            }
+            position.send_replace(checkpoint);
+        }
+    };
     loop {
         match projector.run_batch(None, None).await {
-            Ok(BatchOutcome::Applied { checkpoint, .. }) => {
-                position.send_replace(checkpoint);
-            }
+            Ok(BatchOutcome::Applied { checkpoint, .. }) => publish(checkpoint).await,
             Ok(BatchOutcome::LostRace) => {}
             Ok(BatchOutcome::CaughtUp { checkpoint }) => {
-                position.send_if_modified(|seen| {
-                    let moved = *seen != checkpoint;
-                    *seen = checkpoint;
-                    moved
-                });
+                publish(checkpoint).await;
                 tokio::select! {
                     () = wake.notified() => {}
                     () = tokio::time::sleep(IDLE_POLL_INTERVAL) => {}
