@@ -168,6 +168,8 @@ on_both_stores! {
         let (_, history) = app.get("/v1/transactions", "ivan").await;
         assert_eq!(history["items"][0]["kind"], "mismatched_payment");
         assert_eq!(history["items"][0]["amount"], 100);
+        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("payledger_money_movements_total{kind=\"mismatched_payment\"} 1"), "{metrics}");
         app.stop().await;
     }
 

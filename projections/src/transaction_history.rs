@@ -181,3 +181,25 @@ pub async fn page(
         .await?;
     rows.iter().map(decode).collect()
 }
+
+/// Count and sum (minor units) of every kind of movement, for monitoring.
+pub async fn totals_by_kind(
+    pool: &AnyPool,
+    tables: &Tables,
+) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT kind, CAST(count(*) AS BIGINT) AS n, CAST(coalesce(sum(amount_minor), 0) AS BIGINT) AS total \
+         FROM {t} GROUP BY kind ORDER BY kind",
+        t = tables.transaction_history
+    );
+    let rows = sqlx::query(&sql).fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("kind")?,
+                row.try_get("n")?,
+                row.try_get("total")?,
+            ))
+        })
+        .collect()
+}

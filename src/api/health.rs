@@ -27,6 +27,11 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
 
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let head = projections::log::head(&state.store.read).await?;
+    let movements = projections::transaction_history::totals_by_kind(
+        &state.store.read,
+        &projections::Tables::live(),
+    )
+    .await?;
     let views = state.views.position();
     let body = format!(
         "# HELP payledger_log_head_position Highest global position in the event log.\n\
@@ -39,6 +44,31 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
          # TYPE payledger_views_lag_events gauge\n\
          payledger_views_lag_events {lag}\n",
         lag = (head - views).max(0)
-    ) + &state.metrics.render();
+    ) + &state.metrics.render()
+        + &money_movements(&movements);
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], body))
+}
+
+/// Money movements by kind (payments, refunds, mismatched, late and duplicate payments),
+/// derived from the transaction-history view: counts and sums in minor units.
+fn money_movements(movements: &[(String, i64, i64)]) -> String {
+    let mut text = String::from(
+        "# HELP payledger_money_movements_total Money movements recorded, by kind.\n\
+         # TYPE payledger_money_movements_total counter\n",
+    );
+    for (kind, count, _) in movements {
+        text.push_str(&format!(
+            "payledger_money_movements_total{{kind=\"{kind}\"}} {count}\n"
+        ));
+    }
+    text.push_str(
+        "# HELP payledger_money_movements_minor_total Sum of money movements in minor units (fen), by kind.\n\
+         # TYPE payledger_money_movements_minor_total counter\n",
+    );
+    for (kind, _, sum) in movements {
+        text.push_str(&format!(
+            "payledger_money_movements_minor_total{{kind=\"{kind}\"}} {sum}\n"
+        ));
+    }
+    text
 }

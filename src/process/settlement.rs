@@ -122,6 +122,7 @@ pub async fn settle(
         Ok(()) => {
             let after = projections::log::stream_head(&state.store.read, Order::TYPE, &id).await?;
             if after > before {
+                warn_if_flagged(state, &id, after).await;
                 Outcome::Applied
             } else {
                 Outcome::Duplicate
@@ -154,6 +155,22 @@ pub async fn settle(
         order_id: Some(id),
         position,
     })
+}
+
+/// Money that did not simply confirm an order (wrong amount, after expiry, a second charge)
+/// is appended like any fact, and also logged loudly for the people who settle it.
+async fn warn_if_flagged(state: &AppState, order_id: &str, position: i64) {
+    let Ok(events) = projections::log::read_after(&state.store.read, position - 1, 1).await else {
+        return;
+    };
+    if let Some(event) = events.first() {
+        if matches!(
+            event.event_type.as_str(),
+            "PaymentAmountMismatch" | "LatePaymentReceived" | "DuplicatePaymentReceived"
+        ) {
+            tracing::warn!(order_id, event = %event.event_type, "money needs review or refund");
+        }
+    }
 }
 
 /// Domain refusals of a gateway fact: either it does not belong to the order (unmatched, kept)
