@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod limits;
 pub mod metrics;
 pub mod process;
 pub mod server;

@@ -13,6 +13,7 @@ use payledger::gateway::config::GatewayConfig;
 use payledger::gateway::pingpp::keys;
 use payledger::gateway::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
 use payledger::gateway::sandbox::{self, SandboxConfig};
+use payledger::limits::OrderLimits;
 use payledger::server::Service;
 use payledger::store::{self, Store};
 
@@ -101,8 +102,10 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
     let gateway = GatewayConfig::from_env(&settings.public_url).map_err(ConfigError)?;
+    let limits = OrderLimits::from_env().map_err(ConfigError)?;
     let database = store.kind();
-    let service = Service::start(store, tokens.clone(), &settings.public_url, &gateway).await?;
+    let mut service = Service::start(store, tokens.clone(), &settings.public_url, &gateway).await?;
+    service.state.limits = limits;
     tracing::info!(
         provider = gateway.provider.as_str(),
         "payment gateway configured"

@@ -7,6 +7,7 @@ use aggregates::{Order, PlanCatalog, Subscription};
 
 use crate::auth::TokenKeys;
 use crate::gateway::PaymentGateway;
+use crate::limits::OrderLimits;
 use crate::metrics::Metrics;
 use crate::process::projection::Views;
 use crate::store::{CommandBus, Store};
@@ -27,6 +28,8 @@ pub struct AppState {
     pub catalog: Arc<PlanCatalog>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub metrics: Arc<Metrics>,
+    /// Bounds on an order's amount, checked at creation.
+    pub limits: OrderLimits,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
             catalog: Arc::new(PlanCatalog::standard()),
             gateway,
             metrics: Arc::new(Metrics::default()),
+            limits: OrderLimits::default(),
         }
     }
 }

@@ -223,3 +223,22 @@ on_both_stores! {
         std::sync::Arc::try_unwrap(app).ok().unwrap().stop().await;
     }
 }
+
+on_both_stores! {
+    async fn orders_outside_the_configured_amount_limits_are_refused(db: &TestDb) {
+        let limits = payledger::limits::OrderLimits { min_minor: 100, max_minor: 100_000 };
+        let app = App::spawn_limited(db, limits).await;
+        let token = app.token("quinn", Role::User);
+        let (status, body) = app
+            .post("/v1/orders", &token, json!({"plan_id": "enterprise-yearly", "channel": "alipay_qr"}))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["error"]["code"], "order.amount_out_of_range");
+        assert_eq!(projections::log::head(&db.store.read).await.unwrap(), 0, "nothing written");
+        let (status, _) = app
+            .post("/v1/orders", &token, json!({"plan_id": "pro-monthly", "channel": "alipay_qr"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        app.stop().await;
+    }
+}

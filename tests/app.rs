@@ -10,6 +10,7 @@ use payledger::auth::{Role, TokenKeys};
 use payledger::gateway::config::GatewayConfig;
 use payledger::gateway::pingpp::keys;
 use payledger::gateway::sandbox::Sandbox;
+use payledger::limits::OrderLimits;
 use payledger::server::Service;
 use payledger::store::{Actor, EventMetadata, Source};
 use payledger::AppState;
@@ -94,10 +95,30 @@ impl App {
         base: String,
         gateway: &GatewayConfig,
     ) -> Self {
+        Self::start_limited(store, listener, base, gateway, OrderLimits::default()).await
+    }
+
+    /// The service with the in-process sandbox and the given order limits.
+    pub async fn spawn_limited(db: &TestDb, limits: OrderLimits) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut gateway = GatewayConfig::from_lookup(|_| None, &base).unwrap();
+        gateway.sandbox_private_key = Some(sandbox_key().clone());
+        Self::start_limited(db.store.clone(), listener, base, &gateway, limits).await
+    }
+
+    async fn start_limited(
+        store: payledger::store::Store,
+        listener: tokio::net::TcpListener,
+        base: String,
+        gateway: &GatewayConfig,
+        limits: OrderLimits,
+    ) -> Self {
         let keys = TokenKeys::from_secret(SECRET);
-        let service = Service::start(store, keys.clone(), &base, gateway)
+        let mut service = Service::start(store, keys.clone(), &base, gateway)
             .await
             .unwrap();
+        service.state.limits = limits;
         let state = service.state.clone();
         let sandbox = service.sandbox.clone();
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();

@@ -46,6 +46,15 @@ pub async fn create(
         .find(&plan_id)
         .cloned()
         .ok_or_else(|| ApiError::invalid("plan.unknown", "no plan has this id"))?;
+    if plan.is_purchasable() && !state.limits.allows(plan.price.amount_minor()) {
+        return Err(ApiError::invalid(
+            "order.amount_out_of_range",
+            format!(
+                "orders must cost between {} and {} fen",
+                state.limits.min_minor, state.limits.max_minor
+            ),
+        ));
+    }
     let channel: Channel = body.channel.parse().map_err(|_| {
         ApiError::invalid("channel.unknown", "channel must be alipay_qr or wx_pub_qr")
     })?;
