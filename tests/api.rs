@@ -100,6 +100,10 @@ on_both_stores! {
             (app.client.get(app.url("/v1/transactions?limit=0")).bearer_auth(&user), StatusCode::UNPROCESSABLE_ENTITY, "transactions.invalid_limit"),
             (app.client.get(app.url("/v1/transactions?user_id=alice")).bearer_auth(&user), StatusCode::FORBIDDEN, "auth.forbidden"),
             (app.client.get(app.url("/v1/nowhere")).bearer_auth(&user), StatusCode::NOT_FOUND, "route.not_found"),
+            (app.client.get(app.url("/v1/orders/%FF%FE")).bearer_auth(&user), StatusCode::BAD_REQUEST, "request.malformed_path"),
+            (app.client.get(app.url("/v1/transactions?limit=abc")).bearer_auth(&user), StatusCode::BAD_REQUEST, "request.malformed_query"),
+            (app.client.get(app.url("/v1/transactions?colour=red")).bearer_auth(&user), StatusCode::BAD_REQUEST, "request.malformed_query"),
+            (app.client.post(app.url("/v1/webhooks/pingpp")).header("content-type", "application/json").body(vec![b'x'; 128 * 1024]), StatusCode::PAYLOAD_TOO_LARGE, "request.too_large"),
         ];
         for (request, status, code) in cases {
             let response = request.send().await.unwrap();

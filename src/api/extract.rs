@@ -12,6 +12,16 @@ use crate::state::AppState;
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct AppJson<T>(pub T);
 
+/// A path parameter; undecodable paths become `ApiError`s.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct AppPath<T>(pub T);
+
+/// Query parameters; unknown or mistyped ones become `ApiError`s.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct AppQuery<T>(pub T);
+
 /// The authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller(pub Principal);

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aggregates::{Channel, OrderCommand, OrderId, PlanId};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header::{ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,7 +15,7 @@ use projections::{membership, Tables};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::{AppJson, Caller};
+use super::extract::{AppJson, AppPath, AppQuery, Caller};
 use super::idempotency::{self, Claim};
 use super::request::{api_metadata, position_header};
 use crate::error::ApiError;
@@ -189,8 +189,8 @@ pub struct PollParams {
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
-    Query(params): Query<PollParams>,
+    AppPath(id): AppPath<String>,
+    AppQuery(params): AppQuery<PollParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let order_id = parse_order_id(&id)?;
@@ -233,7 +233,7 @@ pub async fn show(
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let order_id = parse_order_id(&id)?;
     visible_order(&state, &caller, &order_id).await?;

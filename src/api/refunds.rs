@@ -2,7 +2,7 @@
 //! until the gateway confirms it.
 
 use aggregates::{ChargeId, Money, OrderCommand, RefundId};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,7 +12,7 @@ use projections::Tables;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{AppJson, Caller};
+use super::extract::{AppJson, AppPath, Caller};
 use super::idempotency::{self, Claim};
 use super::orders::{parse_order_id, visible_order};
 use super::request::{api_metadata, position_header};
@@ -30,7 +30,7 @@ pub struct CreateRefund {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     headers: HeaderMap,
     AppJson(body): AppJson<CreateRefund>,
 ) -> Result<Response, ApiError> {

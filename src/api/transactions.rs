@@ -1,13 +1,13 @@
 //! The transaction history: a user's payments and refunds, newest first, by cursor.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use projections::transaction_history::{self, PAGE_SIZE_MAX};
 use projections::Tables;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::extract::Caller;
+use super::extract::{AppQuery, Caller};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -24,7 +24,7 @@ pub struct Params {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<Params>,
+    AppQuery(params): AppQuery<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let user_id = match params.user_id {
         Some(user_id) if user_id != caller.0.user_id => {

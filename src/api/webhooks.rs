@@ -3,6 +3,7 @@
 //! durably recorded, and only then: the gateway redelivers anything else.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,8 +22,15 @@ pub const WEBHOOK_BODY_LIMIT_BYTES: usize = 64 * 1024;
 pub async fn pingpp(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::malformed("request.unreadable_body", rejection.body_text())
+        }
+    })?;
     let event = state
         .gateway
         .verify_webhook(&headers, &body)
