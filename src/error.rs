@@ -27,6 +27,9 @@ pub enum ApiError {
     /// 409: the request conflicts with the current state.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 405: the path exists, the method does not.
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
     /// 413.
     #[error("the request body is too large")]
     TooLarge,
@@ -58,6 +61,7 @@ impl ApiError {
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -81,6 +85,7 @@ impl ApiError {
             Self::Auth(error) => error.code(),
             Self::Webhook(rejection) => rejection.code(),
             Self::Gateway(error) => error.code(),
+            Self::MethodNotAllowed => "request.method_not_allowed",
             Self::TooLarge => "request.too_large",
             Self::UnsupportedMediaType => "request.unsupported_media_type",
             Self::Internal(_) => "internal",

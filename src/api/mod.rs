@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, each handler thin.
 
+mod body;
 mod extract;
 mod health;
 mod idempotency;
@@ -38,6 +39,8 @@ pub fn router(state: AppState) -> Router {
             post(webhooks::pingpp).layer(DefaultBodyLimit::max(webhooks::WEBHOOK_BODY_LIMIT_BYTES)),
         )
         .fallback(|| async { ApiError::not_found("route.not_found", "no route for this path") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(axum::middleware::from_fn(body::read_whole_body))
         .with_state(state)
 }
