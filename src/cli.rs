@@ -55,6 +55,9 @@ pub enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Run one reconciliation pass against the configured database and gateway, print what it
+    /// did (payments confirmed, orders expired, unmatched gateway events) and exit.
+    Reconcile,
 }
 
 #[derive(Debug, Subcommand)]

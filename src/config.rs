@@ -3,6 +3,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::process::reconciler::{ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE};
 
 /// The default listen address: loopback only, so a bare `cargo run` exposes nothing.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -88,6 +91,8 @@ pub struct Settings {
     pub public_url: String,
     /// HS256 secret for bearer tokens; generated into the data directory when unset.
     pub jwt_secret: Option<Secret>,
+    /// When and how often the background reconciler runs.
+    pub reconciler: ReconcilerSettings,
 }
 
 /// One bad variable.
@@ -169,6 +174,24 @@ impl Settings {
             other => other.map(Secret::new),
         };
 
+        let mut seconds = |variable: &'static str, default: Duration| match non_empty(variable)
+            .map(|text| text.trim().parse::<u64>())
+        {
+            None => default,
+            Some(Ok(seconds)) if seconds > 0 => Duration::from_secs(seconds),
+            Some(_) => {
+                problems.push(InvalidVariable {
+                    variable,
+                    reason: "expected a positive whole number of seconds".to_owned(),
+                });
+                default
+            }
+        };
+        let reconciler = ReconcilerSettings {
+            pending_age: seconds("PAYLEDGER_RECONCILE_AFTER_SECS", DEFAULT_PENDING_AGE),
+            interval: seconds("PAYLEDGER_RECONCILE_INTERVAL_SECS", DEFAULT_INTERVAL),
+        };
+
         match (addr, database, public_url) {
             (Some(addr), Some(database), Some(public_url)) if problems.is_empty() => Ok(Self {
                 addr,
@@ -176,6 +199,7 @@ impl Settings {
                 database,
                 public_url,
                 jwt_secret,
+                reconciler,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -228,6 +252,32 @@ mod tests {
             assert!(text.contains(variable), "{text}");
         }
         assert!(!text.contains("short"), "a secret leaked into {text}");
+    }
+
+    #[test]
+    fn reconciler_timings_are_positive_seconds() {
+        let defaults = settings(&[]).unwrap().reconciler;
+        assert_eq!(defaults, ReconcilerSettings::default());
+        let chosen = settings(&[
+            ("PAYLEDGER_RECONCILE_AFTER_SECS", "120"),
+            ("PAYLEDGER_RECONCILE_INTERVAL_SECS", "5"),
+        ])
+        .unwrap()
+        .reconciler;
+        assert_eq!(chosen.pending_age, Duration::from_secs(120));
+        assert_eq!(chosen.interval, Duration::from_secs(5));
+        let text = settings(&[
+            ("PAYLEDGER_RECONCILE_AFTER_SECS", "0"),
+            ("PAYLEDGER_RECONCILE_INTERVAL_SECS", "soon"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for variable in [
+            "PAYLEDGER_RECONCILE_AFTER_SECS",
+            "PAYLEDGER_RECONCILE_INTERVAL_SECS",
+        ] {
+            assert!(text.contains(variable), "{text}");
+        }
     }
 
     #[test]

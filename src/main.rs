@@ -70,6 +70,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { as_of } => replay(&store, as_of.as_deref()).await,
+        Command::Reconcile => reconcile(&settings, store, tokens).await,
         Command::Token { .. } | Command::Webhook { .. } | Command::Sandbox { .. } => {
             Ok(ExitCode::SUCCESS)
         }
@@ -124,8 +125,25 @@ async fn serve(
         );
         println!("Demo token for user {DEMO_USER} (valid 12 h):\n{token}");
     }
+    service.spawn_reconciler(settings.reconciler);
     service.serve(listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// `payledger reconcile`: one pass, printed. With the in-process sandbox the gateway is the
+/// sandbox of the server at PAYLEDGER_PUBLIC_URL (this process serves none of its own).
+async fn reconcile(
+    settings: &Settings,
+    store: Store,
+    tokens: TokenKeys,
+) -> anyhow::Result<ExitCode> {
+    let gateway = GatewayConfig::from_env(&settings.public_url).map_err(ConfigError)?;
+    let service = Service::start(store, tokens, &settings.public_url, &gateway).await?;
+    let report =
+        payledger::process::reconciler::run_once(&service.state, &settings.reconciler).await;
+    service.stop().await;
+    print!("{}", report?);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> {

@@ -15,6 +15,7 @@ use crate::gateway::pingpp::client::{ClientBuildError, PingppClient};
 use crate::gateway::pingpp::keys::{self, KeyError};
 use crate::gateway::sandbox::{Sandbox, SandboxConfig, MOUNT_PATH};
 use crate::gateway::PaymentGateway;
+use crate::process::reconciler::{self, ReconcilerSettings};
 use crate::process::{membership, projection};
 use crate::state::AppState;
 use crate::store::Store;
@@ -93,6 +94,13 @@ impl Service {
             sandbox,
             tasks: vec![projector_task, process_task],
         })
+    }
+
+    /// Starts the background reconciler (a pass every `settings.interval`; one instance at a
+    /// time whatever the number of servers). Stopped with the service.
+    pub fn spawn_reconciler(&mut self, settings: ReconcilerSettings) {
+        let task = tokio::spawn(reconciler::follow(self.state.clone(), settings));
+        self.tasks.push(task);
     }
 
     /// The API, with the sandbox mounted under `/sandbox` when it runs in-process.

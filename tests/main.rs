@@ -4,7 +4,9 @@
 mod api;
 mod app;
 mod helpers;
+mod hostile;
 mod projections;
+mod reconciler;
 mod reliability;
 mod store;
 mod webhooks;

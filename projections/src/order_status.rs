@@ -120,6 +120,28 @@ pub async fn pending_expired_before(
     rows.iter().map(decode).collect()
 }
 
+/// Orders still awaiting payment whose last change is older than `before` (RFC 3339), oldest
+/// first: the ones whose webhook may have been lost. Orders already flagged for review (money
+/// of the wrong amount arrived) are left out: their money is recorded.
+pub async fn pending_older_than(
+    pool: &AnyPool,
+    tables: &Tables,
+    before: &str,
+    limit: i64,
+) -> Result<Vec<OrderStatusRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {t} WHERE status = 'pending' AND needs_review = 0 \
+         AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+        t = tables.order_status
+    );
+    let rows = sqlx::query(&sql)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
 /// User id and channel of an order, for views that record money movements.
 pub(crate) async fn owner_and_channel(
     connection: &mut AnyConnection,

@@ -21,7 +21,10 @@ pub const REQUEST_BODY_MAX_BYTES: usize = WEBHOOK_BODY_LIMIT_BYTES;
 pub async fn read_whole_body(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     match axum::body::to_bytes(body, REQUEST_BODY_MAX_BYTES).await {
-        Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
         Err(_) => {
             let mut response = ApiError::TooLarge.into_response();
             response

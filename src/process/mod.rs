@@ -3,4 +3,5 @@
 pub mod membership;
 pub mod order_cache;
 pub mod projection;
+pub mod reconciler;
 pub mod settlement;

@@ -1,0 +1,611 @@
+//! The reconciler: webhooks get lost, so the ledger asks the gateway itself. Orders pending
+//! for too long are looked up at the gateway and settled exactly as their webhook would have
+//! settled them; orders past their expiry that the gateway does not report as paid are
+//! expired; gateway events no order took are listed for the people who settle them.
+//!
+//! However many instances run, one pass runs at a time: on PostgreSQL under a session advisory
+//! lock, on SQLite under a lease row (one process owns an SQLite file in practice, but a CLI
+//! pass may run beside the server).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use aggregates::{ChargeId, GatewayEventId, IdError, OrderCommand, OrderError};
+use chrono::{DateTime, Utc};
+use cqrs_es::AggregateError;
+use projections::order_status::{self, OrderStatusRow};
+use projections::schema::timestamp;
+use projections::Tables;
+use sha2::{Digest, Sha256};
+use sqlx::any::Any;
+use sqlx::pool::PoolConnection;
+use sqlx::Row;
+
+use super::settlement::{self, Outcome};
+use crate::gateway::{order_id_from_order_no, ChargeState, GatewayEvent};
+use crate::state::AppState;
+use crate::store::{Actor, EventMetadata, Source};
+
+/// Orders pending longer than this are looked up at the gateway.
+pub const DEFAULT_PENDING_AGE: Duration = Duration::from_secs(60);
+/// Pause between two passes of the background reconciler.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// Pending orders looked up per pass, oldest first; the rest wait for the next pass.
+const PENDING_BATCH_MAX: i64 = 200;
+/// Expired orders closed per pass.
+const EXPIRY_BATCH_MAX: i64 = 200;
+/// Unsettled gateway events listed in a report, newest first.
+const UNSETTLED_LIST_MAX: i64 = 100;
+/// The PostgreSQL advisory lock key of the reconciler, as `pg_locks` shows it (the log's
+/// insert trigger uses 7271100001; the two must differ).
+pub const ADVISORY_LOCK_KEY: i64 = 7_271_100_002;
+/// The reconciler's row in the `leases` table (SQLite).
+pub const LEASE_NAME: &str = "reconciler";
+/// How long a lease outlives a holder that died mid-pass. Longer than any bounded pass.
+const LEASE_TTL: chrono::Duration = chrono::Duration::minutes(15);
+/// Prefix of the event id a reconciled confirmation carries in place of a webhook's.
+const RECONCILED_EVENT_PREFIX: &str = "evt_reconciled_";
+/// GatewayEventId's length limit.
+const GATEWAY_EVENT_ID_CHARS_MAX: usize = 64;
+
+/// When and how often to reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcilerSettings {
+    /// Orders pending longer than this are looked up at the gateway.
+    pub pending_age: Duration,
+    /// Pause between two passes of the background reconciler.
+    pub interval: Duration,
+}
+
+impl Default for ReconcilerSettings {
+    fn default() -> Self {
+        Self {
+            pending_age: DEFAULT_PENDING_AGE,
+            interval: DEFAULT_INTERVAL,
+        }
+    }
+}
+
+/// A gateway event no order took: unmatched (no order of ours) or deferred (too early).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsettledEvent {
+    pub provider: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub outcome: String,
+    pub received_at: String,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Another instance held the lock: this pass did nothing.
+    pub skipped: bool,
+    /// Orders looked up at the gateway (or, without a charge, closed without asking).
+    pub checked: usize,
+    /// Orders paid from the gateway's answer.
+    pub confirmed: usize,
+    /// Money the gateway reported that was recorded but did not pay its order (a wrong
+    /// amount, or after the order closed): flagged for review, as its webhook would have been.
+    pub flagged: usize,
+    /// Orders closed as expired.
+    pub expired: usize,
+    /// Orders the gateway could not tell us about; tried again next pass.
+    pub gateway_errors: usize,
+    /// Orders whose payment or expiry could not be recorded; tried again next pass.
+    pub failed: usize,
+    /// Gateway events no order took, newest first (at most 100).
+    pub unsettled: Vec<UnsettledEvent>,
+}
+
+impl Report {
+    fn skipped() -> Self {
+        Self {
+            skipped: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the pass changed the ledger or met trouble (worth an info line).
+    pub fn did_something(&self) -> bool {
+        self.confirmed > 0
+            || self.flagged > 0
+            || self.expired > 0
+            || self.gateway_errors > 0
+            || self.failed > 0
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.skipped {
+            return writeln!(
+                formatter,
+                "another instance is reconciling: this pass was skipped"
+            );
+        }
+        writeln!(
+            formatter,
+            "reconciled: {} orders checked, {} payments confirmed, {} flagged for review, \
+             {} orders expired, {} gateway errors, {} failed",
+            self.checked,
+            self.confirmed,
+            self.flagged,
+            self.expired,
+            self.gateway_errors,
+            self.failed
+        )?;
+        if self.unsettled.is_empty() {
+            return writeln!(formatter, "no unmatched or deferred gateway events");
+        }
+        writeln!(
+            formatter,
+            "{} unmatched or deferred gateway events (newest first):",
+            self.unsettled.len()
+        )?;
+        for event in &self.unsettled {
+            writeln!(
+                formatter,
+                "  {}  {} {}  {}  {}",
+                event.received_at, event.provider, event.event_id, event.event_type, event.outcome
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("reconciliation could not read or lock the database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Runs the reconciler until the task is dropped: a pass every `interval`.
+pub async fn follow(state: AppState, settings: ReconcilerSettings) {
+    loop {
+        // Waiting first spreads instances that restart together, and lets the views catch up.
+        tokio::time::sleep(settings.interval).await;
+        match run_once(&state, &settings).await {
+            Ok(report) if report.did_something() => tracing::info!(
+                checked = report.checked,
+                confirmed = report.confirmed,
+                flagged = report.flagged,
+                expired = report.expired,
+                gateway_errors = report.gateway_errors,
+                failed = report.failed,
+                unsettled = report.unsettled.len(),
+                "reconciliation pass"
+            ),
+            Ok(report) => tracing::debug!(
+                skipped = report.skipped,
+                checked = report.checked,
+                unsettled = report.unsettled.len(),
+                "reconciliation pass changed nothing"
+            ),
+            Err(error) => tracing::error!(%error, "reconciliation pass failed; retrying later"),
+        }
+    }
+}
+
+/// One pass, now.
+pub async fn run_once(
+    state: &AppState,
+    settings: &ReconcilerSettings,
+) -> Result<Report, ReconcileError> {
+    run_once_at(state, settings, Utc::now()).await
+}
+
+/// One pass as of `now` (what "pending too long" and "past expiry" are measured against).
+/// Skipped, and reported so, when another instance is reconciling.
+pub async fn run_once_at(
+    state: &AppState,
+    settings: &ReconcilerSettings,
+    now: DateTime<Utc>,
+) -> Result<Report, ReconcileError> {
+    let Some(lock) = Lock::take(state).await? else {
+        return Ok(Report::skipped());
+    };
+    let result = pass(state, settings, now).await;
+    lock.release(state).await;
+    result
+}
+
+/// The right to run a pass.
+enum Lock {
+    /// A session advisory lock held by this connection. The connection is closed, never
+    /// pooled, when dropped: a pooled connection still holding the lock (after a failed
+    /// unlock, or a pass cancelled midway) would block every later pass.
+    Advisory(PoolConnection<Any>),
+    /// The lease row, held under this holder token until released or expired.
+    Lease { holder: String },
+}
+
+impl Lock {
+    async fn take(state: &AppState) -> Result<Option<Self>, sqlx::Error> {
+        if state.store.kind() == "postgres" {
+            let mut connection = state.store.read.acquire().await?;
+            connection.close_on_drop();
+            let locked: bool = sqlx::query("SELECT pg_try_advisory_lock($1) AS locked")
+                .bind(ADVISORY_LOCK_KEY)
+                .fetch_one(&mut *connection)
+                .await?
+                .try_get("locked")?;
+            return Ok(locked.then_some(Self::Advisory(connection)));
+        }
+        let holder = format!("pass-{}", uuid::Uuid::new_v4().simple());
+        let now = Utc::now();
+        sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, '', '') \
+             ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(LEASE_NAME)
+        .execute(&state.store.read)
+        .await?;
+        // Taken only when the current lease has run out (or was released): of two racing
+        // takers, the second finds the first's fresh expiry and updates nothing.
+        let taken = sqlx::query(
+            "UPDATE leases SET holder = $2, expires_at = $3 WHERE name = $1 AND expires_at < $4",
+        )
+        .bind(LEASE_NAME)
+        .bind(holder.clone())
+        .bind(timestamp(&(now + LEASE_TTL)))
+        .bind(timestamp(&now))
+        .execute(&state.store.read)
+        .await?
+        .rows_affected();
+        Ok((taken == 1).then_some(Self::Lease { holder }))
+    }
+
+    /// Gives the lock up. Failures are only logged: the connection closes (releasing the
+    /// advisory lock) or the lease runs out on its own.
+    async fn release(self, state: &AppState) {
+        let result = match self {
+            Self::Advisory(mut connection) => {
+                sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(ADVISORY_LOCK_KEY)
+                    .execute(&mut *connection)
+                    .await
+            }
+            Self::Lease { holder } => {
+                sqlx::query("UPDATE leases SET expires_at = '' WHERE name = $1 AND holder = $2")
+                    .bind(LEASE_NAME)
+                    .bind(holder)
+                    .execute(&state.store.read)
+                    .await
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "releasing the reconciler lock failed; it lapses on its own");
+        }
+    }
+}
+
+/// What the gateway says about an order's charge.
+enum Lookup {
+    Paid(ChargeState),
+    Unpaid,
+    Unknown,
+}
+
+async fn pass(
+    state: &AppState,
+    settings: &ReconcilerSettings,
+    now: DateTime<Utc>,
+) -> Result<Report, ReconcileError> {
+    let tables = Tables::live();
+    let request_id = format!("reconciler-{}", uuid::Uuid::new_v4().simple());
+    let mut report = Report::default();
+    // Orders checked in this pass, and whether closing them is safe should they be past expiry.
+    let mut closable: HashMap<String, bool> = HashMap::new();
+
+    // 1. Pending too long: the webhook may have been lost.
+    let cutoff = chrono::Duration::from_std(settings.pending_age)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(age));
+    let stale = match cutoff {
+        Some(before) => {
+            order_status::pending_older_than(
+                &state.store.read,
+                &tables,
+                &timestamp(&before),
+                PENDING_BATCH_MAX,
+            )
+            .await?
+        }
+        None => Vec::new(),
+    };
+    for row in stale {
+        let may_close = check(state, &row, &request_id, &mut report).await;
+        closable.insert(row.order_id.clone(), may_close);
+    }
+
+    // 2. Past expiry: close the order once the gateway's money (if any) is in the ledger. An
+    //    order the money paid is refused by the aggregate, so only unpaid orders close; one
+    //    paid the wrong amount closes too, its money staying flagged for review. The gateway
+    //    port has no call to close a charge yet, so the QR code stays payable at the gateway
+    //    until its own expiry (which we set to ours); money arriving after this is kept as a
+    //    late payment owed back.
+    let expired = order_status::pending_expired_before(
+        &state.store.read,
+        &tables,
+        &timestamp(&now),
+        EXPIRY_BATCH_MAX,
+    )
+    .await?;
+    for row in expired {
+        let may_close = match closable.get(&row.order_id) {
+            Some(may_close) => *may_close,
+            None => check(state, &row, &request_id, &mut report).await,
+        };
+        if may_close {
+            expire(state, &row, now, &request_id, &mut report).await;
+        }
+    }
+
+    // 3. Gateway events no order took.
+    report.unsettled = unsettled_events(state).await?;
+    Ok(report)
+}
+
+/// Asks the gateway about the order's charge and records a payment it reports. True when the
+/// ledger now holds whatever the gateway knows (nothing paid, or the payment recorded), so the
+/// order may be closed if it is past expiry; false when that is not known yet. Closing an
+/// order whose payment we have not recorded would turn a good payment into one owed back.
+async fn check(
+    state: &AppState,
+    row: &OrderStatusRow,
+    request_id: &str,
+    report: &mut Report,
+) -> bool {
+    report.checked += 1;
+    match look_up(state, row).await {
+        Lookup::Paid(charge) => settle_paid(state, row, charge, request_id, report).await,
+        Lookup::Unpaid => true,
+        Lookup::Unknown => {
+            report.gateway_errors += 1;
+            false
+        }
+    }
+}
+
+async fn look_up(state: &AppState, row: &OrderStatusRow) -> Lookup {
+    let Some(charge_id) = row
+        .charge_id
+        .as_deref()
+        .and_then(|id| ChargeId::parse(id).ok())
+    else {
+        return Lookup::Unpaid;
+    };
+    match state.gateway.retrieve_charge(&charge_id).await {
+        Ok(charge) if charge.order_no != order_no_of(row) => {
+            tracing::warn!(
+                order_id = %row.order_id,
+                charge_id = %charge_id,
+                order_no = %charge.order_no,
+                "the gateway reports the charge for another order; left alone"
+            );
+            Lookup::Unknown
+        }
+        Ok(charge) if charge.paid => Lookup::Paid(charge),
+        Ok(_) => Lookup::Unpaid,
+        Err(error) => {
+            tracing::warn!(
+                order_id = %row.order_id,
+                charge_id = %charge_id,
+                code = error.code(),
+                %error,
+                "could not look the charge up; trying again next pass"
+            );
+            Lookup::Unknown
+        }
+    }
+}
+
+/// The order number the gateway knows the row's order by.
+fn order_no_of(row: &OrderStatusRow) -> String {
+    row.order_id.replace('-', "")
+}
+
+/// Settles a charge the gateway reports paid, as its `charge.succeeded` webhook would. True
+/// when the payment is in the ledger (now or already).
+async fn settle_paid(
+    state: &AppState,
+    row: &OrderStatusRow,
+    charge: ChargeState,
+    request_id: &str,
+    report: &mut Report,
+) -> bool {
+    let raw = charge_summary(&charge);
+    let event_id = match reconciled_event_id(&charge.charge_id) {
+        Ok(event_id) => event_id,
+        Err(error) => {
+            report.failed += 1;
+            tracing::warn!(order_id = %row.order_id, %error, "no event id for the charge");
+            return false;
+        }
+    };
+    let event = GatewayEvent::ChargeSucceeded { event_id, charge };
+    match settlement::settle(state, &event, &raw, Source::Reconciler, request_id).await {
+        Ok(settled) => match settled.outcome {
+            Outcome::Applied => {
+                if appended_type(state, settled.position).await.as_deref()
+                    == Some("PaymentConfirmed")
+                {
+                    report.confirmed += 1;
+                } else {
+                    report.flagged += 1;
+                }
+                tracing::info!(order_id = %row.order_id, "payment recorded from the gateway");
+                true
+            }
+            Outcome::Duplicate => true,
+            outcome @ (Outcome::Unmatched | Outcome::Ignored | Outcome::Deferred) => {
+                tracing::warn!(
+                    order_id = %row.order_id,
+                    outcome = outcome.as_str(),
+                    "a paid charge did not settle its order"
+                );
+                false
+            }
+        },
+        Err(error) => {
+            report.failed += 1;
+            tracing::warn!(order_id = %row.order_id, %error, "recording a payment failed");
+            false
+        }
+    }
+}
+
+/// The type of the event at `position` (what a settlement just appended).
+async fn appended_type(state: &AppState, position: i64) -> Option<String> {
+    match projections::log::read_after(&state.store.read, position - 1, 1).await {
+        Ok(events) => events.into_iter().next().map(|event| event.event_type),
+        Err(error) => {
+            tracing::warn!(%error, position, "could not read back a recorded payment");
+            None
+        }
+    }
+}
+
+async fn expire(
+    state: &AppState,
+    row: &OrderStatusRow,
+    now: DateTime<Utc>,
+    request_id: &str,
+    report: &mut Report,
+) {
+    let metadata = EventMetadata {
+        request_id: request_id.to_owned(),
+        actor: Actor::System,
+        source: Source::Reconciler,
+        gateway_event_id: None,
+        recorded_at: Utc::now(),
+    };
+    let command = OrderCommand::Expire { at: now };
+    match state
+        .orders
+        .execute(&row.order_id, command, &metadata)
+        .await
+    {
+        Ok(()) => {
+            report.expired += 1;
+            state.views.wake();
+        }
+        // The order moved on since the view was read (paid, possibly by the payment this
+        // pass just recorded; cancelled; expired by another door): nothing to close.
+        Err(AggregateError::UserError(
+            OrderError::InvalidTransition { .. } | OrderError::NotYetExpired { .. },
+        )) => {}
+        Err(error) => {
+            report.failed += 1;
+            tracing::warn!(order_id = %row.order_id, %error, "expiring an order failed");
+        }
+    }
+}
+
+async fn unsettled_events(state: &AppState) -> Result<Vec<UnsettledEvent>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT provider, event_id, event_type, outcome, received_at FROM gateway_events \
+         WHERE outcome IN ('unmatched', 'deferred') ORDER BY received_at DESC LIMIT $1",
+    )
+    .bind(UNSETTLED_LIST_MAX)
+    .fetch_all(&state.store.read)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(UnsettledEvent {
+                provider: row.try_get("provider")?,
+                event_id: row.try_get("event_id")?,
+                event_type: row.try_get("event_type")?,
+                outcome: row.try_get("outcome")?,
+                received_at: row.try_get("received_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The event id a reconciled confirmation of `charge_id` carries: the same for every pass and
+/// every instance, so settling it again is recognised as a duplicate. A charge id too long to
+/// fit is replaced by a digest of it.
+pub fn reconciled_event_id(charge_id: &ChargeId) -> Result<GatewayEventId, IdError> {
+    let suffix = charge_id
+        .as_str()
+        .strip_prefix("ch_")
+        .unwrap_or(charge_id.as_str());
+    let text = format!("{RECONCILED_EVENT_PREFIX}{suffix}");
+    let text = if text.len() <= GATEWAY_EVENT_ID_CHARS_MAX {
+        text
+    } else {
+        let digest = Sha256::digest(charge_id.as_str().as_bytes());
+        let mut hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        hex.truncate(GATEWAY_EVENT_ID_CHARS_MAX - RECONCILED_EVENT_PREFIX.len());
+        format!("{RECONCILED_EVENT_PREFIX}{hex}")
+    };
+    GatewayEventId::parse(&text)
+}
+
+/// What we keep as the "body" of a reconciled confirmation: the charge as the gateway reported
+/// it when we asked.
+fn charge_summary(charge: &ChargeState) -> String {
+    serde_json::json!({
+        "object": "charge",
+        "source": "reconciler",
+        "id": charge.charge_id.as_str(),
+        "order_no": charge.order_no,
+        "order_id": order_id_from_order_no(&charge.order_no).map(|id| id.to_string()),
+        "paid": charge.paid,
+        "amount": charge.amount.amount_minor(),
+        "currency": charge.amount.currency().code(),
+        "time_paid": charge.time_paid.map(|at| timestamp(&at)),
+        "transaction_no": charge.transaction_no,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reconciled_event_ids_are_stable_and_valid() {
+        let charge = ChargeId::parse("ch_Xsr7u35O3m1Gw4ed2ODmi4Lw").unwrap();
+        let id = reconciled_event_id(&charge).unwrap();
+        assert_eq!(id.as_str(), "evt_reconciled_Xsr7u35O3m1Gw4ed2ODmi4Lw");
+        assert_eq!(reconciled_event_id(&charge).unwrap(), id);
+    }
+
+    #[test]
+    fn long_charge_ids_are_digested_to_fit() {
+        let long = format!("ch_{}", "a".repeat(61));
+        let other = format!("ch_{}b", "a".repeat(60));
+        let first = reconciled_event_id(&ChargeId::parse(&long).unwrap()).unwrap();
+        let second = reconciled_event_id(&ChargeId::parse(&other).unwrap()).unwrap();
+        assert_eq!(first.as_str().len(), GATEWAY_EVENT_ID_CHARS_MAX);
+        assert!(first.as_str().starts_with(RECONCILED_EVENT_PREFIX));
+        assert_ne!(first, second);
+    }
+
+    #[test]
+    fn a_report_prints_its_counts_and_events() {
+        let report = Report {
+            checked: 3,
+            confirmed: 1,
+            expired: 1,
+            unsettled: vec![UnsettledEvent {
+                provider: "pingpp".to_owned(),
+                event_id: "evt_1".to_owned(),
+                event_type: "charge.succeeded".to_owned(),
+                outcome: "unmatched".to_owned(),
+                received_at: "2026-11-25T12:00:00.000000Z".to_owned(),
+            }],
+            ..Report::default()
+        };
+        let text = report.to_string();
+        assert!(text.contains("3 orders checked, 1 payments confirmed, 0 flagged for review"));
+        assert!(text.contains("1 orders expired"));
+        assert!(text.contains("evt_1"));
+        assert!(Report::skipped().to_string().contains("skipped"));
+    }
+}
