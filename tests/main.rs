@@ -3,6 +3,7 @@
 
 mod api;
 mod app;
+mod crash;
 mod helpers;
 mod hostile;
 mod projections;
