@@ -308,3 +308,44 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+on_both_stores! {
+    async fn an_order_that_never_got_a_charge_is_closed_after_its_window(db: &TestDb) {
+        let app = App::spawn(db).await;
+        // The process stopped between recording the order and the gateway's answer.
+        let order_id = aggregates::OrderId::from_uuid(uuid::Uuid::new_v4());
+        let plan = aggregates::PlanCatalog::standard()
+            .find(&aggregates::PlanId::parse("pro-monthly").unwrap())
+            .cloned()
+            .unwrap();
+        app.state
+            .orders
+            .execute(
+                &order_id.to_string(),
+                aggregates::OrderCommand::Create {
+                    order_id,
+                    user_id: aggregates::UserId::parse("vera").unwrap(),
+                    plan,
+                    channel: aggregates::Channel::AlipayQr,
+                    at: Utc::now(),
+                },
+                &crate::app::gateway_metadata("evt_unused"),
+            )
+            .await
+            .unwrap();
+        let id = order_id.to_string();
+        app.state.views.wake();
+        let head = event_log::head(&app.state.store.read).await.unwrap();
+        assert!(app.state.views.wait_for(head, Duration::from_secs(5)).await);
+        app.poll_until(&id, "vera", |body| body["status"] == "created").await;
+
+        // Within its payment window it is left alone.
+        let soon = reconciler::run_once_at(&app.state, &AT_ONCE, Utc::now() + chrono::Duration::minutes(5)).await.unwrap();
+        assert_eq!(soon.expired, 0, "{soon}");
+        // After it, nothing can pay it: it is closed.
+        let later = reconciler::run_once_at(&app.state, &AT_ONCE, Utc::now() + chrono::Duration::minutes(16)).await.unwrap();
+        assert_eq!(later.expired, 1, "{later}");
+        app.poll_until(&id, "vera", |body| body["status"] == "expired").await;
+        app.stop().await;
+    }
+}

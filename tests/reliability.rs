@@ -227,3 +227,64 @@ on_both_stores! {
         second.stop().await;
     }
 }
+
+on_both_stores! {
+    async fn an_idempotency_key_left_by_a_request_that_died_is_taken_over(db: &TestDb) {
+        let app = App::spawn(db).await;
+        // A request claimed the key two minutes ago, then its process died before recording
+        // the order.
+        let two_minutes_ago = projections::schema::timestamp(&(chrono::Utc::now() - chrono::Duration::minutes(2)));
+        sqlx::query(
+            "INSERT INTO idempotency_keys (user_id, scope, key, request_hash, resource_id, created_at) \
+             VALUES ('wren', 'create_order', 'died-mid-request', $1, $2, $3)",
+        )
+        .bind(payledger_request_hash())
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(two_minutes_ago)
+        .execute(&db.store.read)
+        .await
+        .unwrap();
+        let response = app
+            .client
+            .post(app.url("/v1/orders"))
+            .bearer_auth(app.token("wren", Role::User))
+            .header("idempotency-key", "died-mid-request")
+            .json(&json!({"plan_id": "pro-monthly", "channel": "alipay_qr"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let first: Value = response.json().await.unwrap();
+        // From now on the key names that order.
+        let again: Value = app
+            .client
+            .post(app.url("/v1/orders"))
+            .bearer_auth(app.token("wren", Role::User))
+            .header("idempotency-key", "died-mid-request")
+            .json(&json!({"plan_id": "pro-monthly", "channel": "alipay_qr"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(first["id"], again["id"]);
+        assert_eq!(count_events(&app, "OrderCreated").await, 1);
+    }
+}
+
+/// The digest the API stores for `{"plan_id": "pro-monthly", "channel": "alipay_qr"}`:
+/// length-prefixed fields, SHA-256, hex.
+fn payledger_request_hash() -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for field in ["pro-monthly", "alipay_qr"] {
+        digest.update(field.len().to_le_bytes());
+        digest.update(field.as_bytes());
+    }
+    digest
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}

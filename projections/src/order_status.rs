@@ -142,6 +142,27 @@ pub async fn pending_older_than(
     rows.iter().map(decode).collect()
 }
 
+/// Orders that never got a charge (the process stopped between recording the order and the
+/// gateway's answer) created before `before`: nothing can pay them.
+pub async fn created_without_charge_before(
+    pool: &AnyPool,
+    tables: &Tables,
+    before: &str,
+    limit: i64,
+) -> Result<Vec<OrderStatusRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {t} WHERE status = 'created' AND created_at < $1 \
+         ORDER BY created_at LIMIT $2",
+        t = tables.order_status
+    );
+    let rows = sqlx::query(&sql)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
 /// User id and channel of an order, for views that record money movements.
 pub(crate) async fn owner_and_channel(
     connection: &mut AnyConnection,

@@ -10,6 +10,8 @@ use crate::error::ApiError;
 
 const HEADER: &str = "idempotency-key";
 const KEY_LEN_MAX: usize = 128;
+/// A claim this old whose resource never appeared belongs to a request that died.
+const CLAIM_ABANDONED_AFTER: chrono::Duration = chrono::Duration::seconds(60);
 
 /// What the key says about this request.
 #[derive(Debug, PartialEq, Eq)]
@@ -72,7 +74,7 @@ pub async fn claim(
         return Ok(Claim::Fresh);
     }
     let row = sqlx::query(
-        "SELECT request_hash, resource_id FROM idempotency_keys \
+        "SELECT request_hash, resource_id, created_at FROM idempotency_keys \
          WHERE user_id = $1 AND scope = $2 AND key = $3",
     )
     .bind(user_id)
@@ -87,7 +89,60 @@ pub async fn claim(
             "this Idempotency-Key was used for a different request",
         ));
     }
-    Ok(Claim::Replay(row.try_get("resource_id")?))
+    let resource: String = row.try_get("resource_id")?;
+    let claimed_at: String = row.try_get("created_at")?;
+    if abandoned(pool, scope, &resource, &claimed_at).await? {
+        // The request that claimed this key died before recording anything (a crash between
+        // the claim and the first append): hand the key to this request instead.
+        let rebound = sqlx::query(
+            "UPDATE idempotency_keys SET resource_id = $4, created_at = $5 \
+             WHERE user_id = $1 AND scope = $2 AND key = $3 AND resource_id = $6",
+        )
+        .bind(user_id)
+        .bind(scope)
+        .bind(key)
+        .bind(resource_id)
+        .bind(projections::schema::timestamp(&chrono::Utc::now()))
+        .bind(&resource)
+        .execute(pool)
+        .await?;
+        if rebound.rows_affected() == 1 {
+            tracing::warn!(scope, "idempotency key of an abandoned request taken over");
+            return Ok(Claim::Fresh);
+        }
+    }
+    Ok(Claim::Replay(resource))
+}
+
+/// True when a claim is old enough that its request cannot still be running (every gateway
+/// call times out well before) and the resource it was to create does not exist.
+async fn abandoned(
+    pool: &AnyPool,
+    scope: &str,
+    resource_id: &str,
+    claimed_at: &str,
+) -> Result<bool, ApiError> {
+    let cutoff = projections::schema::timestamp(&(chrono::Utc::now() - CLAIM_ABANDONED_AFTER));
+    if claimed_at >= cutoff.as_str() {
+        return Ok(false);
+    }
+    let tables = projections::Tables::live();
+    let sql = match scope {
+        "create_order" => format!(
+            "SELECT 1 AS found FROM {t} WHERE order_id = $1",
+            t = tables.order_status
+        ),
+        "create_refund" => format!(
+            "SELECT 1 AS found FROM {t} WHERE refund_id = $1",
+            t = tables.refund_status
+        ),
+        _ => return Ok(false),
+    };
+    let found = sqlx::query(&sql)
+        .bind(resource_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_none())
 }
 
 /// Frees the request's key after the request failed before creating anything, so a retry

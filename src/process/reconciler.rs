@@ -343,7 +343,27 @@ async fn pass(
         }
     }
 
-    // 3. Gateway events no order took.
+    // 3. Orders that never got a charge: the process stopped between recording the order and
+    //    the gateway's answer. No QR code was shown, so nothing can pay them; close them once
+    //    their payment window has passed.
+    let abandoned = chrono::Duration::from_std(settings.pending_age)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(crate::state::ORDER_PAYMENT_WINDOW + age));
+    if let Some(before) = abandoned {
+        let rows = order_status::created_without_charge_before(
+            &state.store.read,
+            &tables,
+            &timestamp(&before),
+            EXPIRY_BATCH_MAX,
+        )
+        .await?;
+        for row in rows {
+            report.checked += 1;
+            expire(state, &row, now, &request_id, &mut report).await;
+        }
+    }
+
+    // 4. Gateway events no order took.
     report.unsettled = unsettled_events(state).await?;
     Ok(report)
 }
