@@ -6,6 +6,7 @@ mod app;
 mod crash;
 mod helpers;
 mod hostile;
+mod processes;
 mod projections;
 mod reconciler;
 mod reliability;

@@ -8,7 +8,7 @@
 //! also takes the write lock before anything is read, so a stale snapshot cannot bite.
 
 use chrono::{DateTime, Utc};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, Connection, Row};
 
 use crate::error::ProjectionError;
 use crate::log::{self, LedgerEvent, StoredEvent};
@@ -17,6 +17,8 @@ use crate::{membership, order_status, refund_status, transaction_history};
 
 /// The one projector that maintains every view.
 pub const PROJECTOR_NAME: &str = "views";
+/// Serialises view set-up across processes on PostgreSQL (the log's trigger uses ...001).
+const SCHEMA_LOCK_KEY: i64 = 7_271_100_003;
 /// Events applied per transaction.
 pub const BATCH_SIZE: i64 = 200;
 
@@ -50,8 +52,46 @@ impl Projector {
     /// Creates the tables if missing; drops and recreates them (to be rebuilt from the log)
     /// when they were built by a different view schema version.
     pub async fn prepare(&self) -> Result<(), ProjectionError> {
+        self.set_up(false).await
+    }
+
+    /// Drops every table of the set and creates them empty, checkpoint at 0.
+    pub async fn reset(&self) -> Result<(), ProjectionError> {
+        self.set_up(true).await
+    }
+
+    /// Creates (or, when `fresh` or the schema version changed, recreates) the tables in one
+    /// transaction. Several processes start at once: on PostgreSQL concurrent `CREATE TABLE IF
+    /// NOT EXISTS` can still collide, so they take turns on an advisory lock.
+    async fn set_up(&self, fresh: bool) -> Result<(), ProjectionError> {
+        let mut connection = self.pool.acquire().await?;
+        if connection.backend_name() != "PostgreSQL" {
+            // SQLite has one writer at a time already. A deferred transaction here would read
+            // before it writes and could fail on a snapshot another writer made stale.
+            return self.set_up_on(&mut connection, fresh).await;
+        }
+        let mut transaction = connection.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SCHEMA_LOCK_KEY)
+            .execute(&mut *transaction)
+            .await?;
+        self.set_up_on(&mut transaction, fresh).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    async fn set_up_on(
+        &self,
+        transaction: &mut sqlx::AnyConnection,
+        fresh: bool,
+    ) -> Result<(), ProjectionError> {
+        if fresh {
+            for statement in self.tables.drop_statements() {
+                sqlx::query(&statement).execute(&mut *transaction).await?;
+            }
+        }
         for statement in self.tables.create_statements() {
-            sqlx::query(&statement).execute(&self.pool).await?;
+            sqlx::query(&statement).execute(&mut *transaction).await?;
         }
         let sql = format!(
             "SELECT schema_version FROM {c} WHERE projector = $1",
@@ -59,7 +99,7 @@ impl Projector {
         );
         let version: Option<i64> = sqlx::query(&sql)
             .bind(PROJECTOR_NAME)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *transaction)
             .await?
             .map(|row| row.try_get("schema_version"))
             .transpose()?;
@@ -69,8 +109,12 @@ impl Projector {
                 to = VIEW_SCHEMA_VERSION,
                 "view schema changed; rebuilding the views from the log"
             );
-            self.reset().await?;
-            return Ok(());
+            for statement in self.tables.drop_statements() {
+                sqlx::query(&statement).execute(&mut *transaction).await?;
+            }
+            for statement in self.tables.create_statements() {
+                sqlx::query(&statement).execute(&mut *transaction).await?;
+            }
         }
         let sql = format!(
             "INSERT INTO {c} (projector, position, schema_version) VALUES ($1, 0, $2) \
@@ -80,17 +124,9 @@ impl Projector {
         sqlx::query(&sql)
             .bind(PROJECTOR_NAME)
             .bind(VIEW_SCHEMA_VERSION)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await?;
         Ok(())
-    }
-
-    /// Drops every table of the set and creates them empty, checkpoint at 0.
-    pub async fn reset(&self) -> Result<(), ProjectionError> {
-        for statement in self.tables.drop_statements() {
-            sqlx::query(&statement).execute(&self.pool).await?;
-        }
-        Box::pin(self.prepare()).await
     }
 
     /// The position up to which the views are exact.
