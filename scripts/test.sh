@@ -12,6 +12,7 @@
 #
 # Environment knobs, for local use only (CI sets none of them):
 #   PAYLEDGER_TEST_SKIP_LINT=1        skip `cargo fmt --check` and clippy for fast iterations.
+#   PAYLEDGER_TEST_SKIP_BENCH=1       skip the benchmark's smoke run (a release build).
 #   PAYLEDGER_TEST_FORCE_THROWAWAY=1  ignore DATABASE_URL and any server on
 #                                     127.0.0.1:5432; always start a throwaway cluster.
 #   PAYLEDGER_TEST_DRY_RUN=1          stop after choosing PostgreSQL and querying its
@@ -85,5 +86,13 @@ else
     run cargo clippy --locked --workspace --all-targets -- -D warnings
 fi
 run cargo test --locked --workspace "${cargo_test_args[@]}"
+
+# The benchmark's smoke run on both stores: it must work end to end against the real release
+# server; its figures are printed, not judged (timing is the full run's business).
+if [[ ${PAYLEDGER_TEST_SKIP_BENCH:-} == 1 ]]; then
+    echo "test.sh: PAYLEDGER_TEST_SKIP_BENCH=1: skipping the benchmark smoke run"
+else
+    run cargo run --release --locked -p bench -- --quick --store both
+fi
 
 echo "test.sh: all tests passed in ${SECONDS}s"
