@@ -72,15 +72,7 @@ pub async fn find(
     tables: &Tables,
     order_id: &str,
 ) -> Result<Option<OrderStatusRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM {t} WHERE order_id = $1",
-        t = tables.order_status
-    );
-    let row = sqlx::query(&sql)
-        .bind(order_id)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(decode).transpose()
+    one_where(pool, tables, "order_id = $1", order_id).await
 }
 
 /// The order a gateway charge belongs to.
@@ -89,15 +81,7 @@ pub async fn find_by_charge(
     tables: &Tables,
     charge_id: &str,
 ) -> Result<Option<OrderStatusRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM {t} WHERE charge_id = $1",
-        t = tables.order_status
-    );
-    let row = sqlx::query(&sql)
-        .bind(charge_id)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(decode).transpose()
+    one_where(pool, tables, "charge_id = $1", charge_id).await
 }
 
 /// Orders still awaiting payment whose QR code expired before `now` (RFC 3339).
@@ -107,17 +91,15 @@ pub async fn pending_expired_before(
     now: &str,
     limit: i64,
 ) -> Result<Vec<OrderStatusRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM {t} WHERE status IN ('created', 'pending') AND expires_at < $1 \
-         ORDER BY expires_at LIMIT $2",
-        t = tables.order_status
-    );
-    let rows = sqlx::query(&sql)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(decode).collect()
+    oldest_where(
+        pool,
+        tables,
+        "status IN ('created', 'pending') AND expires_at < $1",
+        "expires_at",
+        now,
+        limit,
+    )
+    .await
 }
 
 /// Orders still awaiting payment whose last change is older than `before` (RFC 3339), oldest
@@ -129,17 +111,15 @@ pub async fn pending_older_than(
     before: &str,
     limit: i64,
 ) -> Result<Vec<OrderStatusRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM {t} WHERE status = 'pending' AND needs_review = 0 \
-         AND updated_at < $1 ORDER BY updated_at LIMIT $2",
-        t = tables.order_status
-    );
-    let rows = sqlx::query(&sql)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(decode).collect()
+    oldest_where(
+        pool,
+        tables,
+        "status = 'pending' AND needs_review = 0 AND updated_at < $1",
+        "updated_at",
+        before,
+        limit,
+    )
+    .await
 }
 
 /// Orders that never got a charge (the process stopped between recording the order and the
@@ -150,13 +130,47 @@ pub async fn created_without_charge_before(
     before: &str,
     limit: i64,
 ) -> Result<Vec<OrderStatusRow>, sqlx::Error> {
+    oldest_where(
+        pool,
+        tables,
+        "status = 'created' AND created_at < $1",
+        "created_at",
+        before,
+        limit,
+    )
+    .await
+}
+
+/// The row matching `condition` (which binds `$1` to `value`), if any.
+async fn one_where(
+    pool: &AnyPool,
+    tables: &Tables,
+    condition: &str,
+    value: &str,
+) -> Result<Option<OrderStatusRow>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM {t} WHERE status = 'created' AND created_at < $1 \
-         ORDER BY created_at LIMIT $2",
+        "SELECT {COLUMNS} FROM {t} WHERE {condition}",
+        t = tables.order_status
+    );
+    let row = sqlx::query(&sql).bind(value).fetch_optional(pool).await?;
+    row.as_ref().map(decode).transpose()
+}
+
+/// At most `limit` rows matching `condition` (which binds `$1` to `value`), by `order_by`.
+async fn oldest_where(
+    pool: &AnyPool,
+    tables: &Tables,
+    condition: &str,
+    order_by: &str,
+    value: &str,
+    limit: i64,
+) -> Result<Vec<OrderStatusRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {t} WHERE {condition} ORDER BY {order_by} LIMIT $2",
         t = tables.order_status
     );
     let rows = sqlx::query(&sql)
-        .bind(before)
+        .bind(value)
         .bind(limit)
         .fetch_all(pool)
         .await?;

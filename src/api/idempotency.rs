@@ -145,6 +145,14 @@ async fn abandoned(
     Ok(found.is_none())
 }
 
+/// The answer while the first request with a key has not recorded its resource yet.
+pub fn in_progress() -> ApiError {
+    ApiError::Conflict {
+        code: "idempotency.in_progress",
+        message: "the first request with this Idempotency-Key is still running; retry".to_owned(),
+    }
+}
+
 /// Frees the request's key after the request failed before creating anything, so a retry
 /// with the same key is decided afresh rather than pointed at a resource that never existed.
 pub async fn release(pool: &AnyPool, headers: &HeaderMap, user_id: &str, scope: &str) {

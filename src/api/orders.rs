@@ -166,11 +166,7 @@ async fn respond_with_order(
     // A replayed idempotent request may arrive while the first is still being decided.
     let entry = load_order(state, order_id)
         .await?
-        .ok_or_else(|| ApiError::Conflict {
-            code: "idempotency.in_progress",
-            message: "the first request with this Idempotency-Key is still running; retry"
-                .to_owned(),
-        })?;
+        .ok_or_else(idempotency::in_progress)?;
     Ok((
         status,
         [position_header(position)],

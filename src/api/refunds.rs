@@ -165,11 +165,7 @@ pub async fn create(
 async fn existing_refund(state: &AppState, refund_id: &str) -> Result<Response, ApiError> {
     let refund = projections::refund_status::find(&state.store.read, &Tables::live(), refund_id)
         .await?
-        .ok_or_else(|| ApiError::Conflict {
-            code: "idempotency.in_progress",
-            message: "the first request with this Idempotency-Key is still running; retry"
-                .to_owned(),
-        })?;
+        .ok_or_else(idempotency::in_progress)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({
