@@ -118,21 +118,21 @@ pub async fn settle(
         gateway_event_id: Some(event_id.clone()),
         recorded_at: Utc::now(),
     };
-    let outcome = match state.orders.execute(&id, command, &metadata).await {
+    // The order's head after the command is the position this delivery is answered with.
+    let (outcome, position) = match state.orders.execute(&id, command, &metadata).await {
         Ok(()) => {
             let after = projections::log::stream_head(&state.store.read, Order::TYPE, &id).await?;
             if after > before {
                 warn_if_flagged(state, &id, after).await;
-                Outcome::Applied
+                (Outcome::Applied, after)
             } else {
-                Outcome::Duplicate
+                (Outcome::Duplicate, after)
             }
         }
-        Err(AggregateError::UserError(error)) => classify(&error),
+        Err(AggregateError::UserError(error)) => (classify(&error), before),
         Err(error) => return Err(SettlementError::Append(error.to_string())),
     };
     state.views.wake();
-    let position = projections::log::stream_head(&state.store.read, Order::TYPE, &id).await?;
     tracing::info!(
         provider,
         event_id,
