@@ -61,25 +61,8 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
-/// A value that must never reach a log line or an error message.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use gateways::config::InvalidVariable;
+pub use gateways::Secret;
 
 /// The service's typed configuration.
 #[derive(Debug, Clone)]
@@ -93,14 +76,6 @@ pub struct Settings {
     pub jwt_secret: Option<Secret>,
     /// When and how often the background reconciler runs.
     pub reconciler: ReconcilerSettings,
-}
-
-/// One bad variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: {reason}")]
-pub struct InvalidVariable {
-    pub variable: &'static str,
-    pub reason: String,
 }
 
 /// Every bad variable found at start-up, not only the first.

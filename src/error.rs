@@ -10,7 +10,7 @@ use cqrs_es::AggregateError;
 use serde_json::json;
 
 use crate::auth::AuthError;
-use crate::gateway::{GatewayError, WebhookRejection};
+use gateways::{GatewayError, WebhookRejection};
 
 /// An error answered to a client.
 #[derive(Debug, thiserror::Error)]

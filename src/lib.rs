@@ -8,7 +8,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod gateway;
 pub mod limits;
 pub mod metrics;
 pub mod process;

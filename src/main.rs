@@ -6,16 +6,16 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 
+use gateways::config::GatewayConfig;
+use gateways::pingpp::keys;
+use gateways::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
 use payledger::auth::{self, Role, TokenKeys};
 use payledger::cli::{Cli, Command, WebhookCommand};
 use payledger::config::{ConfigError, Settings};
-use payledger::gateway::config::GatewayConfig;
-use payledger::gateway::pingpp::keys;
-use payledger::gateway::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
-use payledger::gateway::sandbox::{self, SandboxConfig};
 use payledger::limits::OrderLimits;
 use payledger::server::Service;
 use payledger::store::{self, Store};
+use sandbox::{self, SandboxConfig};
 
 /// Lifetime of the demo token printed at start-up.
 const DEMO_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(12);

@@ -10,15 +10,15 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::auth::TokenKeys;
-use crate::gateway::config::{GatewayConfig, Provider};
-use crate::gateway::pingpp::client::{ClientBuildError, PingppClient};
-use crate::gateway::pingpp::keys::{self, KeyError};
-use crate::gateway::sandbox::{Sandbox, SandboxConfig, MOUNT_PATH};
-use crate::gateway::PaymentGateway;
 use crate::process::reconciler::{self, ReconcilerSettings};
 use crate::process::{membership, projection};
 use crate::state::AppState;
 use crate::store::Store;
+use gateways::config::{GatewayConfig, Provider};
+use gateways::pingpp::client::{ClientBuildError, PingppClient};
+use gateways::pingpp::keys::{self, KeyError};
+use gateways::PaymentGateway;
+use sandbox::{Sandbox, SandboxConfig, MOUNT_PATH};
 
 /// Where gateways deliver webhooks, under the public URL.
 pub const WEBHOOK_PATH: &str = "/v1/webhooks/pingpp";

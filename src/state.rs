@@ -6,11 +6,11 @@ use std::time::Duration;
 use aggregates::{Order, PlanCatalog, Subscription};
 
 use crate::auth::TokenKeys;
-use crate::gateway::PaymentGateway;
 use crate::limits::OrderLimits;
 use crate::metrics::Metrics;
 use crate::process::projection::Views;
 use crate::store::{CommandBus, Store};
+use gateways::PaymentGateway;
 
 /// How long a QR code stays payable.
 pub const ORDER_PAYMENT_WINDOW: chrono::Duration = chrono::Duration::minutes(15);

@@ -6,16 +6,16 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use chrono::Utc;
+use gateways::config::GatewayConfig;
+use gateways::pingpp::keys;
 use payledger::auth::{Role, TokenKeys};
-use payledger::gateway::config::GatewayConfig;
-use payledger::gateway::pingpp::keys;
-use payledger::gateway::sandbox::Sandbox;
 use payledger::limits::OrderLimits;
 use payledger::server::Service;
 use payledger::store::{Actor, EventMetadata, Source};
 use payledger::AppState;
 use reqwest::StatusCode;
 use rsa::RsaPrivateKey;
+use sandbox::Sandbox;
 use serde_json::{json, Value};
 
 use crate::helpers::TestDb;

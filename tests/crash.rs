@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use gateways::pingpp::keys;
 use payledger::auth::{Role, TokenKeys};
-use payledger::gateway::pingpp::keys;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

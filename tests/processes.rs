@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use gateways::pingpp::{keys, signature};
 use payledger::auth::{Role, TokenKeys};
-use payledger::gateway::pingpp::{keys, signature};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::Row;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use aggregates::{ChargeId, Order};
 use chrono::Utc;
 use cqrs_es::Aggregate;
-use payledger::gateway::pingpp::signature;
-use payledger::gateway::GatewayEvent;
+use gateways::pingpp::signature;
+use gateways::GatewayEvent;
 use payledger::process::reconciler::{
     self, reconciled_event_id, ReconcilerSettings, Report, ADVISORY_LOCK_KEY, LEASE_NAME,
 };

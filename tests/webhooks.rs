@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use aggregates::Order;
 use cqrs_es::Aggregate;
-use payledger::gateway::config::GatewayConfig;
-use payledger::gateway::pingpp::signature;
+use gateways::config::GatewayConfig;
+use gateways::pingpp::signature;
 use projections::log::{self as event_log};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -16,7 +16,10 @@ use sqlx::Row;
 use crate::app::{sandbox_key, App};
 use crate::helpers::on_both_stores;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pingpp");
+const FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/gateways/tests/fixtures/pingpp"
+);
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
@@ -97,7 +100,7 @@ on_both_stores! {
         let mut tampered = body.clone();
         let at = tampered.windows(4).position(|window| window == b"9900").unwrap();
         tampered[at] = b'1';
-        let other_key = payledger::gateway::pingpp::keys::generate().unwrap();
+        let other_key = gateways::pingpp::keys::generate().unwrap();
         let cases: Vec<(Vec<u8>, Option<String>, &str)> = vec![
             (tampered, Some(genuine.clone()), "webhook.signature_invalid"),
             (body.clone(), Some(signature::sign(&other_key, &body)), "webhook.signature_invalid"),

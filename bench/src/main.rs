@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
+use gateways::pingpp::keys;
 use payledger::auth::TokenKeys;
 use payledger::config::DatabaseUrl;
-use payledger::gateway::pingpp::keys;
 use payledger::store::{self, Store};
 use projections::{Projector, Tables};
 use rsa::RsaPrivateKey;

@@ -19,9 +19,9 @@ use super::extract::{AppJson, AppPath, AppQuery, Caller};
 use super::idempotency::{self, Claim};
 use super::request::{api_metadata, position_header};
 use crate::error::ApiError;
-use crate::gateway::ChargeRequest;
 use crate::process::order_cache::CachedOrder;
 use crate::state::{AppState, ORDER_PAYMENT_WINDOW, READ_YOUR_WRITES_WAIT};
+use gateways::ChargeRequest;
 
 /// The longest a poll may wait for a change.
 pub const LONG_POLL_WAIT_MAX_SECONDS: u64 = 30;

@@ -17,8 +17,8 @@ use super::idempotency::{self, Claim};
 use super::orders::{parse_order_id, visible_order};
 use super::request::{api_metadata, position_header};
 use crate::error::ApiError;
-use crate::gateway::{GatewayError, RefundRequest, RefundState};
 use crate::state::{AppState, READ_YOUR_WRITES_WAIT};
+use gateways::{GatewayError, RefundRequest, RefundState};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -31,9 +31,13 @@ pub async fn pingpp(
             ApiError::malformed("request.unreadable_body", rejection.body_text())
         }
     })?;
+    let webhook_headers: gateways::WebhookHeaders = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
     let event = state
         .gateway
-        .verify_webhook(&headers, &body)
+        .verify_webhook(&webhook_headers, &body)
         .map_err(|rejection| {
             state.metrics.webhook_rejected();
             tracing::warn!(

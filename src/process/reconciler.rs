@@ -23,9 +23,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::Row;
 
 use super::settlement::{self, Outcome};
-use crate::gateway::{order_id_from_order_no, ChargeState, GatewayEvent};
 use crate::state::AppState;
 use crate::store::{Actor, EventMetadata, Source};
+use gateways::{order_id_from_order_no, ChargeState, GatewayEvent};
 
 /// Orders pending longer than this are looked up at the gateway.
 pub const DEFAULT_PENDING_AGE: Duration = Duration::from_secs(60);

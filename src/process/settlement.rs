@@ -10,9 +10,9 @@ use chrono::Utc;
 use cqrs_es::{Aggregate, AggregateError};
 use sqlx::AnyPool;
 
-use crate::gateway::{order_id_from_order_no, GatewayEvent};
 use crate::state::AppState;
 use crate::store::{Actor, EventMetadata, Source};
+use gateways::{order_id_from_order_no, GatewayEvent};
 
 /// What became of a gateway event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,7 +267,7 @@ async fn target_order(
 /// A refund's order: from the charge's order number, else by the charge id in the views.
 async fn refund_order(
     state: &AppState,
-    refund: &crate::gateway::RefundFacts,
+    refund: &gateways::RefundFacts,
 ) -> Result<Option<OrderId>, SettlementError> {
     if let Some(order_id) = refund
         .charge_order_no

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
+use gateways::pingpp::signature;
 use payledger::auth::Role;
-use payledger::gateway::pingpp::signature;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::Row;

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::error::SandboxError;
-use crate::config::Secret;
+use gateways::Secret;
 
 /// Ok when no key is configured or the request carries the configured one.
 pub(super) fn check(expected: Option<&Secret>, headers: &HeaderMap) -> Result<(), SandboxError> {

@@ -2,10 +2,10 @@
 //! answer (charge id, QR credential, expiry, a verified webhook's facts) into commands as data.
 
 use aggregates::{Channel, ChargeId, GatewayEventId, GatewayRefundId, Money, OrderId, RefundId};
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 
-use super::pingpp::signature::SignatureError;
+use crate::pingpp::signature::SignatureError;
+use crate::WebhookHeaders;
 
 /// The merchant order number a gateway sees for an order: the order id's 32 hex digits, within
 /// every channel's rules (letters and digits, at most 32), and the same on every retry, so a
@@ -213,7 +213,7 @@ pub trait PaymentGateway: Send + Sync {
     /// Verifies a webhook over its exact raw bytes, then reads it.
     fn verify_webhook(
         &self,
-        headers: &HeaderMap,
+        headers: &WebhookHeaders,
         body: &[u8],
     ) -> Result<GatewayEvent, WebhookRejection>;
 }

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::error::SandboxError;
 use super::random;
 use super::validation;
-use crate::gateway::pingpp::wire::{Charge, CreateChargeRequest, CreateRefundRequest, Refund};
+use gateways::pingpp::wire::{Charge, CreateChargeRequest, CreateRefundRequest, Refund};
 
 /// Bounds on what the sandbox keeps in memory.
 pub(super) const MAX_CHARGES: usize = 100_000;

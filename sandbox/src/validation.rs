@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::SandboxError;
-use crate::gateway::pingpp::wire::{CreateChargeRequest, CreateRefundRequest};
+use gateways::pingpp::wire::{CreateChargeRequest, CreateRefundRequest};
 
 /// The channels the sandbox can play, both QR code payments.
 pub(super) const CHANNELS: [&str; 2] = ["alipay_qr", "wx_pub_qr"];

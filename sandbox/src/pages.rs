@@ -5,7 +5,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::gateway::pingpp::wire::Charge;
+use gateways::pingpp::wire::Charge;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:28rem;margin:3rem auto;\
 padding:0 1rem;color:#222}h1{font-size:1.3rem}.amount{font-size:2.2rem;font-weight:600;\

@@ -8,7 +8,15 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 
 use super::pingpp::client::PingppSettings;
 use super::pingpp::keys::{self, KeyError};
-use crate::config::{InvalidVariable, Secret};
+use crate::Secret;
+
+/// One bad setting, named so an operator can fix it; every bad one is reported at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct InvalidVariable {
+    pub variable: &'static str,
+    pub reason: String,
+}
 
 /// Ping++'s production API.
 pub const PINGPP_API_BASE_DEFAULT: &str = "https://api.pingxx.com/v1";
@@ -267,7 +275,7 @@ mod tests {
     use rsa::pkcs8::LineEnding;
 
     use super::*;
-    use crate::gateway::pingpp::webhook::shared_test_key;
+    use crate::pingpp::webhook::shared_test_key;
 
     const PUBLIC_URL: &str = "http://127.0.0.1:8080";
 

@@ -3,13 +3,13 @@
 //! to the facts the ledger acts on.
 
 use aggregates::{ChargeId, Currency, GatewayEventId, GatewayRefundId, Money, RefundId};
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use rsa::RsaPublicKey;
 
 use super::signature::{self, SignatureError};
 use super::wire::{self, event_types, WEBHOOK_SIGNATURE_HEADER};
-use crate::gateway::port::{ChargeState, GatewayEvent, RefundFacts, WebhookRejection};
+use crate::port::{ChargeState, GatewayEvent, RefundFacts, WebhookRejection};
+use crate::WebhookHeaders;
 
 /// Ping++ refund objects carry no currency: a refund is in its charge's currency, and Ping++
 /// charges in CNY only.
@@ -24,14 +24,20 @@ pub const REFUND_ID_METADATA_KEY: &str = "refund_id";
 /// signed body that is not an event we can read is `Malformed`.
 pub fn verify_and_parse(
     public_key: &RsaPublicKey,
-    headers: &HeaderMap,
+    headers: &WebhookHeaders,
     body: &[u8],
 ) -> Result<GatewayEvent, WebhookRejection> {
     let header = headers
         .get(WEBHOOK_SIGNATURE_HEADER)
         .ok_or(SignatureError::Missing)?;
     // A header value that is not even visible ASCII cannot be base64.
-    let signature_b64 = header.to_str().map_err(|_| SignatureError::NotBase64)?;
+    let signature_b64 = std::str::from_utf8(header)
+        .ok()
+        .filter(|text| {
+            text.bytes()
+                .all(|byte| byte.is_ascii_graphic() || byte == b' ')
+        })
+        .ok_or(SignatureError::NotBase64)?;
     signature::verify(public_key, body, signature_b64)?;
 
     let event: wire::Event = serde_json::from_slice(body)
@@ -153,8 +159,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
-    use crate::gateway::pingpp::keys;
-    use axum::http::HeaderValue;
+    use crate::pingpp::keys;
 
     const BODY: &[u8] = include_bytes!(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -181,21 +186,18 @@ mod tests {
         keys::public_key_from_pem(PUBLIC_KEY_PEM).unwrap()
     }
 
-    fn signed_headers(signature_b64: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "X-Pingplusplus-Signature",
-            HeaderValue::from_str(signature_b64.trim()).unwrap(),
-        );
-        headers
+    fn signed_headers(signature_b64: &str) -> WebhookHeaders {
+        [("X-Pingplusplus-Signature", signature_b64.trim())]
+            .into_iter()
+            .collect()
     }
 
-    fn rejection(body: &[u8], headers: &HeaderMap) -> WebhookRejection {
+    fn rejection(body: &[u8], headers: &WebhookHeaders) -> WebhookRejection {
         verify_and_parse(&pingpp_key(), headers, body).unwrap_err()
     }
 
     /// Signs `body` with the shared test key, as the gateway would with its own.
-    fn signed_by_test_key(body: &[u8]) -> (RsaPublicKey, HeaderMap) {
+    fn signed_by_test_key(body: &[u8]) -> (RsaPublicKey, WebhookHeaders) {
         let key = shared_test_key();
         let headers = signed_headers(&signature::sign(key, body));
         (key.to_public_key(), headers)
@@ -239,7 +241,7 @@ mod tests {
     #[test]
     fn a_missing_signature_header_is_refused() {
         assert_eq!(
-            rejection(BODY, &HeaderMap::new()),
+            rejection(BODY, &WebhookHeaders::new()),
             WebhookRejection::Signature(SignatureError::Missing)
         );
     }

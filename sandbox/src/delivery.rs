@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::events::SignedEvent;
-use crate::gateway::pingpp::wire::WEBHOOK_SIGNATURE_HEADER;
+use gateways::pingpp::wire::WEBHOOK_SIGNATURE_HEADER;
 
 /// Attempts per delivery (the first one included) before the sandbox gives up.
 pub const MAX_ATTEMPTS: u32 = 8;

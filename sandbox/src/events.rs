@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::error::SandboxError;
 use super::random;
-use crate::gateway::pingpp::signature;
-use crate::gateway::pingpp::wire::{Event, EventData};
+use gateways::pingpp::signature;
+use gateways::pingpp::wire::{Event, EventData};
 
 /// An event ready to POST.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::gateway::pingpp::wire::{ErrorBody, ErrorDetail};
+use gateways::pingpp::wire::{ErrorBody, ErrorDetail};
 
 /// Everything the sandbox can refuse or fail at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

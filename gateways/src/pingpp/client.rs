@@ -5,9 +5,8 @@
 use std::time::{Duration, Instant};
 
 use aggregates::{Channel, ChargeId, GatewayRefundId};
-use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue};
 use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::de::DeserializeOwned;
@@ -19,11 +18,12 @@ use super::wire::{
     self, AppRef, CreateChargeRequest, CreateRefundRequest, REQUEST_SIGNATURE_HEADER,
     REQUEST_TIMESTAMP_HEADER,
 };
-use crate::config::Secret;
-use crate::gateway::port::{
+use crate::port::{
     order_no_for, ChargeRequest, ChargeState, GatewayError, GatewayEvent, IssuedCharge,
     IssuedRefund, PaymentGateway, RefundRequest, RefundState, WebhookRejection,
 };
+use crate::Secret;
+use crate::WebhookHeaders;
 
 /// How long establishing a connection (TCP and TLS) may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -476,7 +476,7 @@ impl PaymentGateway for PingppClient {
 
     fn verify_webhook(
         &self,
-        headers: &HeaderMap,
+        headers: &WebhookHeaders,
         body: &[u8],
     ) -> Result<GatewayEvent, WebhookRejection> {
         webhook::verify_and_parse(&self.webhook_public_key, headers, body)
@@ -570,14 +570,14 @@ mod tests {
     use aggregates::{Currency, Money, OrderId, RefundId};
     use axum::body::Bytes;
     use axum::extract::{Path, State};
-    use axum::http::Uri;
+    use axum::http::{HeaderMap, Uri};
     use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
     use axum::{Json, Router};
     use serde_json::json;
 
     use super::*;
-    use crate::gateway::pingpp::webhook::shared_test_key;
+    use crate::pingpp::webhook::shared_test_key;
 
     const API_KEY: &str = "sk_test_k9Xq2bT5secretvalue";
 
@@ -1129,14 +1129,13 @@ mod tests {
     fn the_client_verifies_webhooks_with_its_public_key() {
         let client = PingppClient::new(settings("https://api.pingxx.com/v1", API_KEY)).unwrap();
         let body = br#"{"id":"evt_x1","type":"transfer.succeeded","data":{"object":{}}}"#;
-        let mut headers = HeaderMap::new();
-        headers.insert(
+        let mut headers = WebhookHeaders::new();
+        headers.push(
             "x-pingplusplus-signature",
-            HeaderValue::from_str(&signature::sign(shared_test_key(), body)).unwrap(),
+            signature::sign(shared_test_key(), body),
         );
         let event = client.verify_webhook(&headers, body).unwrap();
         assert_eq!(event.event_type(), "transfer.succeeded");
-        headers.clear();
-        assert!(client.verify_webhook(&headers, body).is_err());
+        assert!(client.verify_webhook(&WebhookHeaders::new(), body).is_err());
     }
 }

@@ -25,8 +25,8 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::Secret;
-use crate::gateway::pingpp::wire::{event_types, Charge, CreateChargeRequest, CreateRefundRequest};
+use gateways::pingpp::wire::{event_types, Charge, CreateChargeRequest, CreateRefundRequest};
+use gateways::Secret;
 
 pub use delivery::{DeliveryStats, ATTEMPT_TIMEOUT, MAX_ATTEMPTS, MAX_BACKOFF};
 pub use error::SandboxError;

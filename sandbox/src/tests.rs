@@ -19,9 +19,9 @@ use tokio::net::TcpListener;
 
 use super::store::{RefundOutcome, Store};
 use super::*;
-use crate::gateway::pingpp::keys;
-use crate::gateway::pingpp::signature::{self, SignatureError};
-use crate::gateway::pingpp::wire::{Event, WEBHOOK_SIGNATURE_HEADER};
+use gateways::pingpp::keys;
+use gateways::pingpp::signature::{self, SignatureError};
+use gateways::pingpp::wire::{Event, WEBHOOK_SIGNATURE_HEADER};
 
 const API_KEY: &str = "sk_test_sandbox_key";
 
@@ -819,7 +819,7 @@ fn echoed_text_is_escaped() {
 fn store_request(
     order_no: &str,
     time_expire: Option<i64>,
-) -> crate::gateway::pingpp::wire::CreateChargeRequest {
+) -> gateways::pingpp::wire::CreateChargeRequest {
     let mut request = charge_request(order_no);
     if let Some(at) = time_expire {
         request["time_expire"] = json!(at);

@@ -1,0 +1,13 @@
+//! The payment gateway port: what the ledger needs from a gateway, whatever the gateway is, and
+//! one module per provider behind it. Nothing here knows the web framework the service uses:
+//! webhooks arrive as [`WebhookHeaders`] and raw bytes.
+
+pub mod config;
+mod headers;
+pub mod pingpp;
+mod port;
+mod secret;
+
+pub use headers::WebhookHeaders;
+pub use port::*;
+pub use secret::Secret;
