@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::auth::TokenKeys;
@@ -82,12 +81,9 @@ impl Service {
         let client: Arc<dyn PaymentGateway> = Arc::new(client);
         let (views, projector_task) = projection::start(&store).await?;
         let state = AppState::new(store, views, tokens, client);
-        let views = state.views.clone();
-        let process_task = tokio::spawn(membership::follow(
+        let process_task = tokio::spawn(membership::finish(
             state.store.read.clone(),
             state.subscriptions.clone(),
-            Arc::new(Notify::new()),
-            move || views.wake(),
         ));
         Ok(Self {
             state,

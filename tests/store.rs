@@ -168,7 +168,7 @@ on_both_stores! {
         let mut succeeded = 0;
         for task in tasks {
             match task.await.unwrap() {
-                Ok(()) => succeeded += 1,
+                Ok(_) => succeeded += 1,
                 Err(cqrs_es::AggregateError::AggregateConflict) => {}
                 Err(other) => panic!("unexpected error {other}"),
             }
@@ -193,7 +193,7 @@ on_both_stores! {
         use aggregates::{Period, Subscription, SubscriptionCommand, Tier};
         let bus = CommandBus::<Subscription>::new(&db.store);
         // Well past several snapshot boundaries: every activation stacks one month.
-        let count = payledger::store::SNAPSHOT_EVERY * 2 + 7;
+        let count = usize::try_from(payledger::store::SNAPSHOT_EVERY * 2 + 7).unwrap();
         for _ in 0..count {
             bus.execute(
                 "olga",

@@ -116,15 +116,10 @@ pub async fn stream_head(
 
 fn decode_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent, LogError> {
     let position: i64 = row.try_get("position")?;
-    let aggregate_type: String = row.try_get("aggregate_type")?;
-    let aggregate_id: String = row.try_get("aggregate_id")?;
-    let sequence: i64 = row.try_get("sequence")?;
     let event_type: String = row.try_get("event_type")?;
     let event_version: String = row.try_get("event_version")?;
     let payload_text: String = row.try_get("payload")?;
     let metadata_text: String = row.try_get("metadata")?;
-    let recorded_at: String = row.try_get("recorded_at")?;
-
     let undecodable = |reason: String| LogError::Undecodable {
         position,
         event_type: event_type.clone(),
@@ -133,45 +128,91 @@ fn decode_row(row: &sqlx::any::AnyRow) -> Result<StoredEvent, LogError> {
     };
     let payload: serde_json::Value =
         serde_json::from_str(&payload_text).map_err(|error| undecodable(error.to_string()))?;
-    let metadata_value: serde_json::Value =
+    let metadata: serde_json::Value =
         serde_json::from_str(&metadata_text).map_err(|error| undecodable(error.to_string()))?;
-    let metadata: HashMap<String, String> = serde_json::from_value(metadata_value.clone())
-        .map_err(|error| undecodable(error.to_string()))?;
-
-    let serialized = SerializedEvent {
-        aggregate_id: aggregate_id.clone(),
-        sequence: usize::try_from(sequence).map_err(|error| undecodable(error.to_string()))?,
-        aggregate_type: aggregate_type.clone(),
-        event_type: event_type.clone(),
-        event_version: event_version.clone(),
-        payload,
-        metadata: metadata_value,
-    };
-    let current = upcast::upcast(serialized, &upcast::upcasters());
-    let event = if aggregate_type == Order::TYPE {
-        LedgerEvent::Order(
-            serde_json::from_value(current.payload.clone())
-                .map_err(|error| undecodable(error.to_string()))?,
-        )
-    } else if aggregate_type == Subscription::TYPE {
-        LedgerEvent::Subscription(
-            serde_json::from_value(current.payload.clone())
-                .map_err(|error| undecodable(error.to_string()))?,
-        )
-    } else {
-        LedgerEvent::Other
-    };
-
-    Ok(StoredEvent {
+    StoredEvent::decode(RawEvent {
         position,
-        aggregate_type,
-        aggregate_id,
-        sequence,
-        event_type: current.event_type,
-        event_version: current.event_version,
-        payload: current.payload,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type,
+        event_version,
+        payload,
         metadata,
-        recorded_at,
-        event,
+        recorded_at: row.try_get("recorded_at")?,
     })
+}
+
+/// One row of the log before decoding: what a writer inserted, or a reader selected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEvent {
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: serde_json::Value,
+    pub metadata: serde_json::Value,
+    pub recorded_at: String,
+}
+
+impl StoredEvent {
+    /// Upcasts and decodes one row of the log.
+    pub fn decode(raw: RawEvent) -> Result<Self, LogError> {
+        let RawEvent {
+            position,
+            aggregate_type,
+            aggregate_id,
+            sequence,
+            event_type,
+            event_version,
+            payload,
+            metadata: metadata_value,
+            recorded_at,
+        } = raw;
+        let undecodable = |reason: String| LogError::Undecodable {
+            position,
+            event_type: event_type.clone(),
+            event_version: event_version.clone(),
+            reason,
+        };
+        let metadata: HashMap<String, String> = serde_json::from_value(metadata_value.clone())
+            .map_err(|error| undecodable(error.to_string()))?;
+        let serialized = SerializedEvent {
+            aggregate_id: aggregate_id.clone(),
+            sequence: usize::try_from(sequence).map_err(|error| undecodable(error.to_string()))?,
+            aggregate_type: aggregate_type.clone(),
+            event_type: event_type.clone(),
+            event_version: event_version.clone(),
+            payload,
+            metadata: metadata_value,
+        };
+        let current = upcast::upcast(serialized, &upcast::upcasters());
+        let event = if aggregate_type == Order::TYPE {
+            LedgerEvent::Order(
+                serde_json::from_value(current.payload.clone())
+                    .map_err(|error| undecodable(error.to_string()))?,
+            )
+        } else if aggregate_type == Subscription::TYPE {
+            LedgerEvent::Subscription(
+                serde_json::from_value(current.payload.clone())
+                    .map_err(|error| undecodable(error.to_string()))?,
+            )
+        } else {
+            LedgerEvent::Other
+        };
+        Ok(StoredEvent {
+            position,
+            aggregate_type,
+            aggregate_id,
+            sequence,
+            event_type: current.event_type,
+            event_version: current.event_version,
+            payload: current.payload,
+            metadata,
+            recorded_at,
+            event,
+        })
+    }
 }

@@ -210,8 +210,8 @@ impl Projector {
 }
 
 /// Every view's reaction to one event, in a fixed order (order status first: the others
-/// look up the order's owner there).
-async fn apply(
+/// look up the order's owner there). Writers call it inside their append transaction.
+pub async fn apply(
     connection: &mut sqlx::AnyConnection,
     tables: &Tables,
     event: &StoredEvent,

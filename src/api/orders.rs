@@ -73,7 +73,7 @@ pub async fn create(
     )
     .await?
     {
-        return respond_with_order(&state, &existing, StatusCode::CREATED).await;
+        return respond_with_order(&state, &existing, None, StatusCode::CREATED).await;
     }
 
     let metadata = api_metadata(&headers, &caller.0);
@@ -132,11 +132,10 @@ pub async fn create(
                     &metadata,
                 )
                 .await?;
-            state.views.wake();
             return Err(error.into());
         }
     };
-    state
+    let charged = state
         .orders
         .execute(
             &id,
@@ -150,18 +149,25 @@ pub async fn create(
         )
         .await?;
     tracing::info!(order_id = %id, user_id = %caller.0.user_id, plan = %plan_id, "order created");
-    respond_with_order(&state, &id, StatusCode::CREATED).await
+    respond_with_order(&state, &id, charged.position(), StatusCode::CREATED).await
 }
 
-/// Answers with the order as the views show it once they include the order's last event.
+/// Answers with the order as the views show it once they include `committed` (the position
+/// this request's own last write committed at); a replayed request, which wrote nothing, waits
+/// for the order's last event.
 async fn respond_with_order(
     state: &AppState,
     order_id: &str,
+    committed: Option<i64>,
     status: StatusCode,
 ) -> Result<Response, ApiError> {
-    let position =
-        projections::log::stream_head(&state.store.read, aggregates::Order::TYPE, order_id).await?;
-    state.views.wake();
+    let position = match committed {
+        Some(position) => position,
+        None => {
+            projections::log::stream_head(&state.store.read, aggregates::Order::TYPE, order_id)
+                .await?
+        }
+    };
     state.views.wait_for(position, READ_YOUR_WRITES_WAIT).await;
     // A replayed idempotent request may arrive while the first is still being decided.
     let entry = load_order(state, order_id)

@@ -7,7 +7,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use cqrs_es::Aggregate;
 use projections::Tables;
 use serde::Deserialize;
 use serde_json::json;
@@ -86,16 +85,19 @@ pub async fn create(
             &metadata,
         )
         .await;
-    if let Err(error) = requested {
-        idempotency::release(
-            &state.store.read,
-            &headers,
-            &caller.0.user_id,
-            "create_refund",
-        )
-        .await;
-        return Err(error.into());
-    }
+    let requested = match requested {
+        Ok(committed) => committed,
+        Err(error) => {
+            idempotency::release(
+                &state.store.read,
+                &headers,
+                &caller.0.user_id,
+                "create_refund",
+            )
+            .await;
+            return Err(error.into());
+        }
+    };
     let issued = state
         .gateway
         .create_refund(&RefundRequest {
@@ -130,7 +132,6 @@ pub async fn create(
                 &metadata,
             )
             .await?;
-        state.views.wake();
         return Err(match issued {
             Err(error) => error.into(),
             Ok(_) => ApiError::Gateway(GatewayError::Rejected {
@@ -139,10 +140,7 @@ pub async fn create(
             }),
         });
     }
-    let position =
-        projections::log::stream_head(&state.store.read, aggregates::Order::TYPE, &order_id)
-            .await?;
-    state.views.wake();
+    let position = requested.position().unwrap_or_default();
     state.views.wait_for(position, READ_YOUR_WRITES_WAIT).await;
     tracing::info!(order_id, refund_id = %refund_id, amount = body.amount, "refund requested");
     Ok((

@@ -1,7 +1,9 @@
-//! The membership process manager: a confirmed payment activates (or extends) the buyer's
-//! membership; a full refund takes back the period that order bought.
+//! The membership process manager of logs written before activation joined the settlement
+//! transaction: a confirmed payment activates (or extends) the buyer's membership; a full
+//! refund takes back the period that order bought. It now only runs at start-up, to finish
+//! what such a log left (see `finish`).
 //!
-//! It follows the log by position and sends the Subscription aggregate a command per fact.
+//! It reads the log by position and sends the Subscription aggregate a command per fact.
 //! The aggregate is idempotent by order id, so acting on an event twice (after a crash before
 //! the checkpoint moved, or from two instances) changes nothing: the effect happens once.
 
@@ -15,13 +17,11 @@ use chrono::Utc;
 use cqrs_es::{Aggregate, AggregateError};
 use projections::log::{self, LedgerEvent, StoredEvent};
 use sqlx::{AnyPool, Row};
-use tokio::sync::Notify;
 
 use crate::store::{Actor, CommandBus, EventMetadata, Source};
 
 const PROCESS_NAME: &str = "membership";
 const BATCH_SIZE: i64 = 200;
-const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(250);
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
@@ -34,24 +34,16 @@ pub enum ProcessError {
     Command(String),
 }
 
-/// Runs the process manager until the task is dropped.
-pub async fn follow(
-    pool: AnyPool,
-    subscriptions: Arc<CommandBus<Subscription>>,
-    wake: Arc<Notify>,
-    on_progress: impl Fn() + Send + 'static,
-) {
+/// Finishes what a log written before activation moved into the settlement transaction may
+/// have left undone (a payment confirmed, its membership not yet activated), then stops:
+/// every later payment activates its membership in the payment's own transaction.
+pub async fn finish(pool: AnyPool, subscriptions: Arc<CommandBus<Subscription>>) {
     loop {
         match run_batch(&pool, &subscriptions).await {
-            Ok(0) => {
-                tokio::select! {
-                    () = wake.notified() => {}
-                    () = tokio::time::sleep(IDLE_POLL_INTERVAL) => {}
-                }
-            }
-            Ok(_) => on_progress(),
+            Ok(0) => return,
+            Ok(_) => {}
             Err(error) => {
-                tracing::error!(%error, "membership process failed; retrying");
+                tracing::error!(%error, "finishing earlier membership work failed; retrying");
                 tokio::time::sleep(ERROR_BACKOFF).await;
             }
         }
@@ -146,8 +138,10 @@ async fn act(
         .execute(user_id.as_ref(), command, &metadata)
         .await
     {
-        Ok(()) => {
-            tracing::info!(order = %event.aggregate_id, user = %user_id, "membership updated");
+        Ok(committed) => {
+            if !committed.is_unchanged() {
+                tracing::info!(order = %event.aggregate_id, user = %user_id, "membership updated");
+            }
             Ok(())
         }
         // A refunded order that never activated anything has nothing to take back.

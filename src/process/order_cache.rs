@@ -35,6 +35,29 @@ struct Inner {
     by_user: HashMap<String, HashSet<String>>,
 }
 
+impl Inner {
+    /// Drops what `event` changes: its order, or every cached order of its member.
+    fn forget(&mut self, event: &projections::StoredEvent) {
+        match &event.event {
+            LedgerEvent::Order(_) => {
+                if let Some(entry) = self.orders.remove(&event.aggregate_id) {
+                    if let Some(orders) = self.by_user.get_mut(&entry.row.user_id) {
+                        orders.remove(&event.aggregate_id);
+                    }
+                }
+            }
+            LedgerEvent::Subscription(_) => {
+                if let Some(orders) = self.by_user.remove(&event.aggregate_id) {
+                    for order_id in orders {
+                        self.orders.remove(&order_id);
+                    }
+                }
+            }
+            LedgerEvent::Other => {}
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct OrderCache {
     inner: Mutex<Inner>,
@@ -84,6 +107,25 @@ impl OrderCache {
         inner.orders.insert(entry.row.order_id.clone(), entry);
     }
 
+    /// Accounts for events that continue exactly where the cache stands (this process's own
+    /// commits, handed over): drops the orders they touch. False, changing nothing, when they
+    /// do not continue it (someone else's commit came between: read the log).
+    pub fn account(&self, events: &[projections::StoredEvent]) -> bool {
+        let mut inner = self.lock();
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return true;
+        };
+        if first.position != inner.position + 1 {
+            return false;
+        }
+        for event in events {
+            inner.forget(event);
+        }
+        debug_assert!(last.position > inner.position, "the cache went backwards");
+        inner.position = last.position;
+        true
+    }
+
     /// Accounts for every event up to `to`: drops the orders they touch.
     pub async fn advance(&self, pool: &AnyPool, to: i64) -> Result<(), LogError> {
         loop {
@@ -98,23 +140,7 @@ impl OrderCache {
                 continue;
             }
             for event in events.iter().take_while(|event| event.position <= to) {
-                match &event.event {
-                    LedgerEvent::Order(_) => {
-                        if let Some(entry) = inner.orders.remove(&event.aggregate_id) {
-                            if let Some(orders) = inner.by_user.get_mut(&entry.row.user_id) {
-                                orders.remove(&event.aggregate_id);
-                            }
-                        }
-                    }
-                    LedgerEvent::Subscription(_) => {
-                        if let Some(orders) = inner.by_user.remove(&event.aggregate_id) {
-                            for order_id in orders {
-                                inner.orders.remove(&order_id);
-                            }
-                        }
-                    }
-                    LedgerEvent::Other => {}
-                }
+                inner.forget(event);
             }
             let full_batch = i64::try_from(events.len()).unwrap_or(i64::MAX) >= READ_BATCH_MAX;
             match events.last() {

@@ -1,24 +1,34 @@
-//! Runs the projector in the background and tells waiting readers how far the views are.
+//! The follower: the one reader of the log in this process. Views are applied by every writer
+//! in its own transaction; what remains to follow is what lives outside the database (the
+//! in-memory order cache, and the position that long polls and read-your-writes wait on) and
+//! the views' catch-up after they were rebuilt.
 //!
-//! Commands in this process wake the projector at once; events appended by other processes
-//! are picked up by a short poll, so several instances on one database stay current.
+//! Commits of this process arrive through the store's commit hub and are accounted for without
+//! reading the log, as long as they continue the positions already seen. Commits of other
+//! processes are read from the log: on PostgreSQL when a commit's notification arrives, on
+//! SQLite by a short poll; a slow poll on PostgreSQL covers a notification connection that
+//! dropped. An idle process reads nothing else.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use projections::{BatchOutcome, Projector, Tables};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::order_cache::OrderCache;
-use crate::store::Store;
+use crate::store::append::LOG_CHANNEL;
+use crate::store::{Backend, CommitEvents, Store};
 
-/// How often an idle projector looks for events appended by other processes.
-pub const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// How often an idle follower looks for other processes' commits without being told.
+pub const POLL_INTERVAL_POSTGRES: Duration = Duration::from_secs(5);
+pub const POLL_INTERVAL_SQLITE: Duration = Duration::from_millis(250);
+/// How long a notification waits for this process's own hand-over of the same commit.
+const NOTIFICATION_GRACE: Duration = Duration::from_millis(2);
 /// Pause after a database error before trying again.
 pub const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
-/// A handle on the running projector.
+/// A handle on the running follower.
 #[derive(Clone, Debug)]
 pub struct Views {
     wake: Arc<Notify>,
@@ -32,12 +42,12 @@ impl Views {
         &self.cache
     }
 
-    /// Asks the projector to look at the log now (after a local append).
+    /// Asks the follower to look at the log now.
     pub fn wake(&self) {
         self.wake.notify_one();
     }
 
-    /// The position up to which the views are exact.
+    /// The position up to which the views (and the cache) are exact.
     pub fn position(&self) -> i64 {
         *self.position.borrow()
     }
@@ -60,7 +70,7 @@ impl Views {
     }
 }
 
-/// Prepares the view tables, catches up with the log, and keeps following it.
+/// Prepares the view tables and starts following the log from where the views stand.
 pub async fn start(store: &Store) -> Result<(Views, JoinHandle<()>), projections::ProjectionError> {
     let projector = Projector::new(store.read.clone(), Tables::live());
     projector.prepare().await?;
@@ -73,49 +83,148 @@ pub async fn start(store: &Store) -> Result<(Views, JoinHandle<()>), projections
         position: receiver,
         cache: cache.clone(),
     };
-    let pool = store.read.clone();
-    let task = tokio::spawn(follow(projector, sender, wake, cache, pool));
+    let follower = Follower {
+        store: store.clone(),
+        projector,
+        position: sender,
+        cache,
+        commits: store.commits.subscribe(),
+    };
+    let task = tokio::spawn(follower.run(wake));
+    // Views left behind (just rebuilt, or written by an older version) catch up at once.
+    views.wake();
     Ok((views, task))
 }
 
-async fn follow(
+struct Follower {
+    store: Store,
     projector: Projector,
     position: watch::Sender<i64>,
-    wake: Arc<Notify>,
     cache: Arc<OrderCache>,
-    pool: sqlx::AnyPool,
-) {
-    // Readers may only learn of a position once the cache has dropped what it changed.
-    let publish = |checkpoint: i64| {
-        let cache = cache.clone();
-        let pool = pool.clone();
-        let position = position.clone();
-        async move {
-            if *position.borrow() == checkpoint {
-                return;
-            }
-            if let Err(error) = cache.advance(&pool, checkpoint).await {
-                tracing::error!(%error, "order cache could not follow the log");
-                return;
-            }
-            position.send_replace(checkpoint);
-        }
-    };
-    loop {
-        match projector.run_batch(None, None).await {
-            Ok(BatchOutcome::Applied { checkpoint, .. }) => publish(checkpoint).await,
-            Ok(BatchOutcome::LostRace) => {}
-            Ok(BatchOutcome::CaughtUp { checkpoint }) => {
-                publish(checkpoint).await;
-                tokio::select! {
-                    () = wake.notified() => {}
-                    () = tokio::time::sleep(IDLE_POLL_INTERVAL) => {}
+    commits: broadcast::Receiver<CommitEvents>,
+}
+
+impl Follower {
+    async fn run(mut self, wake: Arc<Notify>) {
+        let mut listener = self.listen().await;
+        let poll = match self.store.backend {
+            Backend::Postgres(_) => POLL_INTERVAL_POSTGRES,
+            Backend::Sqlite(_) => POLL_INTERVAL_SQLITE,
+        };
+        loop {
+            let read_log = tokio::select! {
+                commit = self.commits.recv() => match commit {
+                    Ok(events) => !self.account_local(&events),
+                    // Missed some of this process's commits: the log has them.
+                    Err(broadcast::error::RecvError::Lagged(_)) => true,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                notified = notification(&mut listener) => match notified {
+                    Some(position) => self.is_remote(position).await,
+                    None => {
+                        listener = None;
+                        true
+                    }
+                },
+                () = wake.notified() => true,
+                () = self.store.commits.views_behind() => true,
+                () = tokio::time::sleep(poll) => true,
+            };
+            if read_log {
+                if let Err(error) = self.catch_up().await {
+                    tracing::error!(%error, "following the log failed; retrying");
+                    tokio::time::sleep(ERROR_BACKOFF).await;
                 }
             }
-            Err(error) => {
-                tracing::error!(%error, "projector batch failed; retrying");
-                tokio::time::sleep(ERROR_BACKOFF).await;
+            if listener.is_none() {
+                listener = self.listen().await;
             }
         }
+    }
+
+    /// Accounts for one of this process's commits without reading the log when it continues
+    /// what the cache has seen and its views were applied. False when the log must be read.
+    fn account_local(&self, events: &[projections::StoredEvent]) -> bool {
+        let Some(last) = events.last().map(|event| event.position) else {
+            return true;
+        };
+        if last <= self.cache.generation() {
+            return true;
+        }
+        if !self.cache.account(events) {
+            return false;
+        }
+        self.position.send_replace(last);
+        true
+    }
+
+    /// Whether a notified position is another process's commit. This process's own commits
+    /// notify too, and the notification may overtake the commit's own hand-over, so the
+    /// follower takes what was handed over (after a moment's grace) before it reads the log.
+    async fn is_remote(&mut self, position: i64) -> bool {
+        for _ in 0..2 {
+            while let Ok(events) = self.commits.try_recv() {
+                if !self.account_local(&events) {
+                    return true;
+                }
+            }
+            if position <= self.cache.generation() {
+                return false;
+            }
+            tokio::time::sleep(NOTIFICATION_GRACE).await;
+        }
+        true
+    }
+
+    /// Brings the views (when behind) and the cache to the head of the log, then publishes.
+    async fn catch_up(&self) -> Result<(), projections::ProjectionError> {
+        loop {
+            match self.projector.run_batch(None, None).await? {
+                BatchOutcome::CaughtUp { .. } => break,
+                BatchOutcome::Applied { .. } | BatchOutcome::LostRace => {}
+            }
+        }
+        let views_at = self.projector.checkpoint().await?;
+        if views_at > self.cache.generation() {
+            self.cache.advance(&self.store.read, views_at).await?;
+        }
+        let exact = self.cache.generation().min(views_at);
+        if exact > *self.position.borrow() {
+            self.position.send_replace(exact);
+        }
+        Ok(())
+    }
+
+    /// Subscribes to other processes' commits (PostgreSQL only).
+    async fn listen(&self) -> Option<sqlx::postgres::PgListener> {
+        let Backend::Postgres(pool) = &self.store.backend else {
+            return None;
+        };
+        let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for commits; polling meanwhile");
+                return None;
+            }
+        };
+        match listener.listen(LOG_CHANNEL).await {
+            Ok(()) => Some(listener),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for commits; polling meanwhile");
+                None
+            }
+        }
+    }
+}
+
+/// The next commit notification's position; `None` when the connection failed. Without a
+/// listener this never completes.
+async fn notification(listener: &mut Option<sqlx::postgres::PgListener>) -> Option<i64> {
+    let Some(active) = listener else {
+        return std::future::pending().await;
+    };
+    match active.try_recv().await {
+        Ok(Some(notification)) => Some(notification.payload().parse().unwrap_or(i64::MAX)),
+        Ok(None) | Err(_) => None,
     }
 }

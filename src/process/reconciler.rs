@@ -449,8 +449,10 @@ async fn settle_paid(
     match settlement::settle(state, &event, &raw, Source::Reconciler, request_id).await {
         Ok(settled) => match settled.outcome {
             Outcome::Applied => {
-                if appended_type(state, settled.position).await.as_deref()
-                    == Some("PaymentConfirmed")
+                if settled
+                    .events
+                    .iter()
+                    .any(|event| event.event_type == "PaymentConfirmed")
                 {
                     report.confirmed += 1;
                 } else {
@@ -477,17 +479,6 @@ async fn settle_paid(
     }
 }
 
-/// The type of the event at `position` (what a settlement just appended).
-async fn appended_type(state: &AppState, position: i64) -> Option<String> {
-    match projections::log::read_after(&state.store.read, position - 1, 1).await {
-        Ok(events) => events.into_iter().next().map(|event| event.event_type),
-        Err(error) => {
-            tracing::warn!(%error, position, "could not read back a recorded payment");
-            None
-        }
-    }
-}
-
 async fn expire(
     state: &AppState,
     row: &OrderStatusRow,
@@ -508,9 +499,10 @@ async fn expire(
         .execute(&row.order_id, command, &metadata)
         .await
     {
-        Ok(()) => {
-            report.expired += 1;
-            state.views.wake();
+        Ok(committed) => {
+            if !committed.is_unchanged() {
+                report.expired += 1;
+            }
         }
         // The order moved on since the view was read (paid, possibly by the payment this
         // pass just recorded; cancelled; expired by another door): nothing to close.

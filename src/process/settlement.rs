@@ -2,16 +2,25 @@
 //! payment, a refund notice completes the refund. Webhooks and the reconciler both come here,
 //! so money is recorded the same way whichever door it came through.
 //!
-//! Every verified event is kept in `gateway_events` with what became of it, before we answer:
-//! nothing a gateway told us is lost, even when no order matches it.
+//! Every verified event is kept in `gateway_events` with what became of it, in the same
+//! transaction as the events it led to, before we answer: nothing a gateway told us is lost,
+//! even when no order matches it.
 
-use aggregates::{Order, OrderCommand, OrderError, OrderId};
+use aggregates::{
+    Order, OrderCommand, OrderError, OrderEvent, OrderId, OrderStatus, Subscription,
+    SubscriptionCommand, SubscriptionError, UserId,
+};
 use chrono::Utc;
-use cqrs_es::{Aggregate, AggregateError};
-use sqlx::AnyPool;
+use cqrs_es::Aggregate;
+use projections::log::StoredEvent;
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::state::AppState;
-use crate::store::{Actor, EventMetadata, Source};
+use crate::store::load::{self, Refusal};
+use crate::store::{
+    append, jitter, Actor, Appended, Attempt, EventMetadata, Source, COMMAND_RETRIES_MAX,
+    RETRY_BACKOFF_INITIAL, RETRY_BACKOFF_MAX,
+};
 use gateways::{order_id_from_order_no, GatewayEvent};
 
 /// What became of a gateway event.
@@ -48,12 +57,14 @@ impl Outcome {
 }
 
 /// The result of settling one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settled {
     pub outcome: Outcome,
     pub order_id: Option<String>,
     /// The order's stream head after settling (0 when no order).
     pub position: i64,
+    /// What this settlement appended (the order's events, then the membership's).
+    pub events: Vec<StoredEvent>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +80,10 @@ pub enum SettlementError {
 }
 
 /// Settles one verified event. `raw` is the body as received, kept for audit.
+///
+/// One transaction per fact: the order's new events, the membership they activate or take
+/// back, the views, and the inbox row with the event's outcome commit together. A redelivery
+/// of an event already settled is answered from the inbox with one read and no write.
 pub async fn settle(
     state: &AppState,
     event: &GatewayEvent,
@@ -78,7 +93,9 @@ pub async fn settle(
 ) -> Result<Settled, SettlementError> {
     let provider = state.gateway.provider();
     let event_id = event.event_id().to_string();
-    record(&state.store.read, provider, event, raw, None, "received").await?;
+    if let Some(settled) = already_settled(&state.store.read, provider, &event_id).await? {
+        return Ok(settled);
+    }
 
     let target = target_order(state, event).await?;
     let Some((order_id, command)) = target else {
@@ -93,24 +110,24 @@ pub async fn settle(
             outcome = outcome.as_str(),
             "gateway event matched no order"
         );
-        record(
-            &state.store.read,
+        let inbox = InboxRow {
             provider,
             event,
             raw,
-            None,
-            outcome.as_str(),
-        )
-        .await?;
+            order_id: None,
+            outcome,
+            position: None,
+        };
+        record(&mut *state.store.read.acquire().await?, &inbox).await?;
         return Ok(Settled {
             outcome,
             order_id: None,
             position: 0,
+            events: Vec::new(),
         });
     };
 
     let id = order_id.to_string();
-    let before = projections::log::stream_head(&state.store.read, Order::TYPE, &id).await?;
     let metadata = EventMetadata {
         request_id: request_id.to_owned(),
         actor: Actor::Gateway,
@@ -118,21 +135,44 @@ pub async fn settle(
         gateway_event_id: Some(event_id.clone()),
         recorded_at: Utc::now(),
     };
-    // The order's head after the command is the position this delivery is answered with.
-    let (outcome, position) = match state.orders.execute(&id, command, &metadata).await {
-        Ok(()) => {
-            let after = projections::log::stream_head(&state.store.read, Order::TYPE, &id).await?;
-            if after > before {
-                warn_if_flagged(state, &id, after).await;
-                (Outcome::Applied, after)
-            } else {
-                (Outcome::Duplicate, after)
+    let lock = state.store.locks.lock_for(Order::TYPE, &id);
+    let _turn = lock.lock().await;
+    let mut backoff = RETRY_BACKOFF_INITIAL;
+    let mut attempt = 0;
+    let (outcome, committed) = loop {
+        attempt += 1;
+        let inbox = InboxRow {
+            provider,
+            event,
+            raw,
+            order_id: Some(&id),
+            outcome: Outcome::Applied,
+            position: None,
+        };
+        match settle_once(state, &id, command.clone(), &metadata, inbox).await {
+            Ok(settled) => break settled,
+            Err(Attempt::Conflict) if attempt < COMMAND_RETRIES_MAX => {
+                tokio::time::sleep(backoff + jitter(backoff)).await;
+                backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
             }
+            Err(Attempt::Conflict) => {
+                return Err(SettlementError::Append(
+                    "other writers kept changing the order".to_owned(),
+                ))
+            }
+            Err(Attempt::Refused(never)) => match never {},
+            Err(Attempt::Failed(detail)) => return Err(SettlementError::Append(detail)),
         }
-        Err(AggregateError::UserError(error)) => (classify(&error), before),
-        Err(error) => return Err(SettlementError::Append(error.to_string())),
     };
-    state.views.wake();
+    state.store.published(&committed);
+    if committed.events.iter().any(|stored| {
+        matches!(
+            stored.event_type.as_str(),
+            "PaymentAmountMismatch" | "LatePaymentReceived" | "DuplicatePaymentReceived"
+        )
+    }) {
+        tracing::warn!(order_id = %id, "money needs review or refund");
+    }
     tracing::info!(
         provider,
         event_id,
@@ -141,36 +181,133 @@ pub async fn settle(
         outcome = outcome.as_str(),
         "gateway event settled"
     );
-    record(
-        &state.store.read,
-        provider,
-        event,
-        raw,
-        Some(&id),
-        outcome.as_str(),
-    )
-    .await?;
+    let position = match committed.events.last() {
+        Some(last) => last.position,
+        None => projections::log::stream_head(&state.store.read, Order::TYPE, &id).await?,
+    };
     Ok(Settled {
         outcome,
         order_id: Some(id),
         position,
+        events: committed.events,
     })
 }
 
-/// Money that did not simply confirm an order (wrong amount, after expiry, a second charge)
-/// is appended like any fact, and also logged loudly for the people who settle it.
-async fn warn_if_flagged(state: &AppState, order_id: &str, position: i64) {
-    let Ok(events) = projections::log::read_after(&state.store.read, position - 1, 1).await else {
-        return;
-    };
-    if let Some(event) = events.first() {
-        if matches!(
-            event.event_type.as_str(),
-            "PaymentAmountMismatch" | "LatePaymentReceived" | "DuplicatePaymentReceived"
-        ) {
-            tracing::warn!(order_id, event = %event.event_type, "money needs review or refund");
+/// One attempt: load, decide for the order and the membership, append, record, commit.
+async fn settle_once(
+    state: &AppState,
+    order_id: &str,
+    command: OrderCommand,
+    metadata: &EventMetadata,
+    mut inbox: InboxRow<'_>,
+) -> Result<(Outcome, Appended), Attempt<std::convert::Infallible>> {
+    let store = &state.store;
+    let mut transaction = store.begin_write().await?;
+    let order = load::load::<Order>(&mut transaction, order_id).await?;
+    let mut streams = Vec::new();
+    inbox.outcome = match order.decide(order_id, command) {
+        Err(Refusal::Domain(error)) => classify(&error),
+        Err(Refusal::Encode(error)) => return Err(Attempt::Failed(error.to_string())),
+        Ok(decision) if decision.append.events.is_empty() => Outcome::Duplicate,
+        Ok(decision) => {
+            let follow_up = membership_follow_up(order_id, &decision.after, &decision.events);
+            streams.push(decision.append);
+            if let Some((user_id, command)) = follow_up {
+                let subscription =
+                    load::load::<Subscription>(&mut transaction, user_id.as_ref()).await?;
+                match subscription.decide(user_id.as_ref(), command) {
+                    Ok(decision) => streams.push(decision.append),
+                    // A refunded order that never activated anything has nothing to take back.
+                    Err(Refusal::Domain(SubscriptionError::OrderNotActivated { .. })) => {}
+                    // The money is recorded whatever the membership says; a person must look.
+                    Err(Refusal::Domain(error)) => tracing::error!(
+                        order_id,
+                        user_id = %user_id,
+                        code = error.code(),
+                        %error,
+                        "the payment is recorded but the membership refused it"
+                    ),
+                    Err(Refusal::Encode(error)) => return Err(Attempt::Failed(error.to_string())),
+                }
+            }
+            Outcome::Applied
         }
-    }
+    };
+    let appended = append::append(&mut transaction, store.dialect(), &streams, metadata).await?;
+    inbox.position = appended.events.last().map(|event| event.position);
+    record(&mut transaction, &inbox).await?;
+    transaction.commit().await?;
+    Ok((inbox.outcome, appended))
+}
+
+/// What an order's new events mean for its buyer's membership: a confirmed payment grants the
+/// period the order bought; the refund that leaves the order fully refunded takes it back.
+fn membership_follow_up(
+    order_id: &str,
+    after: &Order,
+    events: &[OrderEvent],
+) -> Option<(UserId, SubscriptionCommand)> {
+    let order_id: OrderId = order_id.parse().ok()?;
+    let user_id = after.user_id()?.clone();
+    events.iter().find_map(|event| match event {
+        OrderEvent::PaymentConfirmed { paid_at, .. } => Some((
+            user_id.clone(),
+            SubscriptionCommand::ActivateMembership {
+                user_id: user_id.clone(),
+                order_id,
+                plan_id: after.plan_id()?.clone(),
+                tier: after.tier()?,
+                period: after.period()?,
+                at: *paid_at,
+            },
+        )),
+        OrderEvent::Refunded { refunded_at, .. }
+            if after.status() == Some(OrderStatus::Refunded) =>
+        {
+            Some((
+                user_id.clone(),
+                SubscriptionCommand::RevokeMembership {
+                    order_id,
+                    at: *refunded_at,
+                },
+            ))
+        }
+        _ => None,
+    })
+}
+
+/// The settlement of an event already recorded with a final outcome, from its inbox row.
+async fn already_settled(
+    pool: &AnyPool,
+    provider: &str,
+    event_id: &str,
+) -> Result<Option<Settled>, SettlementError> {
+    let row = sqlx::query(
+        "SELECT outcome, order_id, position FROM gateway_events \
+         WHERE provider = $1 AND event_id = $2 AND outcome <> 'deferred'",
+    )
+    .bind(provider)
+    .bind(event_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let order_id: Option<String> = row.try_get("order_id")?;
+    let position: Option<i64> = row.try_get("position")?;
+    let position = match (position, &order_id) {
+        (Some(position), _) => position,
+        (None, Some(order_id)) => {
+            projections::log::stream_head(pool, Order::TYPE, order_id).await?
+        }
+        (None, None) => 0,
+    };
+    Ok(Some(Settled {
+        outcome: Outcome::Duplicate,
+        order_id,
+        position,
+        events: Vec::new(),
+    }))
 }
 
 /// Domain refusals of a gateway fact: either it does not belong to the order (unmatched, kept)
@@ -285,36 +422,41 @@ async fn refund_order(
     Ok(row.and_then(|row| row.order_id.parse().ok()))
 }
 
-/// Upserts the event's row in the inbox with its latest outcome.
-async fn record(
-    pool: &AnyPool,
-    provider: &str,
-    event: &GatewayEvent,
-    raw: &str,
-    order_id: Option<&str>,
-    outcome: &str,
-) -> Result<(), sqlx::Error> {
+/// An inbox row: a verified gateway event and what became of it.
+struct InboxRow<'a> {
+    provider: &'a str,
+    event: &'a GatewayEvent,
+    raw: &'a str,
+    order_id: Option<&'a str>,
+    outcome: Outcome,
+    /// The log position of the last event it led to.
+    position: Option<i64>,
+}
+
+/// Upserts the event's row in the inbox. A redelivery counts a delivery; a final outcome is
+/// never replaced (a deferred one is, once the event settles).
+async fn record(connection: &mut AnyConnection, inbox: &InboxRow<'_>) -> Result<(), sqlx::Error> {
     let now = projections::schema::timestamp(&Utc::now());
-    // A first sighting counts a delivery; later updates of the same delivery only change the
-    // outcome (a final outcome is never downgraded back to "received").
     sqlx::query(
         "INSERT INTO gateway_events (provider, event_id, event_type, order_id, outcome, body, \
-         received_at, updated_at, deliveries) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1) \
+         received_at, updated_at, deliveries, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1, $8) \
          ON CONFLICT (provider, event_id) DO UPDATE SET \
-           deliveries = CASE WHEN $5 = 'received' THEN gateway_events.deliveries + 1 \
-                             ELSE gateway_events.deliveries END, \
-           outcome = CASE WHEN $5 = 'received' THEN gateway_events.outcome ELSE $5 END, \
-           order_id = coalesce($4, gateway_events.order_id), \
+           deliveries = gateway_events.deliveries + 1, \
+           outcome = CASE WHEN gateway_events.outcome IN ('deferred', 'received') THEN $5 \
+                          ELSE gateway_events.outcome END, \
+           order_id = coalesce(gateway_events.order_id, $4), \
+           position = coalesce(gateway_events.position, $8), \
            updated_at = $7",
     )
-    .bind(provider)
-    .bind(event.event_id().to_string())
-    .bind(event.event_type().to_owned())
-    .bind(order_id.map(ToOwned::to_owned))
-    .bind(outcome.to_owned())
-    .bind(raw.to_owned())
+    .bind(inbox.provider)
+    .bind(inbox.event.event_id().to_string())
+    .bind(inbox.event.event_type().to_owned())
+    .bind(inbox.order_id.map(ToOwned::to_owned))
+    .bind(inbox.outcome.as_str().to_owned())
+    .bind(inbox.raw.to_owned())
     .bind(now)
-    .execute(pool)
+    .bind(inbox.position)
+    .execute(connection)
     .await?;
     Ok(())
 }

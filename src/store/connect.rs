@@ -8,6 +8,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{AnyPool, PgPool, SqlitePool};
 
+use std::sync::Arc;
+
+use sqlx::{Any, Transaction};
+
+use super::append::{Appended, Dialect};
+use super::hub::CommitHub;
+use super::locks::Locks;
 use crate::config::DatabaseUrl;
 
 /// How many connections each pool may open. PostgreSQL serialises appends on a lock anyway;
@@ -32,6 +39,12 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("preparing the views of the {kind} database failed: {source}")]
+    Views {
+        kind: &'static str,
+        #[source]
+        source: projections::ProjectionError,
+    },
     #[error("migrating the {kind} database failed: {source}")]
     Migrate {
         kind: &'static str,
@@ -51,8 +64,12 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     pub backend: Backend,
-    /// Reads of the log by position and all read-model SQL.
+    /// Every transaction of the ledger: appends with their views, reads of the log and views.
     pub read: AnyPool,
+    /// Turns per aggregate, shared by every writer of this process.
+    pub locks: Arc<Locks>,
+    /// This process's commits, for its followers.
+    pub commits: Arc<CommitHub>,
 }
 
 impl Store {
@@ -76,10 +93,7 @@ impl Store {
                     .connect(text)
                     .await
                     .map_err(connect_error)?;
-                Ok(Self {
-                    backend: Backend::Postgres(pool),
-                    read,
-                })
+                Ok(Self::new(Backend::Postgres(pool), read))
             }
             DatabaseUrl::Sqlite(text) => {
                 create_parent_dir(text)?;
@@ -113,11 +127,42 @@ impl Store {
                     .connect(text)
                     .await
                     .map_err(connect_error)?;
-                Ok(Self {
-                    backend: Backend::Sqlite(pool),
-                    read,
-                })
+                Ok(Self::new(Backend::Sqlite(pool), read))
             }
+        }
+    }
+
+    fn new(backend: Backend, read: AnyPool) -> Self {
+        Self {
+            backend,
+            read,
+            locks: Arc::default(),
+            commits: Arc::default(),
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self.backend {
+            Backend::Postgres(_) => Dialect::Postgres,
+            Backend::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// A transaction that will append. On SQLite it takes the write lock at once: a deferred
+    /// transaction that reads first could not upgrade once another writer committed.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.dialect() {
+            Dialect::Postgres => self.read.begin().await,
+            Dialect::Sqlite => self.read.begin_with("BEGIN IMMEDIATE").await,
+        }
+    }
+
+    /// Hands a committed append to this process's followers.
+    pub fn published(&self, appended: &Appended) {
+        if appended.views_applied {
+            self.commits.publish(appended.events.clone());
+        } else if !appended.events.is_empty() {
+            self.commits.report_views_behind();
         }
     }
 
@@ -144,14 +189,19 @@ impl Store {
     }
 }
 
-/// Applies the backend's migrations (idempotent: applied ones are skipped).
+/// Applies the backend's migrations (idempotent: applied ones are skipped) and creates the
+/// view tables when missing, so every writer can apply the views in its own transaction.
 pub async fn migrate(store: &Store) -> Result<(), StoreError> {
     let kind = store.kind();
     let result = match &store.backend {
         Backend::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
     };
-    result.map_err(|source| StoreError::Migrate { kind, source })
+    result.map_err(|source| StoreError::Migrate { kind, source })?;
+    projections::Projector::new(store.read.clone(), projections::Tables::live())
+        .prepare()
+        .await
+        .map_err(|source| StoreError::Views { kind, source })
 }
 
 fn create_parent_dir(url: &str) -> Result<(), StoreError> {

@@ -1,13 +1,27 @@
 //! The event store: PostgreSQL (production) or SQLite (embedded), chosen by `DATABASE_URL`.
 //!
-//! cqrs-es appends through the backend's own typed pool (postgres-es / sqlite-es); everything
-//! that reads the log by global position, and the read models, go through one `AnyPool` so
-//! the projection code is written once for both databases.
+//! Every write is one transaction that loads the aggregates it touches, decides, appends and
+//! applies the views (see `append`); everything goes through one `AnyPool`, so the SQL is
+//! written once for both databases where they agree, and per `Dialect` where they do not.
 
+pub mod append;
 mod commands;
 mod connect;
+mod decide;
+mod hub;
+pub mod load;
+mod locks;
 mod metadata;
 
-pub use commands::{CommandBus, COMMAND_RETRIES_MAX, SNAPSHOT_EVERY};
-pub use connect::{migrate, Store, StoreError};
+/// Take a snapshot of a long-lived aggregate every this many events, so loading one costs at
+/// most a snapshot plus this many events however long its history grows.
+pub const SNAPSHOT_EVERY: i64 = 50;
+
+pub use append::{Appended, Dialect, StreamAppend};
+pub(crate) use commands::{jitter, Attempt, RETRY_BACKOFF_INITIAL, RETRY_BACKOFF_MAX};
+pub use commands::{CommandBus, Committed, COMMAND_RETRIES_MAX};
+pub use connect::{migrate, Backend, Store, StoreError};
+pub use decide::Decide;
+pub use hub::{CommitEvents, CommitHub};
+pub use locks::Locks;
 pub use metadata::{Actor, EventMetadata, Source};
