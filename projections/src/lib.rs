@@ -7,6 +7,7 @@ pub mod error;
 pub mod log;
 pub mod membership;
 pub mod order_status;
+pub mod order_view;
 pub mod projector;
 pub mod refund_status;
 pub mod replay;

@@ -1,7 +1,7 @@
 //! The membership view: per user, the current entitlement and the orders that bought it.
 
 use aggregates::{SubscriptionEvent, Tier};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, Row};
 
 use crate::error::ProjectionError;
 use crate::log::StoredEvent;
@@ -258,8 +258,8 @@ async fn add_order(
 }
 
 /// A user's membership row, if any order ever activated one.
-pub async fn find(
-    pool: &AnyPool,
+pub async fn find<'c>(
+    pool: impl sqlx::Executor<'c, Database = sqlx::Any>,
     tables: &Tables,
     user_id: &str,
 ) -> Result<Option<MembershipRow>, sqlx::Error> {
@@ -283,8 +283,8 @@ pub async fn find(
 }
 
 /// The orders that bought a user's membership, oldest first.
-pub async fn orders(
-    pool: &AnyPool,
+pub async fn orders<'c>(
+    pool: impl sqlx::Executor<'c, Database = sqlx::Any>,
     tables: &Tables,
     user_id: &str,
 ) -> Result<Vec<MembershipOrderRow>, sqlx::Error> {

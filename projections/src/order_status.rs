@@ -67,8 +67,8 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<OrderStatusRow, sqlx::Error> {
 }
 
 /// One order by id.
-pub async fn find(
-    pool: &AnyPool,
+pub async fn find<'c>(
+    pool: impl sqlx::Executor<'c, Database = sqlx::Any>,
     tables: &Tables,
     order_id: &str,
 ) -> Result<Option<OrderStatusRow>, sqlx::Error> {
@@ -142,8 +142,8 @@ pub async fn created_without_charge_before(
 }
 
 /// The row matching `condition` (which binds `$1` to `value`), if any.
-async fn one_where(
-    pool: &AnyPool,
+async fn one_where<'c>(
+    pool: impl sqlx::Executor<'c, Database = sqlx::Any>,
     tables: &Tables,
     condition: &str,
     value: &str,

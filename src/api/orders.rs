@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
 use cqrs_es::Aggregate;
-use projections::order_status::{self, OrderStatusRow};
-use projections::{membership, Tables};
+use projections::order_status::OrderStatusRow;
+use projections::Tables;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -305,20 +305,17 @@ async fn load_order(state: &AppState, order_id: &str) -> Result<Option<CachedOrd
         return Ok(Some(entry));
     }
     let generation = cache.generation();
-    let tables = Tables::live();
-    let Some(row) = order_status::find(&state.store.read, &tables, order_id).await? else {
+    let mut connection = state
+        .store
+        .read
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
+    let Some(entry) =
+        projections::order_view::load(&mut connection, &Tables::live(), order_id).await?
+    else {
         return Ok(None);
     };
-    let bought = membership::orders(&state.store.read, &tables, &row.user_id)
-        .await?
-        .into_iter()
-        .any(|grant| grant.order_id == row.order_id && !grant.revoked);
-    let membership = if bought {
-        membership::find(&state.store.read, &tables, &row.user_id).await?
-    } else {
-        None
-    };
-    let entry = CachedOrder { row, membership };
     cache.insert_if_current(generation, entry.clone());
     Ok(Some(entry))
 }

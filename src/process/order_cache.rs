@@ -11,8 +11,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use projections::log::{self, LedgerEvent, READ_BATCH_MAX};
-use projections::membership::MembershipRow;
-use projections::order_status::OrderStatusRow;
 use projections::LogError;
 use sqlx::AnyPool;
 
@@ -20,11 +18,7 @@ use sqlx::AnyPool;
 pub const ORDERS_MAX: usize = 100_000;
 
 /// One order with the membership it bought (if it bought one that is not revoked).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedOrder {
-    pub row: OrderStatusRow,
-    pub membership: Option<MembershipRow>,
-}
+pub use projections::order_view::OrderView as CachedOrder;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -36,6 +30,18 @@ struct Inner {
 }
 
 impl Inner {
+    fn keep(&mut self, entry: CachedOrder) {
+        if self.orders.len() >= ORDERS_MAX {
+            self.orders.clear();
+            self.by_user.clear();
+        }
+        self.by_user
+            .entry(entry.row.user_id.clone())
+            .or_default()
+            .insert(entry.row.order_id.clone());
+        self.orders.insert(entry.row.order_id.clone(), entry);
+    }
+
     /// Drops what `event` changes: its order, or every cached order of its member.
     fn forget(&mut self, event: &projections::StoredEvent) {
         match &event.event {
@@ -95,22 +101,16 @@ impl OrderCache {
         if inner.position != generation {
             return;
         }
-        if inner.orders.len() >= ORDERS_MAX {
-            inner.orders.clear();
-            inner.by_user.clear();
-        }
-        inner
-            .by_user
-            .entry(entry.row.user_id.clone())
-            .or_default()
-            .insert(entry.row.order_id.clone());
-        inner.orders.insert(entry.row.order_id.clone(), entry);
+        inner.keep(entry);
     }
 
     /// Accounts for events that continue exactly where the cache stands (this process's own
     /// commits, handed over): drops the orders they touch. False, changing nothing, when they
     /// do not continue it (someone else's commit came between: read the log).
-    pub fn account(&self, events: &[projections::StoredEvent]) -> bool {
+    ///
+    /// `fresh` are the changed orders as the commit's own transaction read them: they are
+    /// exact at the commit's last position, so they are kept at once.
+    pub fn account(&self, events: &[projections::StoredEvent], fresh: &[CachedOrder]) -> bool {
         let mut inner = self.lock();
         let (Some(first), Some(last)) = (events.first(), events.last()) else {
             return true;
@@ -123,6 +123,9 @@ impl OrderCache {
         }
         debug_assert!(last.position > inner.position, "the cache went backwards");
         inner.position = last.position;
+        for entry in fresh {
+            inner.keep(entry.clone());
+        }
         true
     }
 

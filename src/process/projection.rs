@@ -12,13 +12,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use projections::projector::PROJECTOR_NAME;
 use projections::{BatchOutcome, Projector, Tables};
+use sqlx::Row;
 use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::order_cache::OrderCache;
 use crate::store::append::LOG_CHANNEL;
-use crate::store::{Backend, CommitEvents, Store};
+use crate::store::{Backend, Commit, CommitEvents, Store};
 
 /// How often an idle follower looks for other processes' commits without being told.
 pub const POLL_INTERVAL_POSTGRES: Duration = Duration::from_secs(5);
@@ -144,14 +146,14 @@ impl Follower {
 
     /// Accounts for one of this process's commits without reading the log when it continues
     /// what the cache has seen and its views were applied. False when the log must be read.
-    fn account_local(&self, events: &[projections::StoredEvent]) -> bool {
-        let Some(last) = events.last().map(|event| event.position) else {
+    fn account_local(&self, commit: &Commit) -> bool {
+        let Some(last) = commit.events.last().map(|event| event.position) else {
             return true;
         };
         if last <= self.cache.generation() {
             return true;
         }
-        if !self.cache.account(events) {
+        if !self.cache.account(&commit.events, &commit.orders) {
             return false;
         }
         self.position.send_replace(last);
@@ -178,13 +180,28 @@ impl Follower {
 
     /// Brings the views (when behind) and the cache to the head of the log, then publishes.
     async fn catch_up(&self) -> Result<(), projections::ProjectionError> {
-        loop {
-            match self.projector.run_batch(None, None).await? {
-                BatchOutcome::CaughtUp { .. } => break,
-                BatchOutcome::Applied { .. } | BatchOutcome::LostRace => {}
+        // One cheap question first: an idle process asks it and nothing else.
+        let sql = format!(
+            "SELECT CAST(coalesce((SELECT max(position) FROM events), 0) AS BIGINT) AS head, \
+             CAST(coalesce((SELECT position FROM {c} WHERE projector = $1), 0) AS BIGINT) AS views",
+            c = Tables::live().checkpoints
+        );
+        let row = sqlx::query(&sql)
+            .bind(PROJECTOR_NAME)
+            .fetch_one(&self.store.read)
+            .await?;
+        let (head, mut views_at): (i64, i64) = (row.try_get("head")?, row.try_get("views")?);
+        if views_at < head {
+            loop {
+                match self.projector.run_batch(None, None).await? {
+                    BatchOutcome::CaughtUp { checkpoint } => {
+                        views_at = checkpoint;
+                        break;
+                    }
+                    BatchOutcome::Applied { .. } | BatchOutcome::LostRace => {}
+                }
             }
         }
-        let views_at = self.projector.checkpoint().await?;
         if views_at > self.cache.generation() {
             self.cache.advance(&self.store.read, views_at).await?;
         }

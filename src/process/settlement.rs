@@ -18,7 +18,7 @@ use sqlx::{AnyConnection, AnyPool, Row};
 use crate::state::AppState;
 use crate::store::load::{self, Refusal};
 use crate::store::{
-    append, jitter, Actor, Appended, Attempt, EventMetadata, Source, COMMAND_RETRIES_MAX,
+    append, jitter, Actor, Appended, Attempt, EventMetadata, Source, Store, COMMAND_RETRIES_MAX,
     RETRY_BACKOFF_INITIAL, RETRY_BACKOFF_MAX,
 };
 use gateways::{order_id_from_order_no, GatewayEvent};
@@ -164,7 +164,6 @@ pub async fn settle(
             Err(Attempt::Failed(detail)) => return Err(SettlementError::Append(detail)),
         }
     };
-    state.store.published(&committed);
     if committed.events.iter().any(|stored| {
         matches!(
             stored.event_type.as_str(),
@@ -236,7 +235,9 @@ async fn settle_once(
     let appended = append::append(&mut transaction, store.dialect(), &streams, metadata).await?;
     inbox.position = appended.events.last().map(|event| event.position);
     record(&mut transaction, &inbox).await?;
+    let orders = Store::order_views(&mut transaction, &appended).await?;
     transaction.commit().await?;
+    store.published(&appended, orders);
     Ok((inbox.outcome, appended))
 }
 

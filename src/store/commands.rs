@@ -175,8 +175,9 @@ async fn attempt_once<A: Decide>(
         metadata,
     )
     .await?;
+    let orders = Store::order_views(&mut transaction, &appended).await?;
     transaction.commit().await?;
-    store.published(&appended);
+    store.published(&appended, orders);
     Ok(Committed {
         events: appended.events,
     })

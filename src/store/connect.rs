@@ -13,7 +13,10 @@ use std::sync::Arc;
 use sqlx::{Any, Transaction};
 
 use super::append::{Appended, Dialect};
-use super::hub::CommitHub;
+use cqrs_es::Aggregate;
+use projections::order_view::OrderView;
+
+use super::hub::{Commit, CommitHub};
 use super::locks::Locks;
 use crate::config::DatabaseUrl;
 
@@ -158,12 +161,43 @@ impl Store {
     }
 
     /// Hands a committed append to this process's followers.
-    pub fn published(&self, appended: &Appended) {
+    pub fn published(&self, appended: &Appended, orders: Vec<OrderView>) {
         if appended.views_applied {
-            self.commits.publish(appended.events.clone());
+            self.commits.publish(Commit {
+                events: appended.events.clone(),
+                orders,
+            });
         } else if !appended.events.is_empty() {
             self.commits.report_views_behind();
         }
+    }
+
+    /// The views of the orders `appended` touched, read in its own transaction, when the
+    /// views were applied there.
+    pub async fn order_views(
+        connection: &mut sqlx::AnyConnection,
+        appended: &Appended,
+    ) -> Result<Vec<OrderView>, sqlx::Error> {
+        let mut views = Vec::new();
+        if !appended.views_applied {
+            return Ok(views);
+        }
+        let tables = projections::Tables::live();
+        let mut seen: Vec<&str> = Vec::new();
+        for event in &appended.events {
+            if event.aggregate_type != aggregates::Order::TYPE
+                || seen.contains(&event.aggregate_id.as_str())
+            {
+                continue;
+            }
+            seen.push(&event.aggregate_id);
+            if let Some(view) =
+                projections::order_view::load(connection, &tables, &event.aggregate_id).await?
+            {
+                views.push(view);
+            }
+        }
+        Ok(views)
     }
 
     /// "postgres" or "sqlite".

@@ -4,13 +4,21 @@
 use std::sync::Arc;
 
 use projections::log::StoredEvent;
+use projections::order_view::OrderView;
 use tokio::sync::{broadcast, Notify};
 
 /// Commits kept for a follower that falls behind; past that it reads the log instead.
 const BACKLOG_MAX: usize = 4_096;
 
-/// The events of one commit, in position order.
-pub type CommitEvents = Arc<Vec<StoredEvent>>;
+/// One commit of this process: its events in position order, and the views of the orders it
+/// changed as its own transaction read them (so a poll right after needs no database read).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    pub events: Vec<StoredEvent>,
+    pub orders: Vec<OrderView>,
+}
+
+pub type CommitEvents = Arc<Commit>;
 
 #[derive(Debug)]
 pub struct CommitHub {
@@ -30,9 +38,9 @@ impl Default for CommitHub {
 impl CommitHub {
     /// Tells every follower of this process about a commit. Nobody listening is fine: other
     /// processes learn of it from the log.
-    pub fn publish(&self, events: Vec<StoredEvent>) {
-        if !events.is_empty() {
-            let _ = self.sender.send(Arc::new(events));
+    pub fn publish(&self, commit: Commit) {
+        if !commit.events.is_empty() {
+            let _ = self.sender.send(Arc::new(commit));
         }
     }
 

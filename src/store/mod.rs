@@ -22,6 +22,6 @@ pub(crate) use commands::{jitter, Attempt, RETRY_BACKOFF_INITIAL, RETRY_BACKOFF_
 pub use commands::{CommandBus, Committed, COMMAND_RETRIES_MAX};
 pub use connect::{migrate, Backend, Store, StoreError};
 pub use decide::Decide;
-pub use hub::{CommitEvents, CommitHub};
+pub use hub::{Commit, CommitEvents, CommitHub};
 pub use locks::Locks;
 pub use metadata::{Actor, EventMetadata, Source};
