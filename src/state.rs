@@ -9,6 +9,7 @@ use crate::auth::TokenKeys;
 use crate::limits::OrderLimits;
 use crate::metrics::Metrics;
 use crate::process::projection::Views;
+use crate::process::settled_events::SettledEvents;
 use crate::store::{CommandBus, Store};
 use gateways::PaymentGateway;
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Bounds on an order's amount, checked at creation.
     pub limits: OrderLimits,
+    /// Gateway events this process saw settled, so redeliveries cost nothing.
+    pub settled: Arc<SettledEvents>,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             gateway,
             metrics: Arc::new(Metrics::default()),
             limits: OrderLimits::default(),
+            settled: Arc::default(),
         }
     }
 }

@@ -4,4 +4,5 @@ pub mod membership;
 pub mod order_cache;
 pub mod projection;
 pub mod reconciler;
+pub mod settled_events;
 pub mod settlement;

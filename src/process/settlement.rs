@@ -15,6 +15,7 @@ use cqrs_es::Aggregate;
 use projections::log::StoredEvent;
 use sqlx::{AnyConnection, AnyPool, Row};
 
+use crate::process::settled_events::Landed;
 use crate::state::AppState;
 use crate::store::load::{self, Refusal};
 use crate::store::{
@@ -22,6 +23,16 @@ use crate::store::{
     RETRY_BACKOFF_INITIAL, RETRY_BACKOFF_MAX,
 };
 use gateways::{order_id_from_order_no, GatewayEvent};
+
+impl Settled {
+    /// Where the event landed, as remembered for its redeliveries.
+    pub fn landed(&self) -> Landed {
+        Landed {
+            order_id: self.order_id.clone(),
+            position: self.position,
+        }
+    }
+}
 
 /// What became of a gateway event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +104,18 @@ pub async fn settle(
 ) -> Result<Settled, SettlementError> {
     let provider = state.gateway.provider();
     let event_id = event.event_id().to_string();
+    if let Some(landed) = state.settled.get(provider, &event_id) {
+        return Ok(Settled {
+            outcome: Outcome::Duplicate,
+            order_id: landed.order_id,
+            position: landed.position,
+            events: Vec::new(),
+        });
+    }
     if let Some(settled) = already_settled(&state.store.read, provider, &event_id).await? {
+        state
+            .settled
+            .remember(provider, &event_id, settled.landed());
         return Ok(settled);
     }
 
@@ -184,12 +206,18 @@ pub async fn settle(
         Some(last) => last.position,
         None => projections::log::stream_head(&state.store.read, Order::TYPE, &id).await?,
     };
-    Ok(Settled {
+    let settled = Settled {
         outcome,
         order_id: Some(id),
         position,
         events: committed.events,
-    })
+    };
+    if outcome.acknowledged() {
+        state
+            .settled
+            .remember(provider, &event_id, settled.landed());
+    }
+    Ok(settled)
 }
 
 /// One attempt: load, decide for the order and the membership, append, record, commit.
