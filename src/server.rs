@@ -81,10 +81,7 @@ impl Service {
         let client: Arc<dyn PaymentGateway> = Arc::new(client);
         let (views, projector_task) = projection::start(&store).await?;
         let state = AppState::new(store, views, tokens, client);
-        let process_task = tokio::spawn(membership::finish(
-            state.store.read.clone(),
-            state.subscriptions.clone(),
-        ));
+        let process_task = tokio::spawn(membership::finish(state.store.clone()));
         Ok(Self {
             state,
             sandbox,

@@ -6,6 +6,7 @@ mod app;
 mod crash;
 mod helpers;
 mod hostile;
+mod legacy_log;
 mod processes;
 mod projections;
 mod reconciler;

@@ -58,6 +58,7 @@ async fn paid_orders(bus: &CommandBus<Order>, count: usize) {
                 transaction_no: None,
                 paid_at: now,
                 at: now,
+                membership: None,
             },
         ];
         for command in commands {

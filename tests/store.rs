@@ -159,6 +159,7 @@ on_both_stores! {
                         transaction_no: None,
                         paid_at: noon(),
                         at: noon(),
+                        membership: None,
                     },
                     &meta,
                 )

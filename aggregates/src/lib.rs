@@ -22,5 +22,6 @@ pub use money::{Currency, Money, MoneyError};
 pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderStatus};
 pub use plan::*;
 pub use subscription::{
-    MembershipStatus, Subscription, SubscriptionCommand, SubscriptionError, SubscriptionEvent,
+    GrantedPeriod, MembershipStatus, Subscription, SubscriptionCommand, SubscriptionError,
+    SubscriptionEvent,
 };

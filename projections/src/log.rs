@@ -89,6 +89,24 @@ pub async fn read_stream(
     rows.iter().map(decode_row).collect()
 }
 
+/// One aggregate's events in stream order, read through `connection` (e.g. a writer's
+/// transaction).
+pub async fn read_stream_in(
+    connection: &mut sqlx::AnyConnection,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<StoredEvent>, LogError> {
+    let sql = format!(
+        "{SELECT_COLUMNS} WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_all(connection)
+        .await?;
+    rows.iter().map(decode_row).collect()
+}
+
 /// The highest position in the log (0 when empty).
 pub async fn head(pool: &AnyPool) -> Result<i64, LogError> {
     let row = sqlx::query("SELECT CAST(coalesce(max(position), 0) AS BIGINT) AS head FROM events")

@@ -7,8 +7,8 @@
 //! even when no order matches it.
 
 use aggregates::{
-    Order, OrderCommand, OrderError, OrderEvent, OrderId, OrderStatus, Subscription,
-    SubscriptionCommand, SubscriptionError, UserId,
+    GrantedPeriod, Order, OrderCommand, OrderError, OrderEvent, OrderId, OrderStatus, Subscription,
+    SubscriptionCommand, SubscriptionError, SubscriptionEvent, UserId,
 };
 use chrono::Utc;
 use cqrs_es::Aggregate;
@@ -19,8 +19,8 @@ use crate::process::settled_events::Landed;
 use crate::state::AppState;
 use crate::store::load::{self, Refusal};
 use crate::store::{
-    append, jitter, Actor, Appended, Attempt, EventMetadata, Source, Store, COMMAND_RETRIES_MAX,
-    RETRY_BACKOFF_INITIAL, RETRY_BACKOFF_MAX,
+    append, jitter, Actor, Appended, Attempt, EventMetadata, Source, Store, StreamAppend,
+    COMMAND_RETRIES_MAX, RETRY_BACKOFF_INITIAL, RETRY_BACKOFF_MAX,
 };
 use gateways::{order_id_from_order_no, GatewayEvent};
 
@@ -232,30 +232,36 @@ async fn settle_once(
     let mut transaction = store.begin_write().await?;
     let order = load::load::<Order>(&mut transaction, order_id).await?;
     let mut streams = Vec::new();
-    inbox.outcome = match order.decide(order_id, command) {
+    inbox.outcome = match order.decide(order_id, command.clone()) {
         Err(Refusal::Domain(error)) => classify(&error),
         Err(Refusal::Encode(error)) => return Err(Attempt::Failed(error.to_string())),
         Ok(decision) if decision.append.events.is_empty() => Outcome::Duplicate,
         Ok(decision) => {
-            let follow_up = membership_follow_up(order_id, &decision.after, &decision.events);
-            streams.push(decision.append);
-            if let Some((user_id, command)) = follow_up {
-                let subscription =
-                    load::load::<Subscription>(&mut transaction, user_id.as_ref()).await?;
-                match subscription.decide(user_id.as_ref(), command) {
-                    Ok(decision) => streams.push(decision.append),
-                    // A refunded order that never activated anything has nothing to take back.
-                    Err(Refusal::Domain(SubscriptionError::OrderNotActivated { .. })) => {}
-                    // The money is recorded whatever the membership says; a person must look.
-                    Err(Refusal::Domain(error)) => tracing::error!(
-                        order_id,
-                        user_id = %user_id,
-                        code = error.code(),
-                        %error,
-                        "the payment is recorded but the membership refused it"
-                    ),
-                    Err(Refusal::Encode(error)) => return Err(Attempt::Failed(error.to_string())),
+            let change = membership_change(
+                &mut transaction,
+                order_id,
+                &order.state,
+                &decision.after,
+                &decision.events,
+            )
+            .await?;
+            match change {
+                Some(MembershipChange::Activated { granted, append }) => {
+                    // The payment records the period it bought, in the same transaction as
+                    // the activation: the order is what keeps each grant exactly once.
+                    let decision = order
+                        .decide(order_id, with_membership(command, granted))
+                        .map_err(|_| {
+                            Attempt::Failed("the order changed its decision".to_owned())
+                        })?;
+                    streams.push(decision.append);
+                    streams.push(append);
                 }
+                Some(MembershipChange::Revoked { append }) => {
+                    streams.push(decision.append);
+                    streams.push(append);
+                }
+                None => streams.push(decision.append),
             }
             Outcome::Applied
         }
@@ -269,40 +275,193 @@ async fn settle_once(
     Ok((inbox.outcome, appended))
 }
 
-/// What an order's new events mean for its buyer's membership: a confirmed payment grants the
+/// What an order's new events do to its buyer's membership.
+enum MembershipChange {
+    /// A confirmed payment granted `granted`.
+    Activated {
+        granted: GrantedPeriod,
+        append: StreamAppend,
+    },
+    /// The refund that left the order fully refunded took its period back.
+    Revoked { append: StreamAppend },
+}
+
+/// Decides the membership's side of an order's new events: a confirmed payment grants the
 /// period the order bought; the refund that leaves the order fully refunded takes it back.
-fn membership_follow_up(
+async fn membership_change(
+    transaction: &mut AnyConnection,
     order_id: &str,
+    before: &Order,
     after: &Order,
     events: &[OrderEvent],
-) -> Option<(UserId, SubscriptionCommand)> {
-    let order_id: OrderId = order_id.parse().ok()?;
-    let user_id = after.user_id()?.clone();
-    events.iter().find_map(|event| match event {
-        OrderEvent::PaymentConfirmed { paid_at, .. } => Some((
-            user_id.clone(),
+) -> Result<Option<MembershipChange>, Attempt<std::convert::Infallible>> {
+    let (Ok(order), Some(user_id)) = (order_id.parse::<OrderId>(), after.user_id()) else {
+        return Ok(None);
+    };
+    let paid_at = events.iter().find_map(|event| match event {
+        OrderEvent::PaymentConfirmed { paid_at, .. } => Some(*paid_at),
+        _ => None,
+    });
+    let refunded_at = events.iter().find_map(|event| match event {
+        OrderEvent::Refunded { refunded_at, .. } => Some(*refunded_at),
+        _ => None,
+    });
+    let command = match (paid_at, refunded_at) {
+        (Some(at), _) => {
+            let (Some(plan_id), Some(tier), Some(period)) =
+                (after.plan_id(), after.tier(), after.period())
+            else {
+                return Ok(None);
+            };
             SubscriptionCommand::ActivateMembership {
                 user_id: user_id.clone(),
-                order_id,
-                plan_id: after.plan_id()?.clone(),
-                tier: after.tier()?,
-                period: after.period()?,
-                at: *paid_at,
-            },
-        )),
-        OrderEvent::Refunded { refunded_at, .. }
-            if after.status() == Some(OrderStatus::Refunded) =>
-        {
-            Some((
-                user_id.clone(),
-                SubscriptionCommand::RevokeMembership {
-                    order_id,
-                    at: *refunded_at,
-                },
-            ))
+                order_id: order,
+                plan_id: plan_id.clone(),
+                tier,
+                period,
+                at,
+            }
         }
-        _ => None,
-    })
+        (None, Some(at))
+            if after.status() == Some(OrderStatus::Refunded)
+                && before.status() != Some(OrderStatus::Refunded) =>
+        {
+            let granted = match before.granted_membership() {
+                Some(granted) => granted,
+                None => match legacy_grant(transaction, user_id, &order).await? {
+                    LegacyGrant::Live(granted) => granted,
+                    // Nothing was granted, or it was taken back already: nothing to revoke.
+                    LegacyGrant::Never | LegacyGrant::Revoked => return Ok(None),
+                },
+            };
+            SubscriptionCommand::RevokeMembership {
+                order_id: order,
+                granted,
+                at,
+            }
+        }
+        _ => return Ok(None),
+    };
+    let subscription = load::load::<Subscription>(transaction, user_id.as_ref()).await?;
+    match subscription.decide(user_id.as_ref(), command) {
+        Ok(decision) if decision.append.events.is_empty() => Ok(None),
+        Ok(decision) => {
+            let granted = decision
+                .events
+                .iter()
+                .find_map(|event| decision.after.granted_by(event));
+            Ok(Some(match (paid_at, granted) {
+                (Some(_), Some(granted)) => MembershipChange::Activated {
+                    granted,
+                    append: decision.append,
+                },
+                _ => MembershipChange::Revoked {
+                    append: decision.append,
+                },
+            }))
+        }
+        // A refunded order that never activated anything has nothing to take back.
+        Err(Refusal::Domain(SubscriptionError::OrderNotActivated { .. })) => Ok(None),
+        // The money is recorded whatever the membership says; a person must look.
+        Err(Refusal::Domain(error)) => {
+            tracing::error!(
+                order_id,
+                user_id = %user_id,
+                code = error.code(),
+                %error,
+                "the payment is recorded but the membership refused it"
+            );
+            Ok(None)
+        }
+        Err(Refusal::Encode(error)) => Err(Attempt::Failed(error.to_string())),
+    }
+}
+
+fn with_membership(command: OrderCommand, granted: GrantedPeriod) -> OrderCommand {
+    match command {
+        OrderCommand::ConfirmPayment {
+            charge_id,
+            gateway_event_id,
+            amount,
+            transaction_no,
+            paid_at,
+            at,
+            ..
+        } => OrderCommand::ConfirmPayment {
+            charge_id,
+            gateway_event_id,
+            amount,
+            transaction_no,
+            paid_at,
+            at,
+            membership: Some(granted),
+        },
+        other => other,
+    }
+}
+
+/// What an order paid before payments recorded their grant did to its buyer's membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LegacyGrant {
+    /// It granted nothing (yet).
+    Never,
+    /// It granted this period, still standing.
+    Live(GrantedPeriod),
+    /// It granted a period that was taken back since.
+    Revoked,
+}
+
+/// Finds what an order paid before payments recorded their grant did to its buyer's
+/// membership, in the buyer's membership stream (read whole: this happens once per such
+/// order, when it is refunded in full or when an earlier version's work is finished).
+pub(crate) async fn legacy_grant(
+    transaction: &mut AnyConnection,
+    user_id: &UserId,
+    order_id: &OrderId,
+) -> Result<LegacyGrant, Attempt<std::convert::Infallible>> {
+    let stream =
+        projections::log::read_stream_in(transaction, Subscription::TYPE, user_id.as_ref())
+            .await
+            .map_err(|error| Attempt::Failed(error.to_string()))?;
+    let mut run = 0;
+    let mut found = LegacyGrant::Never;
+    for stored in stream {
+        let projections::LedgerEvent::Subscription(event) = stored.event else {
+            continue;
+        };
+        match &event {
+            SubscriptionEvent::MembershipActivated { .. } => run += 1,
+            SubscriptionEvent::MembershipRevoked {
+                order_id: revoked, ..
+            } if revoked == order_id => return Ok(LegacyGrant::Revoked),
+            _ => {}
+        }
+        if let SubscriptionEvent::MembershipActivated {
+            order_id: granted,
+            tier,
+            starts_at,
+            ends_at,
+            ..
+        }
+        | SubscriptionEvent::MembershipExtended {
+            order_id: granted,
+            tier,
+            starts_at,
+            ends_at,
+            ..
+        } = event
+        {
+            if granted == *order_id {
+                found = LegacyGrant::Live(GrantedPeriod {
+                    run,
+                    tier,
+                    starts_at,
+                    ends_at,
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// The settlement of an event already recorded with a final outcome, from its inbox row.
@@ -379,6 +538,7 @@ async fn target_order(
                         transaction_no: charge.transaction_no.clone(),
                         paid_at: charge.time_paid.unwrap_or(now),
                         at: now,
+                        membership: None,
                     },
                 )
             })

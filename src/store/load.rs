@@ -52,9 +52,21 @@ pub async fn load<A: Decide>(
         .await?;
         if let Some(row) = snapshot {
             let payload: String = row.try_get("payload")?;
-            loaded.state =
-                serde_json::from_str(&payload).map_err(|error| undecodable(error.to_string()))?;
-            loaded.sequence = row.try_get("last_sequence")?;
+            // A snapshot taken by an earlier version of the aggregate may no longer fit its
+            // shape: the events are the truth, so fold them all instead (the next snapshot
+            // replaces it).
+            match serde_json::from_str(&payload) {
+                Ok(state) => {
+                    loaded.state = state;
+                    loaded.sequence = row.try_get("last_sequence")?;
+                }
+                Err(error) => tracing::info!(
+                    aggregate = A::TYPE,
+                    aggregate_id,
+                    %error,
+                    "snapshot of an earlier shape; loading from the events"
+                ),
+            }
         }
     }
     let rows = sqlx::query(

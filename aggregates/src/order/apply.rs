@@ -88,6 +88,7 @@ impl OrderDetails {
                 amount,
                 transaction_no,
                 paid_at,
+                membership,
                 ..
             } => {
                 debug_assert!(self.payment.is_none(), "a second payment was confirmed");
@@ -95,6 +96,7 @@ impl OrderDetails {
                 self.status = OrderStatus::Paid;
                 self.recorded_charges.insert(charge_id.clone());
                 self.payment = Some(Payment {
+                    membership: *membership,
                     charge_id: charge_id.clone(),
                     amount: *amount,
                     transaction_no: transaction_no.clone(),

@@ -8,6 +8,7 @@ use crate::channel::Channel;
 use crate::ids::{ChargeId, GatewayEventId, GatewayRefundId, OrderId, RefundId, UserId};
 use crate::money::Money;
 use crate::plan::Plan;
+use crate::subscription::GrantedPeriod;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OrderCommand {
@@ -26,7 +27,8 @@ pub enum OrderCommand {
         expires_at: DateTime<Utc>,
         at: DateTime<Utc>,
     },
-    /// The gateway reports that money was received for `charge_id`.
+    /// The gateway reports that money was received for `charge_id`. `membership` is the
+    /// period the payment buys, when the membership is activated with it.
     ConfirmPayment {
         charge_id: ChargeId,
         gateway_event_id: Option<GatewayEventId>,
@@ -34,6 +36,7 @@ pub enum OrderCommand {
         transaction_no: Option<String>,
         paid_at: DateTime<Utc>,
         at: DateTime<Utc>,
+        membership: Option<GrantedPeriod>,
     },
     /// The gateway reports that the charge failed.
     FailPayment {

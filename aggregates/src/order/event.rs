@@ -10,6 +10,7 @@ use crate::channel::Channel;
 use crate::ids::{ChargeId, GatewayEventId, GatewayRefundId, OrderId, PlanId, RefundId, UserId};
 use crate::money::Money;
 use crate::plan::{Period, Tier};
+use crate::subscription::GrantedPeriod;
 
 use super::OrderStatus;
 
@@ -32,7 +33,9 @@ pub enum OrderEvent {
         expires_at: DateTime<Utc>,
         requested_at: DateTime<Utc>,
     },
-    /// The order's full amount arrived on its own charge. At most one per order.
+    /// The order's full amount arrived on its own charge. At most one per order. Version 1.1
+    /// adds the membership period the payment bought (committed with it); 1.0 events, and a
+    /// payment whose membership was refused, have none.
     PaymentConfirmed {
         charge_id: ChargeId,
         gateway_event_id: Option<GatewayEventId>,
@@ -40,6 +43,8 @@ pub enum OrderEvent {
         transaction_no: Option<String>,
         paid_at: DateTime<Utc>,
         recorded_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        membership: Option<GrantedPeriod>,
     },
     /// Money arrived but not the amount owed. Kept as a fact and flagged for a person to
     /// review; the order's status does not change.
@@ -163,6 +168,9 @@ impl DomainEvent for OrderEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            OrderEvent::PaymentConfirmed { .. } => "1.1".to_owned(),
+            _ => "1.0".to_owned(),
+        }
     }
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::ids::{ChargeId, GatewayEventId};
 use crate::money::Money;
+use crate::subscription::GrantedPeriod;
 use crate::text::clip;
 
 use super::error::OrderError;
@@ -20,6 +21,7 @@ pub(super) struct Receipt {
     pub(super) transaction_no: Option<String>,
     pub(super) paid_at: DateTime<Utc>,
     pub(super) at: DateTime<Utc>,
+    pub(super) membership: Option<GrantedPeriod>,
 }
 
 pub(super) fn receive(
@@ -67,6 +69,7 @@ fn confirm_requested(
         transaction_no: clip(receipt.transaction_no),
         paid_at: receipt.paid_at,
         recorded_at: receipt.at,
+        membership: receipt.membership,
     }])
 }
 

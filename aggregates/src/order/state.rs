@@ -9,6 +9,7 @@ use crate::channel::Channel;
 use crate::ids::{ChargeId, GatewayEventId, OrderId, PlanId, RefundId, UserId};
 use crate::money::Money;
 use crate::plan::{Period, Tier};
+use crate::subscription::GrantedPeriod;
 
 use super::refund::RefundRecord;
 use super::OrderStatus;
@@ -67,6 +68,9 @@ pub(super) struct Payment {
     pub(super) amount: Money,
     pub(super) transaction_no: Option<String>,
     pub(super) paid_at: DateTime<Utc>,
+    /// The membership period the payment bought, when it was recorded with it.
+    #[serde(default)]
+    pub(super) membership: Option<GrantedPeriod>,
 }
 
 impl OrderDetails {
@@ -143,6 +147,11 @@ impl Order {
         self.details
             .as_ref()
             .and_then(|order| order.payment.as_ref())
+    }
+
+    /// The membership period the confirmed payment bought, when it was recorded with it.
+    pub fn granted_membership(&self) -> Option<GrantedPeriod> {
+        self.payment().and_then(|payment| payment.membership)
     }
 
     /// The confirmed payment's amount; `None` until paid. Late, duplicate or mismatched money

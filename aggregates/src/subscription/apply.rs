@@ -1,6 +1,6 @@
 //! Folding membership events into state. Never fails and never decides.
 
-use super::state::MembershipGrant;
+use super::state::{tier_index, TIERS};
 use super::{MembershipStatus, Subscription, SubscriptionEvent};
 
 impl Subscription {
@@ -8,78 +8,52 @@ impl Subscription {
         match event {
             SubscriptionEvent::MembershipActivated {
                 user_id,
-                order_id,
-                plan_id,
                 tier,
-                period,
-                starts_at,
                 ends_at,
+                ..
             } => {
-                debug_assert!(
-                    self.grant(order_id).is_none(),
-                    "order {order_id} granted twice"
-                );
                 self.user_id = Some(user_id.clone());
                 self.status = MembershipStatus::Active;
                 self.tier = Some(*tier);
                 self.ends_at = Some(*ends_at);
-                self.run_start = self.grants.len();
-                self.grants.push(MembershipGrant {
-                    order_id: *order_id,
-                    plan_id: plan_id.clone(),
-                    tier: *tier,
-                    period: *period,
-                    starts_at: *starts_at,
-                    ends_at: *ends_at,
-                    revoked: false,
-                });
+                self.run += 1;
+                self.run_grants = [0; 3];
+                self.count_grant(*tier);
             }
             SubscriptionEvent::MembershipExtended {
-                order_id,
-                plan_id,
                 tier,
-                period,
                 starts_at,
                 ends_at,
+                ..
             } => {
-                debug_assert!(
-                    self.grant(order_id).is_none(),
-                    "order {order_id} granted twice"
-                );
                 debug_assert_eq!(self.ends_at, Some(*starts_at), "extension leaves a gap");
                 debug_assert!(ends_at > starts_at, "extension moves the end backwards");
                 self.status = MembershipStatus::Active;
                 self.tier = Some(self.tier.map_or(*tier, |current| current.max(*tier)));
                 self.ends_at = Some(*ends_at);
-                self.grants.push(MembershipGrant {
-                    order_id: *order_id,
-                    plan_id: plan_id.clone(),
-                    tier: *tier,
-                    period: *period,
-                    starts_at: *starts_at,
-                    ends_at: *ends_at,
-                    revoked: false,
-                });
+                self.count_grant(*tier);
             }
             SubscriptionEvent::MembershipRevoked {
-                order_id,
                 ends_at,
                 revoked_at,
+                grant_tier,
+                grant_run,
                 ..
             } => {
-                if let Some(grant) = self
-                    .grants
-                    .iter_mut()
-                    .find(|grant| &grant.order_id == order_id)
-                {
-                    debug_assert!(!grant.revoked, "order {order_id} revoked twice");
-                    grant.revoked = true;
-                }
                 self.ends_at = Some(*ends_at);
                 if ends_at <= revoked_at {
                     self.status = MembershipStatus::Expired;
                 }
-                self.tier = self.live_tier().or(self.tier);
+                // A 1.0 revocation does not say which tier it took back: the tier then stays
+                // as it was (only this informational field; the end date is exact).
+                if let (Some(tier), Some(run)) = (grant_tier, grant_run) {
+                    if *run == self.run {
+                        let count = &mut self.run_grants[tier_index(*tier)];
+                        debug_assert!(*count > 0, "a grant of the run was revoked twice");
+                        *count = count.saturating_sub(1);
+                        self.tier = self.live_tier().or(self.tier);
+                    }
+                }
             }
             SubscriptionEvent::MembershipExpired { .. } => {
                 self.status = MembershipStatus::Expired;
@@ -87,14 +61,17 @@ impl Subscription {
         }
     }
 
+    fn count_grant(&mut self, tier: crate::plan::Tier) {
+        let count = &mut self.run_grants[tier_index(tier)];
+        *count = count.saturating_add(1);
+    }
+
     /// The highest tier still paid for in the current membership run.
     fn live_tier(&self) -> Option<crate::plan::Tier> {
-        self.grants
-            .get(self.run_start..)
-            .unwrap_or_default()
+        TIERS
             .iter()
-            .filter(|grant| !grant.revoked)
-            .map(|grant| grant.tier)
-            .max()
+            .rev()
+            .find(|tier| self.run_grants[tier_index(**tier)] > 0)
+            .copied()
     }
 }

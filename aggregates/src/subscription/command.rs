@@ -6,9 +6,12 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{OrderId, PlanId, UserId};
 use crate::plan::{Period, Tier};
 
+use super::GrantedPeriod;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SubscriptionCommand {
-    /// Grant the period a paid order bought. Safe to repeat: an order grants time once.
+    /// Grant the period a paid order bought. Sent once per order: with the order's one
+    /// confirmed payment, in the same transaction.
     ActivateMembership {
         user_id: UserId,
         order_id: OrderId,
@@ -17,9 +20,11 @@ pub enum SubscriptionCommand {
         period: Period,
         at: DateTime<Utc>,
     },
-    /// Take back the period an order bought, after that order was fully refunded.
+    /// Take back the period an order bought (as the order recorded it), after that order was
+    /// fully refunded.
     RevokeMembership {
         order_id: OrderId,
+        granted: GrantedPeriod,
         at: DateTime<Utc>,
     },
     /// Record that the membership's time has run out.

@@ -1,5 +1,5 @@
-//! All membership rules: one order grants time once, purchases stack on the current end date,
-//! and a revocation removes exactly what one order granted.
+//! All membership rules: purchases stack on the current end date, and a revocation removes
+//! exactly what one order granted (as that order recorded it).
 
 use chrono::{DateTime, Utc};
 
@@ -7,7 +7,8 @@ use crate::ids::{OrderId, PlanId, UserId};
 use crate::plan::{Period, Tier};
 
 use super::{
-    MembershipStatus, Subscription, SubscriptionCommand, SubscriptionError, SubscriptionEvent,
+    GrantedPeriod, MembershipStatus, Subscription, SubscriptionCommand, SubscriptionError,
+    SubscriptionEvent,
 };
 
 /// The facts of one activation request.
@@ -51,9 +52,14 @@ impl Subscription {
             (S::None, C::RevokeMembership { order_id, .. }) => {
                 Err(SubscriptionError::OrderNotActivated { order_id })
             }
-            (S::Active | S::Expired, C::RevokeMembership { order_id, at }) => {
-                self.revoke(order_id, at)
-            }
+            (
+                S::Active | S::Expired,
+                C::RevokeMembership {
+                    order_id,
+                    granted,
+                    at,
+                },
+            ) => self.revoke(order_id, granted, at),
             (S::Active, C::ExpireMembership { at }) => self.expire(at),
             // Nothing is running, so there is nothing to expire.
             (S::None | S::Expired, C::ExpireMembership { .. }) => Ok(Vec::new()),
@@ -68,11 +74,6 @@ impl Subscription {
                     received: purchase.user_id,
                 });
             }
-        }
-        // An order buys one period, however many times its payment is confirmed; a revoked
-        // order stays spent so a refund cannot be followed by a free re-activation.
-        if self.grant(&purchase.order_id).is_some() {
-            return Ok(Vec::new());
         }
         let event = match self.runs_past(purchase.at) {
             Some(current_end) => SubscriptionEvent::MembershipExtended {
@@ -99,15 +100,14 @@ impl Subscription {
     fn revoke(
         &self,
         order_id: OrderId,
+        granted: GrantedPeriod,
         at: DateTime<Utc>,
     ) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
-        let grant = self
-            .grant(&order_id)
-            .ok_or(SubscriptionError::OrderNotActivated { order_id })?;
-        if grant.revoked {
-            return Ok(Vec::new());
+        // A grant from a run this membership never had cannot be ours.
+        if granted.run == 0 || granted.run > self.run || granted.ends_at <= granted.starts_at {
+            return Err(SubscriptionError::OrderNotActivated { order_id });
         }
-        let length = grant.ends_at.signed_duration_since(grant.starts_at);
+        let length = granted.length();
         let ends_at = self
             .ends_at
             .and_then(|current_end| current_end.checked_sub_signed(length))
@@ -117,6 +117,8 @@ impl Subscription {
             removed_seconds: length.num_seconds(),
             ends_at,
             revoked_at: at,
+            grant_tier: Some(granted.tier),
+            grant_run: Some(granted.run),
         }])
     }
 

@@ -30,11 +30,17 @@ pub enum SubscriptionEvent {
         ends_at: DateTime<Utc>,
     },
     /// The time an order bought was taken back; `ends_at` is the membership's new end.
+    /// Version 1.1 adds what the revoked grant was (its tier and run), so the membership can
+    /// recompute its tier without remembering every grant; 1.0 events lack them.
     MembershipRevoked {
         order_id: OrderId,
         removed_seconds: i64,
         ends_at: DateTime<Utc>,
         revoked_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant_tier: Option<Tier>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant_run: Option<u32>,
     },
     MembershipExpired {
         expired_at: DateTime<Utc>,
@@ -59,6 +65,11 @@ impl DomainEvent for SubscriptionEvent {
     }
 
     fn event_version(&self) -> String {
-        "1.0".to_owned()
+        match self {
+            SubscriptionEvent::MembershipRevoked { .. } => "1.1".to_owned(),
+            SubscriptionEvent::MembershipActivated { .. }
+            | SubscriptionEvent::MembershipExtended { .. }
+            | SubscriptionEvent::MembershipExpired { .. } => "1.0".to_owned(),
+        }
     }
 }

@@ -8,6 +8,7 @@ mod command;
 mod decide;
 mod error;
 mod event;
+mod grant;
 mod state;
 mod status;
 #[cfg(test)]
@@ -16,5 +17,6 @@ mod tests;
 pub use command::SubscriptionCommand;
 pub use error::SubscriptionError;
 pub use event::SubscriptionEvent;
-pub use state::{MembershipGrant, Subscription};
+pub use grant::GrantedPeriod;
+pub use state::Subscription;
 pub use status::MembershipStatus;

@@ -3,15 +3,22 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{OrderId, PlanId, UserId};
-use crate::plan::{Period, Tier};
+use crate::ids::UserId;
+use crate::plan::Tier;
 
 use super::MembershipStatus;
 
 /// One user's membership. Empty (`Default`) until the first activation.
 ///
-/// Invariants: each order appears in `grants` at most once; `ends_at` only moves later,
-/// except when a grant is revoked, and then by exactly that grant's length.
+/// Its size does not grow with its history: it keeps the current end, status and tier, the
+/// number of the current run, and how many unrevoked grants of each tier the run holds (the
+/// tier is the highest of them). Which order bought which period is kept by the order itself
+/// (`GrantedPeriod` on its `PaymentConfirmed`); an order confirms at most one payment, and its
+/// activation commits in the same transaction, so each order grants time exactly once.
+///
+/// Invariants: `ends_at` only moves later, except when a grant is revoked, and then by exactly
+/// that grant's length; `tier` is the highest tier with a live grant in the current run, or
+/// the last tier when none is left.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
     pub(super) user_id: Option<UserId>,
@@ -19,23 +26,10 @@ pub struct Subscription {
     pub(super) status: MembershipStatus,
     pub(super) tier: Option<Tier>,
     pub(super) ends_at: Option<DateTime<Utc>>,
-    /// Index in `grants` where the current unbroken membership began; the tier is the highest
-    /// live grant from there on.
-    pub(super) run_start: usize,
-    pub(super) grants: Vec<MembershipGrant>,
-}
-
-/// The time one order bought, as granted. `starts_at..ends_at` is the window at grant time;
-/// a later revocation of an earlier grant shifts real time but not this record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MembershipGrant {
-    pub order_id: OrderId,
-    pub plan_id: PlanId,
-    pub tier: Tier,
-    pub period: Period,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: DateTime<Utc>,
-    pub revoked: bool,
+    /// The current unbroken membership's number: 0 before the first activation.
+    pub(super) run: u32,
+    /// Unrevoked grants of the current run, per tier (free, pro, enterprise).
+    pub(super) run_grants: [u32; 3],
 }
 
 impl Subscription {
@@ -72,16 +66,51 @@ impl Subscription {
         self.ends_at
     }
 
-    pub fn grants(&self) -> &[MembershipGrant] {
-        &self.grants
-    }
-
-    pub fn grant(&self, order_id: &OrderId) -> Option<&MembershipGrant> {
-        self.grants.iter().find(|grant| &grant.order_id == order_id)
+    /// The number of the current run (0 before the first activation).
+    pub fn run(&self) -> u32 {
+        self.run
     }
 
     /// Active at `at` by end date: a new purchase then extends rather than restarts.
     pub(super) fn runs_past(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.ends_at.filter(|ends_at| *ends_at > at)
     }
+
+    /// The period an activation or extension event granted, as the order keeps it. Call on
+    /// the subscription after the event was applied.
+    pub fn granted_by(&self, event: &super::SubscriptionEvent) -> Option<super::GrantedPeriod> {
+        match event {
+            super::SubscriptionEvent::MembershipActivated {
+                tier,
+                starts_at,
+                ends_at,
+                ..
+            }
+            | super::SubscriptionEvent::MembershipExtended {
+                tier,
+                starts_at,
+                ends_at,
+                ..
+            } => Some(super::GrantedPeriod {
+                run: self.run,
+                tier: *tier,
+                starts_at: *starts_at,
+                ends_at: *ends_at,
+            }),
+            super::SubscriptionEvent::MembershipRevoked { .. }
+            | super::SubscriptionEvent::MembershipExpired { .. } => None,
+        }
+    }
 }
+
+/// The index of a tier in `run_grants`.
+pub(super) const fn tier_index(tier: Tier) -> usize {
+    match tier {
+        Tier::Free => 0,
+        Tier::Pro => 1,
+        Tier::Enterprise => 2,
+    }
+}
+
+/// The tiers in `run_grants` order.
+pub(super) const TIERS: [Tier; 3] = [Tier::Free, Tier::Pro, Tier::Enterprise];

@@ -149,6 +149,7 @@ async fn append(setup: &Setup<'_>, to_append: usize, report: &mut Report) -> any
                             transaction_no: Some(format!("2026{:024}", number)),
                             paid_at: now,
                             at: now,
+                            membership: None,
                         },
                         metadata(&tag, Actor::Gateway, Source::Webhook, Some(&event_id)),
                     ),

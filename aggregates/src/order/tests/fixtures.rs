@@ -102,6 +102,7 @@ pub fn confirm(charge_id: &str, event: &str, amount: Money) -> OrderCommand {
         transaction_no: Some("2026010122001".to_owned()),
         paid_at: at(5),
         at: at(6),
+        membership: None,
     }
 }
 
@@ -113,6 +114,7 @@ pub fn payment_confirmed() -> OrderEvent {
         transaction_no: Some("2026010122001".to_owned()),
         paid_at: at(5),
         recorded_at: at(6),
+        membership: None,
     }
 }
 

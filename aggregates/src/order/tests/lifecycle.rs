@@ -258,7 +258,19 @@ fn order_events_name_themselves_for_the_store() {
     use cqrs_es::DomainEvent;
     let event = payment_confirmed();
     assert_eq!(event.event_type(), "PaymentConfirmed");
-    assert_eq!(event.event_version(), "1.0");
+    // 1.1 added the membership period the payment bought.
+    assert_eq!(event.event_version(), "1.1");
+    let legacy = serde_json::json!({"PaymentConfirmed": {
+        "charge_id": "ch_first", "gateway_event_id": "evt_paid",
+        "amount": {"amount_minor": PRICE, "currency": "CNY"},
+        "transaction_no": "2026010122001",
+        "paid_at": at(5), "recorded_at": at(6)
+    }});
+    assert_eq!(serde_json::from_value::<OrderEvent>(legacy).unwrap(), event);
+    assert_eq!(
+        OrderEvent::OrderExpired { expired_at: at(9) }.event_version(),
+        "1.0"
+    );
 }
 
 #[test]

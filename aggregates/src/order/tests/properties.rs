@@ -93,6 +93,7 @@ fn command(step: Step, now: chrono::DateTime<chrono::Utc>) -> OrderCommand {
             transaction_no: None,
             paid_at: now,
             at: now,
+            membership: None,
         },
         Step::Fail {
             charge: index,

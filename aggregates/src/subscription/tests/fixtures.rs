@@ -5,7 +5,8 @@ use cqrs_es::test::{AggregateTestExecutor, TestFramework};
 use uuid::Uuid;
 
 use crate::{
-    OrderId, Period, PlanId, Subscription, SubscriptionCommand, SubscriptionEvent, Tier, UserId,
+    GrantedPeriod, OrderId, Period, PlanId, Subscription, SubscriptionCommand, SubscriptionEvent,
+    Tier, UserId,
 };
 
 /// A calendar day at 08:00 UTC, so month arithmetic is easy to check by eye.
@@ -92,4 +93,24 @@ pub fn january_pro() -> SubscriptionEvent {
         day(2026, 1, 10),
         day(2026, 2, 10),
     )
+}
+
+/// The period an order bought, as the order records it.
+pub fn granted(
+    run: u32,
+    tier: Tier,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+) -> GrantedPeriod {
+    GrantedPeriod {
+        run,
+        tier,
+        starts_at,
+        ends_at,
+    }
+}
+
+/// What `january_pro` granted.
+pub fn january_granted() -> GrantedPeriod {
+    granted(1, Tier::Pro, day(2026, 1, 10), day(2026, 2, 10))
 }
