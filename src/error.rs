@@ -273,3 +273,35 @@ impl From<QueryRejection> for ApiError {
         Self::malformed("request.malformed_query", rejection.body_text())
     }
 }
+
+/// Use-case failures, each to its one status and stable code.
+impl From<crate::ledger::LedgerError> for ApiError {
+    fn from(error: crate::ledger::LedgerError) -> Self {
+        use crate::ledger::LedgerError as L;
+        let message = error.to_string();
+        match error {
+            L::UnknownPlan => Self::invalid("plan.unknown", message),
+            L::AmountOutOfRange { .. } => Self::invalid("order.amount_out_of_range", message),
+            L::InvalidUser => Self::invalid("user.invalid", message),
+            L::InvalidRefundAmount(_) => Self::invalid("refund.invalid_amount", message),
+            L::NothingToRefund => Self::Conflict {
+                code: "order.invalid_transition",
+                message,
+            },
+            L::MalformedIdempotencyKey => Self::malformed("idempotency.malformed_key", message),
+            L::IdempotencyKeyReused => Self::invalid("idempotency.key_reused", message),
+            L::IdempotencyInProgress => Self::Conflict {
+                code: "idempotency.in_progress",
+                message,
+            },
+            L::Order(error) => error.into(),
+            L::Gateway(error) => error.into(),
+            L::RefundRefused => Self::Gateway(GatewayError::Rejected {
+                code: Some("refund_failed".to_owned()),
+                message: "the gateway refused the refund".to_owned(),
+            }),
+            L::Database(error) => error.into(),
+            L::Log(error) => error.into(),
+        }
+    }
+}

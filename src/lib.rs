@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod ledger;
 pub mod limits;
 pub mod metrics;
 pub mod process;

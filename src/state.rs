@@ -13,8 +13,6 @@ use crate::process::settled_events::SettledEvents;
 use crate::store::{CommandBus, Store};
 use gateways::PaymentGateway;
 
-/// How long a QR code stays payable.
-pub const ORDER_PAYMENT_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 /// How long a command waits for the views to show its own write before answering.
 pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
 

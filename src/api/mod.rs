@@ -3,7 +3,6 @@
 mod body;
 mod extract;
 mod health;
-mod idempotency;
 mod membership;
 mod orders;
 mod plans;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aggregates::{Channel, OrderCommand, OrderId, PlanId};
+use aggregates::{Channel, OrderId, PlanId, UserId};
 use axum::extract::State;
 use axum::http::header::{ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,16 +16,16 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::extract::{AppJson, AppPath, AppQuery, Caller};
-use super::idempotency::{self, Claim};
 use super::request::{api_metadata, position_header};
 use crate::error::ApiError;
+use crate::ledger::{self, IdempotencyKey, LedgerError, PlaceOrder, Placed};
 use crate::process::order_cache::CachedOrder;
-use crate::state::{AppState, ORDER_PAYMENT_WINDOW, READ_YOUR_WRITES_WAIT};
-use gateways::ChargeRequest;
+use crate::state::{AppState, READ_YOUR_WRITES_WAIT};
 
 /// The longest a poll may wait for a change.
 pub const LONG_POLL_WAIT_MAX_SECONDS: u64 = 30;
 
+/// `POST /v1/orders`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
@@ -39,117 +39,38 @@ pub async fn create(
     headers: HeaderMap,
     AppJson(body): AppJson<CreateOrder>,
 ) -> Result<Response, ApiError> {
-    let plan_id = PlanId::parse(&body.plan_id)
-        .map_err(|_| ApiError::invalid("plan.unknown", "no plan has this id"))?;
-    let plan = state
-        .catalog
-        .find(&plan_id)
-        .cloned()
-        .ok_or_else(|| ApiError::invalid("plan.unknown", "no plan has this id"))?;
-    if plan.is_purchasable() && !state.limits.allows(plan.price.amount_minor()) {
-        return Err(ApiError::invalid(
-            "order.amount_out_of_range",
-            format!(
-                "orders must cost between {} and {} fen",
-                state.limits.min_minor, state.limits.max_minor
-            ),
-        ));
-    }
-    let channel: Channel = body.channel.parse().map_err(|_| {
-        ApiError::invalid("channel.unknown", "channel must be alipay_qr or wx_pub_qr")
-    })?;
-    let user_id = aggregates::UserId::parse(&caller.0.user_id)
-        .map_err(|_| ApiError::invalid("user.invalid", "the token's subject is not a user id"))?;
-
-    let order_id = OrderId::from_uuid(uuid::Uuid::new_v4());
-    let request_hash = idempotency::hash(&[&body.plan_id, &body.channel]);
-    if let Claim::Replay(existing) = idempotency::claim(
-        &state.store.read,
-        &headers,
-        &caller.0.user_id,
-        "create_order",
-        &request_hash,
-        &order_id.to_string(),
-    )
-    .await?
-    {
-        return respond_with_order(&state, &existing, None, StatusCode::CREATED).await;
-    }
-
-    let metadata = api_metadata(&headers, &caller.0);
-    let id = order_id.to_string();
-    let now = Utc::now();
-    let created = state
-        .orders
-        .execute(
-            &id,
-            OrderCommand::Create {
-                order_id,
-                user_id,
-                plan: plan.clone(),
-                channel,
-                at: now,
-            },
-            &metadata,
-        )
-        .await;
-    if let Err(error) = created {
-        idempotency::release(
-            &state.store.read,
-            &headers,
-            &caller.0.user_id,
-            "create_order",
-        )
-        .await;
-        return Err(error.into());
-    }
-    let charge = match state
-        .gateway
-        .create_charge(&ChargeRequest {
-            order_id,
-            amount: plan.price,
-            channel,
-            subject: plan.name.clone(),
-            body: format!("{} membership", plan.name),
-            client_ip: client_ip(&headers),
-            expires_at: now + ORDER_PAYMENT_WINDOW,
-        })
-        .await
-    {
-        Ok(charge) => charge,
-        Err(error) => {
-            // No charge exists, so nothing can be paid: close the order rather than leave it
-            // waiting for money that cannot come.
-            tracing::warn!(order_id = %id, code = error.code(), "charge creation failed");
-            state
-                .orders
-                .execute(
-                    &id,
-                    OrderCommand::Cancel {
-                        reason: format!("the gateway could not create a charge: {}", error.code()),
-                        at: Utc::now(),
-                    },
-                    &metadata,
-                )
-                .await?;
-            return Err(error.into());
-        }
+    let request = PlaceOrder {
+        plan_id: PlanId::parse(&body.plan_id).map_err(|_| LedgerError::UnknownPlan)?,
+        channel: body.channel.parse::<Channel>().map_err(|_| {
+            ApiError::invalid("channel.unknown", "channel must be alipay_qr or wx_pub_qr")
+        })?,
+        user_id: UserId::parse(&caller.0.user_id).map_err(|_| LedgerError::InvalidUser)?,
+        client_ip: client_ip(&headers),
+        idempotency_key: idempotency_key(&headers)?,
+        metadata: api_metadata(&headers, &caller.0),
     };
-    let charged = state
-        .orders
-        .execute(
-            &id,
-            OrderCommand::RequestCharge {
-                charge_id: charge.charge_id,
-                qr_code: charge.qr_code,
-                expires_at: charge.expires_at,
-                at: Utc::now(),
-            },
-            &metadata,
-        )
-        .await?;
-    tracing::info!(order_id = %id, user_id = %caller.0.user_id, plan = %plan_id, "order created");
-    respond_with_order(&state, &id, charged.position(), StatusCode::CREATED).await
+    match ledger::place_order(&state, request).await? {
+        Placed::New { order_id, position } => {
+            respond_with_order(&state, &order_id, Some(position), StatusCode::CREATED).await
+        }
+        Placed::Replayed { order_id } => {
+            respond_with_order(&state, &order_id, None, StatusCode::CREATED).await
+        }
+    }
+}
+
+/// The request's `Idempotency-Key`, if it sent one.
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| LedgerError::MalformedIdempotencyKey)
+                .and_then(IdempotencyKey::parse)
+        })
+        .transpose()
+        .map_err(ApiError::from)
 }
 
 /// Answers with the order as the views show it once they include `committed` (the position
@@ -172,7 +93,7 @@ async fn respond_with_order(
     // A replayed idempotent request may arrive while the first is still being decided.
     let entry = load_order(state, order_id)
         .await?
-        .ok_or_else(idempotency::in_progress)?;
+        .ok_or(LedgerError::IdempotencyInProgress)?;
     Ok((
         status,
         [position_header(position)],

@@ -348,7 +348,7 @@ async fn pass(
     //    their payment window has passed.
     let abandoned = chrono::Duration::from_std(settings.pending_age)
         .ok()
-        .and_then(|age| now.checked_sub_signed(crate::state::ORDER_PAYMENT_WINDOW + age));
+        .and_then(|age| now.checked_sub_signed(crate::ledger::ORDER_PAYMENT_WINDOW + age));
     if let Some(before) = abandoned {
         let rows = order_status::created_without_charge_before(
             &state.store.read,

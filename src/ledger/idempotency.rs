@@ -2,14 +2,30 @@
 //! the same key with a different request is refused. The claim is one insert on a primary
 //! key, so two concurrent requests with one key cannot both create a resource.
 
-use axum::http::HeaderMap;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row};
 
-use crate::error::ApiError;
+use super::LedgerError;
 
-const HEADER: &str = "idempotency-key";
-const KEY_LEN_MAX: usize = 128;
+/// The longest key accepted.
+pub const KEY_LEN_MAX: usize = 128;
+
+/// A client's `Idempotency-Key`: 1 to 128 ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(text: &str) -> Result<Self, LedgerError> {
+        if text.is_empty() || text.len() > KEY_LEN_MAX || !text.is_ascii() {
+            return Err(LedgerError::MalformedIdempotencyKey);
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 /// A claim this old whose resource never appeared belongs to a request that died.
 const CLAIM_ABANDONED_AFTER: chrono::Duration = chrono::Duration::seconds(60);
 
@@ -39,25 +55,15 @@ pub fn hash(fields: &[&str]) -> String {
 /// Binds the request's key (if any) to `resource_id`, or finds what it was bound to.
 pub async fn claim(
     pool: &AnyPool,
-    headers: &HeaderMap,
+    key: Option<&IdempotencyKey>,
     user_id: &str,
     scope: &str,
     request_hash: &str,
     resource_id: &str,
-) -> Result<Claim, ApiError> {
-    let Some(value) = headers.get(HEADER) else {
+) -> Result<Claim, LedgerError> {
+    let Some(key) = key.map(IdempotencyKey::as_str) else {
         return Ok(Claim::Fresh);
     };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|key| !key.is_empty() && key.len() <= KEY_LEN_MAX && key.is_ascii())
-        .ok_or_else(|| {
-            ApiError::malformed(
-                "idempotency.malformed_key",
-                format!("Idempotency-Key must be 1 to {KEY_LEN_MAX} ASCII characters"),
-            )
-        })?;
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (user_id, scope, key, request_hash, resource_id, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id, scope, key) DO NOTHING",
@@ -84,10 +90,7 @@ pub async fn claim(
     .await?;
     let stored_hash: String = row.try_get("request_hash")?;
     if stored_hash != request_hash {
-        return Err(ApiError::invalid(
-            "idempotency.key_reused",
-            "this Idempotency-Key was used for a different request",
-        ));
+        return Err(LedgerError::IdempotencyKeyReused);
     }
     let resource: String = row.try_get("resource_id")?;
     let claimed_at: String = row.try_get("created_at")?;
@@ -121,7 +124,7 @@ async fn abandoned(
     scope: &str,
     resource_id: &str,
     claimed_at: &str,
-) -> Result<bool, ApiError> {
+) -> Result<bool, LedgerError> {
     let cutoff = projections::schema::timestamp(&(chrono::Utc::now() - CLAIM_ABANDONED_AFTER));
     if claimed_at >= cutoff.as_str() {
         return Ok(false);
@@ -145,18 +148,10 @@ async fn abandoned(
     Ok(found.is_none())
 }
 
-/// The answer while the first request with a key has not recorded its resource yet.
-pub fn in_progress() -> ApiError {
-    ApiError::Conflict {
-        code: "idempotency.in_progress",
-        message: "the first request with this Idempotency-Key is still running; retry".to_owned(),
-    }
-}
-
 /// Frees the request's key after the request failed before creating anything, so a retry
 /// with the same key is decided afresh rather than pointed at a resource that never existed.
-pub async fn release(pool: &AnyPool, headers: &HeaderMap, user_id: &str, scope: &str) {
-    let Some(key) = headers.get(HEADER).and_then(|value| value.to_str().ok()) else {
+pub async fn release(pool: &AnyPool, key: Option<&IdempotencyKey>, user_id: &str, scope: &str) {
+    let Some(key) = key.map(IdempotencyKey::as_str) else {
         return;
     };
     let result =
