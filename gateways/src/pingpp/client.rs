@@ -19,8 +19,9 @@ use super::wire::{
     REQUEST_TIMESTAMP_HEADER,
 };
 use crate::port::{
-    order_no_for, ChargeRequest, ChargeState, GatewayError, GatewayEvent, IssuedCharge,
-    IssuedRefund, PaymentGateway, RefundRequest, RefundState, WebhookRejection,
+    order_no_for, ChargeRequest, ChargeState, CloseOutcome, GatewayError, GatewayEvent,
+    IssuedCharge, IssuedRefund, PaymentGateway, RefundRequest, RefundState, RetrievedRefund,
+    WebhookRejection, WebhookReply, WebhookVerdict,
 };
 use crate::Secret;
 use crate::WebhookHeaders;
@@ -474,12 +475,58 @@ impl PaymentGateway for PingppClient {
         issued_refund(&refund)
     }
 
+    async fn retrieve_refund(
+        &self,
+        charge_id: &ChargeId,
+        gateway_refund_id: &GatewayRefundId,
+    ) -> Result<RetrievedRefund, GatewayError> {
+        let path = format!(
+            "/charges/{}/refunds/{}",
+            charge_id.as_str(),
+            gateway_refund_id.as_str()
+        );
+        let refund: wire::Refund = self
+            .call(Method::GET, &path, None, RetryPolicy::Read)
+            .await?;
+        if refund.id != gateway_refund_id.as_str() || refund.charge != charge_id.as_str() {
+            return Err(GatewayError::Protocol(format!(
+                "asked for refund {gateway_refund_id} of {charge_id}, got {} of {}",
+                refund.id, refund.charge
+            )));
+        }
+        let state = issued_refund(&refund)?.state;
+        let facts = webhook::refund_facts(&refund).map_err(GatewayError::Protocol)?;
+        Ok(RetrievedRefund { state, facts })
+    }
+
+    async fn close_charge(&self, charge_id: &ChargeId) -> Result<CloseOutcome, GatewayError> {
+        let path = format!("/charges/{}/reverse", charge_id.as_str());
+        // Revoking twice revokes once: safe to repeat like a read.
+        let outcome = self
+            .call::<wire::Charge>(Method::POST, &path, Some(b"{}".to_vec()), RetryPolicy::Read)
+            .await;
+        match outcome {
+            Ok(charge) if charge.paid => Ok(CloseOutcome::AlreadyPaid),
+            Ok(_) => Ok(CloseOutcome::Closed),
+            Err(GatewayError::Rejected { code, .. })
+                if code.as_deref() == Some(wire::NOT_FOUND_CODE) =>
+            {
+                Ok(CloseOutcome::NotFound)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     fn verify_webhook(
         &self,
         headers: &WebhookHeaders,
         body: &[u8],
     ) -> Result<GatewayEvent, WebhookRejection> {
         webhook::verify_and_parse(&self.webhook_public_key, headers, body)
+    }
+
+    fn webhook_reply(&self, verdict: WebhookVerdict<'_>) -> WebhookReply {
+        webhook::reply(verdict)
     }
 }
 
