@@ -13,6 +13,7 @@ mod secret;
 pub mod signature;
 #[cfg(test)]
 mod test_keys;
+pub mod wechatpay;
 pub mod yuan;
 
 pub use headers::WebhookHeaders;
