@@ -6,6 +6,7 @@ pub mod alipay;
 pub mod clock;
 pub mod config;
 mod headers;
+mod http;
 pub mod keys;
 pub mod pingpp;
 mod port;

@@ -3,7 +3,9 @@
 //! the platform key named by `Wechatpay-Serial`, callbacks' `resource` opened with
 //! AEAD_AES_256_GCM and the APIv3 key.
 
+pub mod client;
 pub mod notify;
 pub mod platform;
 pub mod resource;
 pub mod sign;
+pub mod wire;

@@ -316,7 +316,8 @@ pub fn charge_state(transaction: &Transaction) -> Result<Option<ChargeState>, St
     let Some(charge_id) = charge_id_for_order_no(&transaction.out_trade_no) else {
         return Ok(None);
     };
-    let paid = transaction.trade_state == "SUCCESS";
+    // REFUND: paid, then (partly) refunded; still a payment that happened.
+    let paid = matches!(transaction.trade_state.as_str(), "SUCCESS" | "REFUND");
     let amount = transaction
         .amount
         .as_ref()
