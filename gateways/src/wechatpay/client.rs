@@ -117,6 +117,13 @@ impl WechatPayClient {
         body: Option<Vec<u8>>,
     ) -> Result<Answer, GatewayError> {
         let url = format!("{}{path_and_query}", self.settings.api_base);
+        // The signature covers the request's absolute path, base path included.
+        let signed_path = reqwest::Url::parse(&url)
+            .map(|parsed| match parsed.query() {
+                Some(query) => format!("{}?{query}", parsed.path()),
+                None => parsed.path().to_owned(),
+            })
+            .map_err(protocol)?;
         let body = body.unwrap_or_default();
         let answer = http::send(self.settings.provider_name, || {
             let authorization = Authorization::sign(
@@ -124,7 +131,7 @@ impl WechatPayClient {
                 &self.settings.mchid,
                 &self.settings.merchant_serial,
                 method.as_str(),
-                path_and_query,
+                &signed_path,
                 self.clock.now().timestamp(),
                 &sign::nonce(),
                 &body,
