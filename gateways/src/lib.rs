@@ -10,6 +10,7 @@ mod http;
 pub mod keys;
 pub mod pingpp;
 mod port;
+pub mod routing;
 mod secret;
 pub mod signature;
 #[cfg(test)]
