@@ -15,6 +15,7 @@ mod secret;
 pub mod signature;
 #[cfg(test)]
 mod test_keys;
+pub mod verify_cli;
 pub mod wechatpay;
 pub mod yuan;
 
