@@ -500,3 +500,82 @@ impl Harness {
         format!("{}{MOUNT_PATH}/wechatpay", self.sandbox.inner.public_url)
     }
 }
+
+async fn paid_charge(harness: &Harness, channel: Channel) -> gateways::IssuedCharge {
+    let issued = harness
+        .gateway
+        .create_charge(&charge_request(channel, 300))
+        .await
+        .unwrap();
+    harness
+        .sandbox
+        .pay(&sandbox_charge_id(&issued.qr_code), &PayOptions::default())
+        .unwrap();
+    harness.receiver.wait_for(1).await;
+    issued
+}
+
+fn refund_of(issued: &gateways::IssuedCharge) -> RefundRequest {
+    RefundRequest {
+        charge_id: issued.charge_id.clone(),
+        refund_id: RefundId::from_uuid(uuid::Uuid::new_v4()),
+        amount: Money::new(300, Currency::Cny).unwrap(),
+        description: "refund".to_owned(),
+    }
+}
+
+fn fail_next_refund(harness: &Harness) {
+    harness
+        .sandbox
+        .update_knobs(KnobsUpdate {
+            fail_next_refund: Some(true),
+            ..KnobsUpdate::default()
+        })
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_wechatpay_refund_ends_abnormal_and_says_so() {
+    let harness = start(Provider::WechatPay).await;
+    let issued = paid_charge(&harness, Channel::WxPubQr).await;
+    fail_next_refund(&harness);
+    let refund = harness
+        .gateway
+        .create_refund(&refund_of(&issued))
+        .await
+        .unwrap();
+    let events = harness.receiver.wait_for(2).await;
+    let GatewayEvent::RefundFailed { refund: facts, .. } = &events[1] else {
+        panic!("{events:?}");
+    };
+    assert_eq!(facts.gateway_refund_id, refund.gateway_refund_id);
+    let looked_up = harness
+        .gateway
+        .retrieve_refund(&issued.charge_id, &refund.gateway_refund_id)
+        .await
+        .unwrap();
+    assert_eq!(looked_up.state, RefundState::Failed);
+}
+
+#[tokio::test]
+async fn a_failing_alipay_refund_is_refused_on_the_spot() {
+    let harness = start(Provider::Alipay).await;
+    let issued = paid_charge(&harness, Channel::AlipayQr).await;
+    fail_next_refund(&harness);
+    let error = harness
+        .gateway
+        .create_refund(&refund_of(&issued))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, gateways::GatewayError::Rejected { code: Some(code), .. } if code == "ACQ.SELLER_BALANCE_NOT_ENOUGH"),
+        "{error:?}"
+    );
+    // The knob is spent: the next refund goes through.
+    let refund = harness
+        .gateway
+        .create_refund(&refund_of(&issued))
+        .await
+        .unwrap();
+    assert_eq!(refund.state, RefundState::Pending);
+}
