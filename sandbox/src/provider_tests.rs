@@ -579,3 +579,88 @@ async fn a_failing_alipay_refund_is_refused_on_the_spot() {
         .unwrap();
     assert_eq!(refund.state, RefundState::Pending);
 }
+
+#[tokio::test]
+async fn pingpp_charges_reverse_and_refunds_are_looked_up_through_the_real_client() {
+    use gateways::pingpp::client::{PingppClient, PingppSettings};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public_url = format!("http://{}", listener.local_addr().unwrap());
+    let sandbox = Sandbox::new(SandboxConfig {
+        api_key: None,
+        signing_key: gateway_key(),
+        webhook_url: format!("{public_url}/unused"),
+        public_url: public_url.clone(),
+    });
+    sandbox
+        .update_knobs(KnobsUpdate {
+            refund_delay_ms: Some(10),
+            retry_base_ms: Some(1),
+            ..KnobsUpdate::default()
+        })
+        .unwrap();
+    let app = Router::new().nest(MOUNT_PATH, sandbox.router());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = PingppClient::new(PingppSettings {
+        api_base: format!("{public_url}{MOUNT_PATH}/v1"),
+        app_id: "app_sandbox".to_owned(),
+        api_key: gateways::Secret::new("sk_test_sandbox".to_owned()),
+        merchant_key: None,
+        webhook_public_key: gateway_key().to_public_key(),
+        provider_name: "sandbox",
+    })
+    .unwrap();
+
+    let unpaid = client
+        .create_charge(&charge_request(Channel::AlipayQr, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.close_charge(&unpaid.charge_id).await.unwrap(),
+        CloseOutcome::Closed
+    );
+    assert!(sandbox
+        .pay(unpaid.charge_id.as_str(), &PayOptions::default())
+        .is_err());
+    let missing = aggregates::ChargeId::parse("ch_missing000000000000000").unwrap();
+    assert_eq!(
+        client.close_charge(&missing).await.unwrap(),
+        CloseOutcome::NotFound
+    );
+
+    let paid = client
+        .create_charge(&charge_request(Channel::AlipayQr, 100))
+        .await
+        .unwrap();
+    sandbox
+        .pay(paid.charge_id.as_str(), &PayOptions::default())
+        .unwrap();
+    assert_eq!(
+        client.close_charge(&paid.charge_id).await.unwrap(),
+        CloseOutcome::AlreadyPaid
+    );
+    let refund_id = RefundId::from_uuid(uuid::Uuid::new_v4());
+    let refund = client
+        .create_refund(&RefundRequest {
+            charge_id: paid.charge_id.clone(),
+            refund_id,
+            amount: Money::new(40, Currency::Cny).unwrap(),
+            description: "refund".to_owned(),
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let looked_up = client
+            .retrieve_refund(&paid.charge_id, &refund.gateway_refund_id)
+            .await
+            .unwrap();
+        if looked_up.state == RefundState::Succeeded {
+            assert_eq!(looked_up.facts.refund_id, Some(refund_id));
+            assert_eq!(looked_up.facts.amount.amount_minor(), 40);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{looked_up:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
