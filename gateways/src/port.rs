@@ -347,4 +347,68 @@ mod tests {
         let gateway_refund_id = gateway_refund_id_for_refund_no(&refund_no).unwrap();
         assert_eq!(refund_no_of(&gateway_refund_id), refund_no);
     }
+
+    /// Codes are what clients and dashboards branch on: each one names one failure.
+    #[test]
+    fn every_error_code_is_distinct() {
+        use crate::keys::KeyError;
+        use crate::signature::SignatureError;
+        use crate::yuan::AmountError;
+
+        let signature = [
+            SignatureError::Missing,
+            SignatureError::NotBase64,
+            SignatureError::Mismatch,
+            SignatureError::Stale,
+            SignatureError::Replayed,
+            SignatureError::UnknownKey,
+            SignatureError::Undecryptable,
+            SignatureError::Unsupported,
+        ];
+        let mut codes: Vec<&str> = signature.iter().map(|error| error.code()).collect();
+        codes.push(WebhookRejection::Malformed(String::new()).code());
+        codes.extend(
+            [
+                GatewayError::Timeout,
+                GatewayError::Unreachable(String::new()),
+                GatewayError::Authentication,
+                GatewayError::Rejected {
+                    code: None,
+                    message: String::new(),
+                },
+                GatewayError::Upstream(String::new()),
+                GatewayError::Protocol(String::new()),
+            ]
+            .iter()
+            .map(GatewayError::code),
+        );
+        codes.extend(
+            [
+                KeyError::Unreadable {
+                    path: String::new(),
+                    reason: String::new(),
+                },
+                KeyError::NotAPrivateKey,
+                KeyError::NotAPublicKey,
+                KeyError::Generate(String::new()),
+            ]
+            .iter()
+            .map(KeyError::code),
+        );
+        codes.extend(
+            [
+                AmountError::Empty,
+                AmountError::NotDecimal(String::new()),
+                AmountError::TooPrecise(String::new()),
+                AmountError::Overflow(String::new()),
+                AmountError::Negative(-1),
+            ]
+            .iter()
+            .map(AmountError::code),
+        );
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), codes.len(), "{codes:?}");
+    }
 }
