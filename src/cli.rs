@@ -66,15 +66,22 @@ pub enum WebhookCommand {
     /// is not, 2 on bad input. The body is read from --body or standard input, byte for byte.
     Verify {
         /// The gateway that signed it.
-        #[arg(long, value_parser = ["pingpp"])]
+        #[arg(long, value_parser = ["pingpp", "alipay", "wechatpay"])]
         provider: String,
-        /// The gateway's public key (PEM).
+        /// The gateway's public key: PEM, a certificate, or Alipay's bare base64 key.
         #[arg(long)]
         public_key: std::path::PathBuf,
-        /// The signature header's value (base64).
+        /// Ping++ only: the signature header's value (base64).
+        #[arg(long, required_if_eq("provider", "pingpp"))]
+        signature: Option<String>,
+        /// WeChat Pay only: a captured header, `Name: value` (repeat for each Wechatpay-*).
+        #[arg(long = "header")]
+        headers: Vec<String>,
+        /// WeChat Pay only: judge the timestamp as of this time (unix seconds; default now).
         #[arg(long)]
-        signature: String,
-        /// A file holding the exact body (default: standard input).
+        at: Option<i64>,
+        /// A file holding the exact body (default: standard input). For Alipay, the
+        /// form-encoded notification.
         #[arg(long)]
         body: Option<std::path::PathBuf>,
     },

@@ -35,12 +35,23 @@ async fn main() -> anyhow::Result<ExitCode> {
         Some(Command::Webhook {
             command:
                 WebhookCommand::Verify {
+                    provider,
                     public_key,
                     signature,
+                    headers,
+                    at,
                     body,
-                    ..
                 },
-        }) => return Ok(verify_webhook(public_key, signature, body.as_deref())),
+        }) => {
+            return Ok(verify_webhook(
+                provider,
+                public_key,
+                signature.as_deref(),
+                headers,
+                *at,
+                body.as_deref(),
+            ))
+        }
         Some(Command::Sandbox {
             addr,
             webhook_url,
@@ -192,8 +203,11 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
 
 /// `payledger webhook verify`: 0 genuine, 1 not genuine, 2 bad input.
 fn verify_webhook(
+    provider: &str,
     public_key: &std::path::Path,
-    signature: &str,
+    signature: Option<&str>,
+    headers: &[String],
+    at: Option<i64>,
     body: Option<&std::path::Path>,
 ) -> ExitCode {
     let bytes = match body {
@@ -210,19 +224,21 @@ fn verify_webhook(
             return ExitCode::from(EXIT_KEY_ERROR);
         }
     };
-    match verify_cli::verify_captured(public_key, signature, &bytes) {
+    let outcome = match provider {
+        "alipay" => gateways::verify_cli::alipay(public_key, &bytes),
+        "wechatpay" => gateways::verify_cli::header_lines(headers)
+            .and_then(|headers| gateways::verify_cli::wechatpay(public_key, &headers, &bytes, at)),
+        _ => verify_cli::verify_captured(public_key, signature.unwrap_or_default(), &bytes)
+            .map_err(gateways::verify_cli::BadInput::from),
+    };
+    match outcome {
         Ok(outcome) => {
-            match &outcome {
-                verify_cli::VerifyOutcome::Genuine => {
-                    println!("genuine: the signature matches the body")
-                }
-                verify_cli::VerifyOutcome::NotGenuine(reason) => println!("NOT genuine: {reason}"),
-            }
+            println!("{}", gateways::verify_cli::describe(&outcome));
             ExitCode::from(outcome.exit_code())
         }
         Err(error) => {
             eprintln!("{error}");
-            ExitCode::from(EXIT_KEY_ERROR)
+            ExitCode::from(error.exit_code())
         }
     }
 }

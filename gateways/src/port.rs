@@ -4,7 +4,7 @@
 use aggregates::{Channel, ChargeId, GatewayEventId, GatewayRefundId, Money, OrderId, RefundId};
 use chrono::{DateTime, Utc};
 
-use crate::pingpp::signature::SignatureError;
+use crate::signature::SignatureError;
 use crate::WebhookHeaders;
 
 /// The merchant order number a gateway sees for an order: the order id's 32 hex digits, within
@@ -20,6 +20,51 @@ pub fn order_id_from_order_no(order_no: &str) -> Option<OrderId> {
         return None;
     }
     uuid::Uuid::parse_str(order_no).ok().map(OrderId::from_uuid)
+}
+
+/// Alipay and WeChat Pay know a charge by our order number (their own trade number only
+/// exists once it is paid), so our charge id for them is that number behind `ch_`: a
+/// retrieve or close needs nothing but the id. None for a number that is not one of ours.
+pub fn charge_id_for_order_no(order_no: &str) -> Option<ChargeId> {
+    order_id_from_order_no(order_no)?;
+    ChargeId::parse(&format!("{CHARGE_ID_PREFIX}{order_no}")).ok()
+}
+
+/// The order number inside a charge id made by [`charge_id_for_order_no`].
+pub fn order_no_of_charge(charge_id: &ChargeId) -> &str {
+    let id = charge_id.as_str();
+    id.strip_prefix(CHARGE_ID_PREFIX).unwrap_or(id)
+}
+
+const CHARGE_ID_PREFIX: &str = "ch_";
+const REFUND_ID_PREFIX: &str = "re_";
+
+/// Our refund number at Alipay (`out_request_no`) and WeChat Pay (`out_refund_no`): the
+/// refund id's 32 hex digits, the same on every retry, so a retried refund is one refund.
+pub fn refund_no_for(refund_id: &RefundId) -> String {
+    refund_id.as_uuid().simple().to_string()
+}
+
+/// The refund a refund number belongs to, if it is one of ours.
+pub fn refund_id_from_refund_no(refund_no: &str) -> Option<RefundId> {
+    if refund_no.len() != 32 || !refund_no.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    uuid::Uuid::parse_str(refund_no)
+        .ok()
+        .map(RefundId::from_uuid)
+}
+
+/// Our gateway refund id for Alipay and WeChat Pay: our refund number behind `re_`.
+pub fn gateway_refund_id_for_refund_no(refund_no: &str) -> Option<GatewayRefundId> {
+    refund_id_from_refund_no(refund_no)?;
+    GatewayRefundId::parse(&format!("{REFUND_ID_PREFIX}{refund_no}")).ok()
+}
+
+/// The refund number inside a gateway refund id made by [`gateway_refund_id_for_refund_no`].
+pub fn refund_no_of(gateway_refund_id: &GatewayRefundId) -> &str {
+    let id = gateway_refund_id.as_str();
+    id.strip_prefix(REFUND_ID_PREFIX).unwrap_or(id)
 }
 
 /// What we ask a gateway to charge.
@@ -79,6 +124,46 @@ pub enum RefundState {
 pub struct IssuedRefund {
     pub gateway_refund_id: GatewayRefundId,
     pub state: RefundState,
+}
+
+/// A refund as the gateway reports it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrievedRefund {
+    pub state: RefundState,
+    pub facts: RefundFacts,
+}
+
+/// What closing (revoking) a charge did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseOutcome {
+    /// The charge can no longer be paid.
+    Closed,
+    /// Too late: it was paid first. The payment stands; refund it if it is unwanted.
+    AlreadyPaid,
+    /// The gateway has no such charge yet. Alipay only creates a trade once the buyer scans
+    /// the QR code, so until the code's own expiry it may still be paid: keep polling until
+    /// then instead of treating the order as closed.
+    NotFound,
+}
+
+/// How the service fared with a webhook delivery, for the provider's own reply format.
+#[derive(Debug, Clone, Copy)]
+pub enum WebhookVerdict<'a> {
+    /// Verified and durably recorded (or recognised as already recorded): stop resending.
+    Recorded,
+    /// Refused before anything was recorded.
+    Refused(&'a WebhookRejection),
+    /// Genuine but not recorded yet (storage down, order not ready): resend later.
+    RetryLater,
+}
+
+/// The HTTP answer to a webhook delivery, exactly as the provider expects it, so the HTTP
+/// layer never special-cases a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookReply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
 }
 
 /// A verified webhook, reduced to the facts the ledger acts on.
@@ -210,12 +295,27 @@ pub trait PaymentGateway: Send + Sync {
     /// Asks for (part of) a charge back.
     async fn create_refund(&self, request: &RefundRequest) -> Result<IssuedRefund, GatewayError>;
 
-    /// Verifies a webhook over its exact raw bytes, then reads it.
+    /// A refund as the gateway sees it now (for a refund whose webhook never came).
+    async fn retrieve_refund(
+        &self,
+        charge_id: &ChargeId,
+        gateway_refund_id: &GatewayRefundId,
+    ) -> Result<RetrievedRefund, GatewayError>;
+
+    /// Closes an unpaid charge so its QR code can no longer be paid.
+    async fn close_charge(&self, charge_id: &ChargeId) -> Result<CloseOutcome, GatewayError>;
+
+    /// Verifies a webhook over its exact raw bytes, then reads it. The single entry point
+    /// for every provider; `headers` are as received, `body` untouched.
     fn verify_webhook(
         &self,
         headers: &WebhookHeaders,
         body: &[u8],
     ) -> Result<GatewayEvent, WebhookRejection>;
+
+    /// The answer the provider expects for a delivery that fared as `verdict`. Answer
+    /// `Recorded` only once the event is durable: every provider stops resending on it.
+    fn webhook_reply(&self, verdict: WebhookVerdict<'_>) -> WebhookReply;
 }
 
 #[cfg(test)]
@@ -232,5 +332,83 @@ mod tests {
         assert_eq!(order_id_from_order_no(&order_no), Some(order_id));
         assert_eq!(order_id_from_order_no("2015d019f7cf6c0d"), None);
         assert_eq!(order_id_from_order_no("../../etc/passwd"), None);
+    }
+
+    #[test]
+    fn charge_and_refund_ids_carry_our_numbers_both_ways() {
+        let order_no = order_no_for(&OrderId::from_uuid(uuid::Uuid::new_v4()));
+        let charge_id = charge_id_for_order_no(&order_no).unwrap();
+        assert_eq!(order_no_of_charge(&charge_id), order_no);
+        assert_eq!(charge_id_for_order_no("20190815155618536-564-57"), None);
+
+        let refund_id = RefundId::from_uuid(uuid::Uuid::new_v4());
+        let refund_no = refund_no_for(&refund_id);
+        assert_eq!(refund_id_from_refund_no(&refund_no), Some(refund_id));
+        let gateway_refund_id = gateway_refund_id_for_refund_no(&refund_no).unwrap();
+        assert_eq!(refund_no_of(&gateway_refund_id), refund_no);
+    }
+
+    /// Codes are what clients and dashboards branch on: each one names one failure.
+    #[test]
+    fn every_error_code_is_distinct() {
+        use crate::keys::KeyError;
+        use crate::signature::SignatureError;
+        use crate::yuan::AmountError;
+
+        let signature = [
+            SignatureError::Missing,
+            SignatureError::NotBase64,
+            SignatureError::Mismatch,
+            SignatureError::Stale,
+            SignatureError::Replayed,
+            SignatureError::UnknownKey,
+            SignatureError::Undecryptable,
+            SignatureError::Unsupported,
+        ];
+        let mut codes: Vec<&str> = signature.iter().map(|error| error.code()).collect();
+        codes.push(WebhookRejection::Malformed(String::new()).code());
+        codes.extend(
+            [
+                GatewayError::Timeout,
+                GatewayError::Unreachable(String::new()),
+                GatewayError::Authentication,
+                GatewayError::Rejected {
+                    code: None,
+                    message: String::new(),
+                },
+                GatewayError::Upstream(String::new()),
+                GatewayError::Protocol(String::new()),
+            ]
+            .iter()
+            .map(GatewayError::code),
+        );
+        codes.extend(
+            [
+                KeyError::Unreadable {
+                    path: String::new(),
+                    reason: String::new(),
+                },
+                KeyError::NotAPrivateKey,
+                KeyError::NotAPublicKey,
+                KeyError::Generate(String::new()),
+            ]
+            .iter()
+            .map(KeyError::code),
+        );
+        codes.extend(
+            [
+                AmountError::Empty,
+                AmountError::NotDecimal(String::new()),
+                AmountError::TooPrecise(String::new()),
+                AmountError::Overflow(String::new()),
+                AmountError::Negative(-1),
+            ]
+            .iter()
+            .map(AmountError::code),
+        );
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), codes.len(), "{codes:?}");
     }
 }

@@ -11,6 +11,63 @@ use serde::Serialize;
 use super::events::SignedEvent;
 use gateways::pingpp::wire::WEBHOOK_SIGNATURE_HEADER;
 
+/// Signs one attempt of a delivery: the headers to send with `body`.
+pub(super) type AttemptSigner = Arc<dyn Fn(&[u8]) -> Vec<(&'static str, String)> + Send + Sync>;
+
+/// How an attempt is signed.
+#[derive(Clone)]
+pub(super) enum Signature {
+    /// The same headers every time (Ping++ signs the body once; Alipay signs inside it).
+    Fixed(Vec<(&'static str, String)>),
+    /// Fresh headers for every attempt (WeChat Pay signs a new timestamp and nonce).
+    PerAttempt(AttemptSigner),
+}
+
+impl std::fmt::Debug for Signature {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed(headers) => formatter.debug_tuple("Fixed").field(headers).finish(),
+            Self::PerAttempt(_) => formatter.write_str("PerAttempt"),
+        }
+    }
+}
+
+/// What counts as delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Acceptance {
+    /// Any 2xx (Ping++, WeChat Pay).
+    Success,
+    /// A 2xx whose body is exactly this (Alipay's `success`).
+    ExactBody(&'static str),
+}
+
+/// A notification ready to POST, in any provider's protocol.
+#[derive(Debug, Clone)]
+pub(super) struct Outgoing {
+    pub id: String,
+    pub event_type: String,
+    /// None: the sandbox's configured webhook URL.
+    pub url: Option<String>,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub signature: Signature,
+    pub acceptance: Acceptance,
+}
+
+impl From<SignedEvent> for Outgoing {
+    fn from(event: SignedEvent) -> Self {
+        Self {
+            id: event.id,
+            event_type: event.event_type.to_owned(),
+            url: None,
+            content_type: "application/json",
+            body: event.body,
+            signature: Signature::Fixed(vec![(WEBHOOK_SIGNATURE_HEADER, event.signature)]),
+            acceptance: Acceptance::Success,
+        }
+    }
+}
+
 /// Attempts per delivery (the first one included) before the sandbox gives up.
 pub const MAX_ATTEMPTS: u32 = 8;
 /// The backoff doubles up to this.
@@ -51,7 +108,7 @@ fn bump(counter: &AtomicU64) {
 /// One event to deliver, and how.
 #[derive(Debug, Clone)]
 pub(super) struct Delivery {
-    pub event: Arc<SignedEvent>,
+    pub event: Arc<Outgoing>,
     /// 1 plus the duplicates: each copy is a full delivery with its own retries.
     pub copies: u32,
     /// Wait before the first attempt.
@@ -79,26 +136,39 @@ struct Courier {
 
 impl Courier {
     /// Delivers one copy; true once a 2xx came back.
-    async fn deliver(&self, event: &SignedEvent, retry_base: Duration) -> bool {
+    async fn deliver(&self, event: &Outgoing, retry_base: Duration) -> bool {
         let mut backoff = retry_base.min(MAX_BACKOFF);
+        let url = event.url.as_deref().unwrap_or(&self.webhook_url);
         for attempt in 1..=MAX_ATTEMPTS {
             bump(&self.counters.attempted);
-            let outcome = self
+            let headers = match &event.signature {
+                Signature::Fixed(headers) => headers.clone(),
+                Signature::PerAttempt(sign) => sign(&event.body),
+            };
+            let mut request = self
                 .client
-                .post(&self.webhook_url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(WEBHOOK_SIGNATURE_HEADER, &event.signature)
-                .body(event.body.clone())
-                .send()
-                .await;
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, event.content_type)
+                .body(event.body.clone());
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let outcome = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let body = response.bytes().await.unwrap_or_default();
+                    Ok((status, body))
+                }
+                Err(error) => Err(error),
+            };
             match outcome {
-                Ok(response) if response.status().is_success() => {
+                Ok((status, body)) if accepted(event.acceptance, status, &body) => {
                     bump(&self.counters.delivered);
                     return true;
                 }
-                Ok(response) => {
+                Ok((status, _)) => {
                     bump(&self.counters.failed);
-                    tracing::debug!(event_id = %event.id, attempt, status = %response.status(), "webhook refused");
+                    tracing::debug!(event_id = %event.id, attempt, %status, "webhook refused");
                 }
                 Err(error) => {
                     bump(&self.counters.failed);
@@ -130,7 +200,15 @@ impl Courier {
     }
 }
 
-/// Sends events to the one configured webhook URL.
+fn accepted(acceptance: Acceptance, status: reqwest::StatusCode, body: &[u8]) -> bool {
+    status.is_success()
+        && match acceptance {
+            Acceptance::Success => true,
+            Acceptance::ExactBody(expected) => body == expected.as_bytes(),
+        }
+}
+
+/// Sends events to the configured webhook URL, or the notify URL a protocol configured.
 #[derive(Debug)]
 pub(super) struct Outbox {
     courier: Arc<Courier>,

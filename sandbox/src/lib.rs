@@ -4,18 +4,23 @@
 //! client, and its knobs reproduce what real gateways do to merchants: duplicate, late, lost,
 //! forged and reordered webhooks, failing refunds, mismatched amounts.
 
+mod alipay;
 mod auth;
 mod delivery;
 mod error;
 mod events;
 mod knobs;
 mod pages;
+mod protocols;
+#[cfg(test)]
+mod provider_tests;
 mod random;
 mod routes;
 mod store;
 #[cfg(test)]
 mod tests;
 mod validation;
+mod wechatpay;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -31,9 +36,11 @@ use gateways::Secret;
 pub use delivery::{DeliveryStats, ATTEMPT_TIMEOUT, MAX_ATTEMPTS, MAX_BACKOFF};
 pub use error::SandboxError;
 pub use knobs::{Knobs, KnobsUpdate, PayOptions};
+pub use protocols::{AlipaySide, Protocols, WechatPaySide};
 
-use delivery::{Delivery, Outbox, Route};
+use delivery::{Delivery, Outbox, Outgoing, Route};
 use events::Signing;
+use protocols::{Origin, ProtocolState};
 use store::{RefundOutcome, Store};
 
 /// Where the sandbox's pages live under `public_url`.
@@ -86,12 +93,14 @@ struct Inner {
     public_url: String,
     state: Mutex<State>,
     outbox: Outbox,
+    protocols: Protocols,
 }
 
 #[derive(Debug, Default)]
 struct State {
     store: Store,
     knobs: Knobs,
+    protocols: ProtocolState,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -110,7 +119,14 @@ fn now() -> i64 {
 }
 
 impl Sandbox {
+    /// A sandbox speaking Ping++'s protocol only.
     pub fn new(config: SandboxConfig) -> Sandbox {
+        Self::with_protocols(config, Protocols::default())
+    }
+
+    /// A sandbox speaking Ping++'s protocol and those in `protocols` (Alipay under
+    /// `/alipay/gateway.do`, WeChat Pay under `/wechatpay/v3/...`).
+    pub fn with_protocols(config: SandboxConfig, protocols: Protocols) -> Sandbox {
         let public_key = RsaPublicKey::from(&config.signing_key);
         Sandbox {
             inner: Arc::new(Inner {
@@ -120,6 +136,7 @@ impl Sandbox {
                 public_url: config.public_url.trim_end_matches('/').to_owned(),
                 state: Mutex::new(State::default()),
                 outbox: Outbox::new(config.webhook_url),
+                protocols,
             }),
         }
     }
@@ -156,6 +173,42 @@ impl Sandbox {
             .create_charge(request, now(), &credential_base)
     }
 
+    /// A charge created through another protocol: the same store, marked with its origin so
+    /// its notifications speak that protocol.
+    fn create_charge_from(
+        &self,
+        request: CreateChargeRequest,
+        origin: Origin,
+    ) -> Result<Charge, SandboxError> {
+        let credential_base = format!("{}{MOUNT_PATH}/charges", self.inner.public_url);
+        let mut state = self.state();
+        let created = state
+            .store
+            .create_charge(request, now(), &credential_base)?;
+        let id = created
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| SandboxError::internal("a new charge has no id"))?;
+        state.protocols.set_origin(&id, origin);
+        state.store.charge_fields(&id)
+    }
+
+    /// `POST /v1/charges/{id}/reverse`: an unpaid charge can no longer be paid; a paid one
+    /// is returned as it is (paid).
+    pub fn reverse_charge(&self, id: &str) -> Result<Value, SandboxError> {
+        let mut state = self.state();
+        let charge = state.store.charge_fields(id)?;
+        if !charge.paid {
+            state.protocols.close(id);
+        }
+        let mut value = state.store.charge(id)?;
+        if let Value::Object(map) = &mut value {
+            map.insert("reversed".to_owned(), Value::Bool(!charge.paid));
+        }
+        Ok(value)
+    }
+
     /// `GET /v1/charges/{id}`.
     pub fn charge(&self, id: &str) -> Result<Value, SandboxError> {
         self.state().store.charge(id)
@@ -166,28 +219,23 @@ impl Sandbox {
     pub fn pay(&self, id: &str, options: &PayOptions) -> Result<Payment, SandboxError> {
         options.check()?;
         let now = now();
-        let (charge, retry_base_ms) = {
+        let (charge, retry_base_ms, origin) = {
             let mut state = self.state();
+            if state.protocols.is_closed(id) {
+                return Err(SandboxError::invalid(
+                    None,
+                    format!("charge {id} was closed and can no longer be paid"),
+                ));
+            }
             let charge = state.store.pay(id, now, options.late)?;
-            (charge, state.knobs.retry_base_ms)
+            (
+                charge,
+                state.knobs.retry_base_ms,
+                state.protocols.origin(id),
+            )
         };
-        let mut object = charge.clone();
-        if let (Some(amount), Value::Object(map)) = (options.amount, &mut object) {
-            map.insert("amount".to_owned(), Value::from(amount));
-        }
-        let signing = if options.corrupt_signature {
-            Signing::Corrupt
-        } else {
-            Signing::Genuine
-        };
-        let event = events::signed(
-            &self.inner.signing_key,
-            event_types::CHARGE_SUCCEEDED,
-            object,
-            now,
-            signing,
-        )?;
-        let event_id = event.id.clone();
+        let outgoing = self.payment_outgoing(origin, id, &charge, options, now)?;
+        let event_id = outgoing.id.clone();
         let route = if options.drop {
             Route::Drop
         } else if options.reorder {
@@ -197,7 +245,7 @@ impl Sandbox {
         };
         self.inner.outbox.dispatch(
             Delivery {
-                event: Arc::new(event),
+                event: Arc::new(outgoing),
                 copies: options.duplicate.saturating_add(1),
                 delay: Duration::from_millis(options.delay_ms),
                 retry_base: Duration::from_millis(retry_base_ms),
@@ -205,6 +253,49 @@ impl Sandbox {
             route,
         );
         Ok(Payment { charge, event_id })
+    }
+
+    /// The payment's notification in the protocol the charge was created through.
+    fn payment_outgoing(
+        &self,
+        origin: Origin,
+        id: &str,
+        charge: &Value,
+        options: &PayOptions,
+        now: i64,
+    ) -> Result<Outgoing, SandboxError> {
+        let protocols = &self.inner.protocols;
+        match (origin, &protocols.alipay, &protocols.wechatpay) {
+            (Origin::Alipay, Some(side), _) => Ok(alipay::payment_notification(
+                side,
+                &self.page_charge(id)?,
+                options,
+                now,
+            )),
+            (Origin::WechatPay, _, Some(side)) => {
+                wechatpay::payment_callback(side, &self.page_charge(id)?, options)
+                    .map_err(SandboxError::internal)
+            }
+            _ => {
+                let mut object = charge.clone();
+                if let (Some(amount), Value::Object(map)) = (options.amount, &mut object) {
+                    map.insert("amount".to_owned(), Value::from(amount));
+                }
+                let signing = if options.corrupt_signature {
+                    Signing::Corrupt
+                } else {
+                    Signing::Genuine
+                };
+                let event = events::signed(
+                    &self.inner.signing_key,
+                    event_types::CHARGE_SUCCEEDED,
+                    object,
+                    now,
+                    signing,
+                )?;
+                Ok(event.into())
+            }
+        }
     }
 
     /// `POST /v1/charges/{id}/refunds`: a pending refund that completes after the refund
@@ -259,20 +350,10 @@ impl Sandbox {
         let Some(completed) = completed else {
             return;
         };
-        let event_type = match completed.outcome {
-            RefundOutcome::Succeed => event_types::REFUND_SUCCEEDED,
-            RefundOutcome::Fail => event_types::REFUND_FAILED,
-        };
-        match events::signed(
-            &self.inner.signing_key,
-            event_type,
-            completed.refund,
-            now,
-            Signing::Genuine,
-        ) {
-            Ok(event) => self.inner.outbox.dispatch(
+        match self.refund_outgoing(&completed, now) {
+            Ok(outgoing) => self.inner.outbox.dispatch(
                 Delivery {
-                    event: Arc::new(event),
+                    event: Arc::new(outgoing),
                     copies: 1,
                     delay: Duration::ZERO,
                     retry_base: Duration::from_millis(retry_base_ms),
@@ -280,6 +361,51 @@ impl Sandbox {
                 Route::Deliver,
             ),
             Err(error) => tracing::error!(%error, refund_id, "cannot build a refund event"),
+        }
+    }
+
+    /// A completed refund's notification in the protocol its charge was created through.
+    fn refund_outgoing(
+        &self,
+        completed: &store::CompletedRefund,
+        now: i64,
+    ) -> Result<Outgoing, SandboxError> {
+        let refund: gateways::pingpp::wire::Refund =
+            serde_json::from_value(completed.refund.clone()).map_err(SandboxError::internal)?;
+        let origin = self.state().protocols.origin(&refund.charge);
+        let refund_no = refund
+            .metadata
+            .get("refund_no")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let protocols = &self.inner.protocols;
+        match (origin, &protocols.alipay, &protocols.wechatpay) {
+            (Origin::Alipay, Some(side), _) => {
+                let charge = self.page_charge(&refund.charge)?;
+                Ok(alipay::refund_notification(
+                    side, &charge, &refund, &refund_no, now,
+                ))
+            }
+            (Origin::WechatPay, _, Some(side)) => {
+                let charge = self.page_charge(&refund.charge)?;
+                wechatpay::refund_callback(side, &charge, &refund, &refund_no)
+                    .map_err(SandboxError::internal)
+            }
+            _ => {
+                let event_type = match completed.outcome {
+                    RefundOutcome::Succeed => event_types::REFUND_SUCCEEDED,
+                    RefundOutcome::Fail => event_types::REFUND_FAILED,
+                };
+                let event = events::signed(
+                    &self.inner.signing_key,
+                    event_type,
+                    completed.refund.clone(),
+                    now,
+                    Signing::Genuine,
+                )?;
+                Ok(event.into())
+            }
         }
     }
 

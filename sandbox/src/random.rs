@@ -37,6 +37,16 @@ fn prefixed(prefix: &str) -> String {
     format!("{prefix}_{}", draw(ALPHANUMERIC, ID_SUFFIX_CHARS))
 }
 
+/// `count` random decimal digits (Alipay's notify ids).
+pub(super) fn digits(count: usize) -> String {
+    draw(DIGITS, count)
+}
+
+/// `count` random letters and digits (WeChat Pay's resource nonces).
+pub(super) fn alphanumeric(count: usize) -> String {
+    draw(ALPHANUMERIC, count)
+}
+
 pub(super) fn charge_id() -> String {
     prefixed("ch")
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::error::SandboxError;
 use super::knobs::{Knobs, KnobsUpdate, PayOptions};
 use super::validation::parse_json;
-use super::{auth, pages, DeliveryStats, Payment, Sandbox};
+use super::{alipay, auth, pages, wechatpay, DeliveryStats, Payment, Sandbox};
 
 /// Requests are small JSON objects; anything bigger is refused before it is read.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -25,6 +25,7 @@ pub(super) fn router(sandbox: Sandbox) -> Router {
         .route("/v1/charges/{id}", get(retrieve_charge))
         .route("/v1/charges/{id}/refunds", post(create_refund))
         .route("/v1/charges/{id}/refunds/{refund_id}", get(retrieve_refund))
+        .route("/v1/charges/{id}/reverse", post(reverse_charge))
         .route("/knobs", get(knobs).post(update_knobs))
         .route("/deliveries", get(deliveries))
         .route_layer(middleware::from_fn_with_state(
@@ -35,7 +36,31 @@ pub(super) fn router(sandbox: Sandbox) -> Router {
     let customer = Router::new()
         .route("/charges/{id}", get(charge_page))
         .route("/charges/{id}/pay", post(pay));
+    // Alipay and WeChat Pay authenticate by request signatures, checked in their handlers.
+    let providers = Router::new()
+        .route("/alipay/gateway.do", post(alipay::gateway))
+        .route(
+            "/wechatpay/v3/pay/transactions/native",
+            post(wechatpay::native),
+        )
+        .route(
+            "/wechatpay/v3/pay/transactions/out-trade-no/{out_trade_no}",
+            get(wechatpay::query),
+        )
+        .route(
+            "/wechatpay/v3/pay/transactions/out-trade-no/{out_trade_no}/close",
+            post(wechatpay::close),
+        )
+        .route(
+            "/wechatpay/v3/refund/domestic/refunds",
+            post(wechatpay::refund),
+        )
+        .route(
+            "/wechatpay/v3/refund/domestic/refunds/{out_refund_no}",
+            get(wechatpay::refund_query),
+        );
     api.merge(customer)
+        .merge(providers)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(sandbox)
 }
@@ -74,6 +99,13 @@ async fn retrieve_refund(
     Path((id, refund_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, SandboxError> {
     sandbox.refund(&id, &refund_id).map(Json)
+}
+
+async fn reverse_charge(
+    State(sandbox): State<Sandbox>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, SandboxError> {
+    sandbox.reverse_charge(&id).map(Json)
 }
 
 async fn knobs(State(sandbox): State<Sandbox>) -> Json<Knobs> {

@@ -180,6 +180,11 @@ impl Store {
         Ok(value)
     }
 
+    /// The charge created for a merchant order number, if any.
+    pub(super) fn charge_id_for_order_no(&self, order_no: &str) -> Option<String> {
+        self.charge_ids_by_order_no.get(order_no).cloned()
+    }
+
     /// The charge's typed fields (for the customer's page).
     pub(super) fn charge_fields(&self, id: &str) -> Result<Charge, SandboxError> {
         self.charges
@@ -317,6 +322,13 @@ impl Store {
         render_refund(&record.refund)
             .ok()
             .map(|refund| CompletedRefund { outcome, refund })
+    }
+
+    /// The charge a refund belongs to.
+    pub(super) fn refunds_charge(&self, refund_id: &str) -> Option<String> {
+        self.refunds
+            .get(refund_id)
+            .map(|record| record.refund.charge.clone())
     }
 
     /// A refund of this charge.

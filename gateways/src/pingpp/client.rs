@@ -19,8 +19,9 @@ use super::wire::{
     REQUEST_TIMESTAMP_HEADER,
 };
 use crate::port::{
-    order_no_for, ChargeRequest, ChargeState, GatewayError, GatewayEvent, IssuedCharge,
-    IssuedRefund, PaymentGateway, RefundRequest, RefundState, WebhookRejection,
+    order_no_for, ChargeRequest, ChargeState, CloseOutcome, GatewayError, GatewayEvent,
+    IssuedCharge, IssuedRefund, PaymentGateway, RefundRequest, RefundState, RetrievedRefund,
+    WebhookRejection, WebhookReply, WebhookVerdict,
 };
 use crate::Secret;
 use crate::WebhookHeaders;
@@ -474,12 +475,58 @@ impl PaymentGateway for PingppClient {
         issued_refund(&refund)
     }
 
+    async fn retrieve_refund(
+        &self,
+        charge_id: &ChargeId,
+        gateway_refund_id: &GatewayRefundId,
+    ) -> Result<RetrievedRefund, GatewayError> {
+        let path = format!(
+            "/charges/{}/refunds/{}",
+            charge_id.as_str(),
+            gateway_refund_id.as_str()
+        );
+        let refund: wire::Refund = self
+            .call(Method::GET, &path, None, RetryPolicy::Read)
+            .await?;
+        if refund.id != gateway_refund_id.as_str() || refund.charge != charge_id.as_str() {
+            return Err(GatewayError::Protocol(format!(
+                "asked for refund {gateway_refund_id} of {charge_id}, got {} of {}",
+                refund.id, refund.charge
+            )));
+        }
+        let state = issued_refund(&refund)?.state;
+        let facts = webhook::refund_facts(&refund).map_err(GatewayError::Protocol)?;
+        Ok(RetrievedRefund { state, facts })
+    }
+
+    async fn close_charge(&self, charge_id: &ChargeId) -> Result<CloseOutcome, GatewayError> {
+        let path = format!("/charges/{}/reverse", charge_id.as_str());
+        // Revoking twice revokes once: safe to repeat like a read.
+        let outcome = self
+            .call::<wire::Charge>(Method::POST, &path, Some(b"{}".to_vec()), RetryPolicy::Read)
+            .await;
+        match outcome {
+            Ok(charge) if charge.paid => Ok(CloseOutcome::AlreadyPaid),
+            Ok(_) => Ok(CloseOutcome::Closed),
+            Err(GatewayError::Rejected { code, .. })
+                if code.as_deref() == Some(wire::NOT_FOUND_CODE) =>
+            {
+                Ok(CloseOutcome::NotFound)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     fn verify_webhook(
         &self,
         headers: &WebhookHeaders,
         body: &[u8],
     ) -> Result<GatewayEvent, WebhookRejection> {
         webhook::verify_and_parse(&self.webhook_public_key, headers, body)
+    }
+
+    fn webhook_reply(&self, verdict: WebhookVerdict<'_>) -> WebhookReply {
+        webhook::reply(verdict)
     }
 }
 
@@ -785,12 +832,68 @@ mod tests {
         .into_response()
     }
 
+    async fn retrieve_refund_endpoint(
+        State(imitation): State<Arc<Imitation>>,
+        Path((charge_id, refund_id)): Path<(String, String)>,
+        headers: HeaderMap,
+        uri: Uri,
+    ) -> Response {
+        if let Err(answer) = imitation.admit(&headers, &uri, None).await {
+            return answer;
+        }
+        Json(json!({
+            "id": refund_id,
+            "object": "refund",
+            "amount": 900,
+            "status": "succeeded",
+            "charge": charge_id,
+            "charge_order_no": "0123456789abcdef0123456789abcdef",
+            "time_succeed": 1_700_000_456,
+            "metadata": {"refund_id": "6f1cb858-c6ce-45dd-a2e8-1102a0482299"},
+        }))
+        .into_response()
+    }
+
+    /// Revokes: `ch_paid...` was paid first, `ch_missing...` does not exist.
+    async fn reverse_charge_endpoint(
+        State(imitation): State<Arc<Imitation>>,
+        Path(charge_id): Path<String>,
+        headers: HeaderMap,
+        uri: Uri,
+        body: Bytes,
+    ) -> Response {
+        if let Err(answer) = imitation.admit(&headers, &uri, Some(&body)).await {
+            return answer;
+        }
+        if charge_id.starts_with("ch_missing") {
+            let body = json!({"error": {"type": "invalid_request_error", "message": "No such charge", "code": wire::NOT_FOUND_CODE}});
+            return (StatusCode::NOT_FOUND, Json(body)).into_response();
+        }
+        Json(json!({
+            "id": charge_id,
+            "object": "charge",
+            "paid": charge_id.starts_with("ch_paid"),
+            "reversed": true,
+            "channel": "alipay_qr",
+            "order_no": "0123456789abcdef0123456789abcdef",
+            "amount": 2900,
+            "currency": "cny",
+            "credential": {},
+        }))
+        .into_response()
+    }
+
     /// Serves `imitation` on a free loopback port; returns the API base.
     async fn serve(imitation: Arc<Imitation>) -> String {
         let router = Router::new()
             .route("/v1/charges", post(create_charge_endpoint))
             .route("/v1/charges/{id}", get(retrieve_charge_endpoint))
             .route("/v1/charges/{id}/refunds", post(create_refund_endpoint))
+            .route(
+                "/v1/charges/{id}/refunds/{refund}",
+                get(retrieve_refund_endpoint),
+            )
+            .route("/v1/charges/{id}/reverse", post(reverse_charge_endpoint))
             .with_state(imitation);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -1137,5 +1240,51 @@ mod tests {
         let event = client.verify_webhook(&headers, body).unwrap();
         assert_eq!(event.event_type(), "transfer.succeeded");
         assert!(client.verify_webhook(&WebhookHeaders::new(), body).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_refund_is_looked_up_by_charge_and_refund_id() {
+        let (client, _) = client_for(Imitation::new()).await;
+        let charge_id = ChargeId::parse("ch_L8qn10mLmr1GS8e5OODmHaL4").unwrap();
+        let refund_id = GatewayRefundId::parse("re_SG0WDOXz5K8SCaj5GKO4abc1").unwrap();
+        let refund = client
+            .retrieve_refund(&charge_id, &refund_id)
+            .await
+            .unwrap();
+        assert_eq!(refund.state, RefundState::Succeeded);
+        assert_eq!(refund.facts.gateway_refund_id, refund_id);
+        assert_eq!(refund.facts.amount.amount_minor(), 900);
+        assert!(refund.facts.refund_id.is_some());
+    }
+
+    #[tokio::test]
+    async fn closing_reverses_and_tells_paid_and_missing_charges_apart() {
+        let (client, imitation) = client_for(Imitation::new()).await;
+        let close = |id: &str| {
+            let charge_id = ChargeId::parse(id).unwrap();
+            let client = &client;
+            async move { client.close_charge(&charge_id).await }
+        };
+        assert_eq!(
+            close("ch_L8qn10mLmr1GS8e5OODmHaL4").await,
+            Ok(CloseOutcome::Closed)
+        );
+        assert_eq!(close("ch_paid1").await, Ok(CloseOutcome::AlreadyPaid));
+        assert_eq!(close("ch_missing1").await, Ok(CloseOutcome::NotFound));
+        assert_eq!(imitation.calls(), 3, "a 404 is not repeated");
+    }
+
+    #[test]
+    fn webhook_replies_are_judged_by_status() {
+        let client = PingppClient::new(settings("http://127.0.0.1:9/v1", API_KEY)).unwrap();
+        assert_eq!(client.webhook_reply(WebhookVerdict::Recorded).status, 200);
+        let refused = WebhookRejection::Malformed("x".to_owned());
+        assert_eq!(
+            client
+                .webhook_reply(WebhookVerdict::Refused(&refused))
+                .status,
+            400
+        );
+        assert_eq!(client.webhook_reply(WebhookVerdict::RetryLater).status, 503);
     }
 }

@@ -8,7 +8,9 @@ use rsa::RsaPublicKey;
 
 use super::signature::{self, SignatureError};
 use super::wire::{self, event_types, WEBHOOK_SIGNATURE_HEADER};
-use crate::port::{ChargeState, GatewayEvent, RefundFacts, WebhookRejection};
+use crate::port::{
+    ChargeState, GatewayEvent, RefundFacts, WebhookRejection, WebhookReply, WebhookVerdict,
+};
 use crate::WebhookHeaders;
 
 /// Ping++ refund objects carry no currency: a refund is in its charge's currency, and Ping++
@@ -43,6 +45,30 @@ pub fn verify_and_parse(
     let event: wire::Event = serde_json::from_slice(body)
         .map_err(|error| WebhookRejection::Malformed(format!("not an event object: {error}")))?;
     event_from_wire(event).map_err(WebhookRejection::Malformed)
+}
+
+/// Ping++ judges a delivery by its status code alone: any 2xx stops the resends, anything
+/// else asks for another. The bodies are for people reading delivery logs.
+pub fn reply(verdict: WebhookVerdict<'_>) -> WebhookReply {
+    let (status, body) = match verdict {
+        WebhookVerdict::Recorded => (200, serde_json::json!({ "received": true })),
+        WebhookVerdict::Refused(rejection) => (
+            match rejection {
+                WebhookRejection::Signature(_) => 401,
+                WebhookRejection::Malformed(_) => 400,
+            },
+            serde_json::json!({ "error": { "code": rejection.code(), "message": rejection.to_string() } }),
+        ),
+        WebhookVerdict::RetryLater => (
+            503,
+            serde_json::json!({ "error": { "code": "webhook.retry_later", "message": "deliver it again later" } }),
+        ),
+    };
+    WebhookReply {
+        status,
+        content_type: "application/json",
+        body: body.to_string().into_bytes(),
+    }
 }
 
 /// Reduces a verified event to the facts we act on; unknown types are kept as `Other`.

@@ -166,3 +166,6 @@ pub const WEBHOOK_SIGNATURE_HEADER: &str = "x-pingplusplus-signature";
 /// Headers of a signed merchant request.
 pub const REQUEST_SIGNATURE_HEADER: &str = "pingplusplus-signature";
 pub const REQUEST_TIMESTAMP_HEADER: &str = "pingplusplus-request-timestamp";
+
+/// The error code of a 404 ("No such charge"): Ping++'s and the sandbox's alike.
+pub const NOT_FOUND_CODE: &str = "resource_missing";
