@@ -2,11 +2,16 @@
 //! reconciler) costs PostgreSQL per second. Runs first, before any load, and its rate is
 //! what the sequential workload subtracts from its own counts.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Context, PgCounters, PgRates};
 use crate::cpu;
 use crate::report::{Figure, Report};
+
+/// How long one look for writes lasts while waiting for the server to go quiet.
+const QUIET_PROBE: Duration = Duration::from_secs(2);
+/// Rows an idle server may write in one probe and still count as quiet.
+const QUIET_ROWS_MAX: i64 = 2;
 
 /// The idle server's counters at the end of the window, and its rates over the window.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +50,7 @@ pub async fn run(
 /// Returns the reading (PostgreSQL only), the CPU use over the window and its length.
 pub async fn measure(context: &Context<'_>) -> (Option<IdleReading>, String, f64) {
     let plan = context.plan;
+    wait_quiet(context).await;
     let start = PgCounters::read_after(context, plan.stats_settle).await;
     let cpu_before = cpu::snapshot(context.server_pid);
     let started = Instant::now();
@@ -61,4 +67,33 @@ pub async fn measure(context: &Context<'_>) -> (Option<IdleReading>, String, f64
         _ => None,
     };
     (reading, cpu::usage(&cpu_before, &cpu_after), seconds)
+}
+
+/// Waits until the scratch database sees (almost) no rows written for `QUIET_PROBE`: after
+/// start-up on a log grown beforehand (the history workload), the server's processes can
+/// still be working through it. Bounded; returns at once on SQLite.
+async fn wait_quiet(context: &Context<'_>) {
+    let limit = if context.plan.quick {
+        Duration::from_secs(15)
+    } else {
+        Duration::from_secs(120)
+    };
+    let started = Instant::now();
+    let mut last = PgCounters::read_after(context, Duration::ZERO).await;
+    while started.elapsed() < limit {
+        let now = PgCounters::read_after(context, QUIET_PROBE).await;
+        match (last, now) {
+            (Some(before), Some(after))
+                if after.rows_written - before.rows_written > QUIET_ROWS_MAX => {}
+            _ => break,
+        }
+        last = now;
+    }
+    if started.elapsed() > QUIET_PROBE + QUIET_PROBE {
+        eprintln!(
+            "{}: waited {:.1}s for the server to stop writing before the idle window",
+            context.store,
+            started.elapsed().as_secs_f64()
+        );
+    }
 }
