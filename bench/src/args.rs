@@ -13,6 +13,13 @@ pub enum StoreChoice {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum Workload {
+    /// Transactions per second of the started server with nothing to do.
+    Idle,
+    /// One client paying one order at a time: PostgreSQL work per paid order.
+    Sequential,
+    /// Signed `charge.succeeded` webhooks built in advance, delivered concurrently.
+    #[value(name = "webhooks_presigned")]
+    WebhooksPresigned,
     Payments,
     Polls,
     Hotspot,
@@ -41,6 +48,7 @@ pub struct Args {
     #[arg(long)]
     pub replay_events: Option<usize>,
     /// Run only these workloads (comma-separated); the baselines always run.
+    /// `idle,sequential,webhooks_presigned` measure the write path's PostgreSQL work.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub only: Vec<Workload>,
 }
@@ -65,6 +73,17 @@ pub struct Plan {
     /// Every `sample_every`-th order of the payments workload is polled every 2 ms to measure
     /// projection lag; the others wait with a long poll.
     pub sample_every: usize,
+    /// How long the idle server is watched.
+    pub idle_window: Duration,
+    /// Orders paid one after the other by the sequential workload.
+    pub sequential_orders: usize,
+    /// Orders created, and webhooks signed for them, before the presigned deliveries.
+    pub presigned_webhooks: usize,
+    /// How long the workloads that count PostgreSQL's work per operation wait with no load
+    /// before each reading, so that every backend has published its counters. The full run
+    /// waits out PostgreSQL's idle flush interval; `--quick` waits 1.1 s, so its counts of
+    /// the last second of a workload can come out low.
+    pub stats_settle: Duration,
     pub only: Vec<Workload>,
 }
 
@@ -83,6 +102,10 @@ impl Plan {
                 replay_events: args.replay_events.unwrap_or(5_000),
                 replay_append_budget: Duration::from_secs(8),
                 sample_every: 4,
+                idle_window: Duration::from_secs(3),
+                sequential_orders: 10,
+                presigned_webhooks: 200,
+                stats_settle: Duration::from_millis(1100),
                 only: args.only.clone(),
             }
         } else {
@@ -96,6 +119,10 @@ impl Plan {
                 replay_events: args.replay_events.unwrap_or(100_000),
                 replay_append_budget: Duration::from_secs(120),
                 sample_every: 4,
+                idle_window: Duration::from_secs(10),
+                sequential_orders: 50,
+                presigned_webhooks: 4_000,
+                stats_settle: crate::workloads::STATS_IDLE_FLUSH,
                 only: args.only.clone(),
             }
         };

@@ -216,6 +216,19 @@ async fn run_store(
         read: store.read.clone(),
     };
     let outcome = async {
+        // Idle first, before any load; then one order at a time, then the webhook path,
+        // before the big payments load.
+        let idle = if plan.runs(Workload::Idle) {
+            workloads::idle::run(&context, report).await?
+        } else {
+            None
+        };
+        if plan.runs(Workload::Sequential) {
+            workloads::sequential::run(&context, idle, report).await?;
+        }
+        if plan.runs(Workload::WebhooksPresigned) {
+            workloads::webhooks::run(&context, report).await?;
+        }
         if plan.runs(Workload::Payments) {
             workloads::payments::run(&context, report).await?;
         }

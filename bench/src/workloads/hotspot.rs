@@ -27,7 +27,7 @@ pub async fn run(context: &Context<'_>, report: &mut Report) -> anyhow::Result<(
 }
 
 /// A fresh 24-character suffix for gateway-style ids.
-fn suffix() -> String {
+pub(super) fn suffix() -> String {
     let text = uuid::Uuid::new_v4().simple().to_string();
     text.chars().take(24).collect()
 }
@@ -128,17 +128,19 @@ async fn duplicate_webhooks(context: &Context<'_>, report: &mut Report) -> anyho
             .value("first_outcome", outcome)
             .value("payments_recorded", confirmations)
             .text(cpu::usage(&cpu_before, &cpu_after))
-            .text(
-                PgCounters::per_operation(pg_before, pg_after, latency.len(), "request")
-                    .unwrap_or_default(),
-            )
+            .text(PgCounters::per_operation(
+                pg_before,
+                pg_after,
+                latency.len(),
+                "request",
+            ))
             .ratio(hot_baseline.0, ratio(per_second, hot_baseline.1)),
     );
     Ok(())
 }
 
 /// POSTs the signed event; returns the status and the outcome the server named.
-async fn deliver(
+pub(super) async fn deliver(
     api: &Api,
     client: &reqwest::Client,
     body: &[u8],
@@ -214,10 +216,12 @@ async fn one_user_orders(context: &Context<'_>, report: &mut Report) -> anyhow::
             .text(latency.summary("create"))
             .value("non_2xx", failures.summary())
             .text(cpu::usage(&cpu_before, &cpu_after))
-            .text(
-                PgCounters::per_operation(pg_before, pg_after, latency.len(), "request")
-                    .unwrap_or_default(),
-            )
+            .text(PgCounters::per_operation(
+                pg_before,
+                pg_after,
+                latency.len(),
+                "request",
+            ))
             .ratio(hot_baseline.0, ratio(per_second, hot_baseline.1)),
     );
     Ok(())

@@ -3,12 +3,15 @@
 
 pub mod history;
 pub mod hotspot;
+pub mod idle;
 pub mod payments;
 pub mod polls;
 pub mod replay;
+pub mod sequential;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rsa::RsaPrivateKey;
 
@@ -70,27 +73,50 @@ impl Failures {
     }
 }
 
-/// PostgreSQL's own counters over a workload: transactions committed in the scratch database
-/// and WAL syncs (fsyncs) of the whole cluster.
+/// PostgreSQL's own counters over a workload: transactions committed in the scratch database,
+/// rows it wrote (inserted + updated + deleted) and WAL syncs (fsyncs) of the whole cluster.
 #[derive(Debug, Clone, Copy)]
 pub struct PgCounters {
+    /// When the reading was taken.
+    pub at: Instant,
     pub transactions: i64,
+    pub rows_written: i64,
     pub wal_syncs: i64,
 }
 
 /// Backends publish their statistics at most once a second; waiting this long before a
-/// reading makes the counters include the workload that just ended.
+/// reading makes the counters include most of the workload that just ended. A backend that
+/// goes idle within a second of its last report holds its counts back for up to
+/// `STATS_IDLE_FLUSH` (see `Plan::stats_settle`).
 const STATS_FLUSH_WAIT: Duration = Duration::from_millis(1100);
+/// PostgreSQL's `PGSTAT_IDLE_INTERVAL` (10 s) and a margin: after this long with no load,
+/// every backend has published what it did.
+pub const STATS_IDLE_FLUSH: Duration = Duration::from_millis(10_500);
+
+/// Counters per second (an idle server's background work).
+#[derive(Debug, Clone, Copy)]
+pub struct PgRates {
+    pub transactions: f64,
+    pub rows_written: f64,
+    pub wal_syncs: f64,
+}
 
 impl PgCounters {
-    /// The counters now; `None` on SQLite or when they cannot be read.
+    /// The counters a second after the workload; `None` on SQLite or when they cannot be read.
     pub async fn read(context: &Context<'_>) -> Option<PgCounters> {
+        Self::read_after(context, STATS_FLUSH_WAIT).await
+    }
+
+    /// The counters after waiting `wait`; `None` on SQLite or when they cannot be read.
+    pub async fn read_after(context: &Context<'_>, wait: Duration) -> Option<PgCounters> {
         if context.store != "postgres" {
             return None;
         }
-        tokio::time::sleep(STATS_FLUSH_WAIT).await;
+        tokio::time::sleep(wait).await;
+        let at = Instant::now();
         let row = sqlx::query(
             "SELECT CAST(d.xact_commit AS BIGINT) AS transactions, \
+                    CAST(d.tup_inserted + d.tup_updated + d.tup_deleted AS BIGINT) AS rows_written, \
                     CAST(w.wal_sync AS BIGINT) AS wal_syncs \
              FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = current_database()",
         )
@@ -99,31 +125,86 @@ impl PgCounters {
         .ok()?;
         use sqlx::Row;
         Some(PgCounters {
+            at,
             transactions: row.try_get("transactions").ok()?,
+            rows_written: row.try_get("rows_written").ok()?,
             wal_syncs: row.try_get("wal_syncs").ok()?,
         })
     }
 
-    /// `pg_xacts/op=… wal_syncs/op=…` between two readings, per `operations`.
+    /// The change from `before` to `self`, per second of the time between the readings.
+    pub fn rates_since(&self, before: &PgCounters) -> Option<PgRates> {
+        let seconds = self.at.saturating_duration_since(before.at).as_secs_f64();
+        if seconds <= 0.0 {
+            return None;
+        }
+        Some(PgRates {
+            transactions: delta_f64(self.transactions - before.transactions) / seconds,
+            rows_written: delta_f64(self.rows_written - before.rows_written) / seconds,
+            wal_syncs: delta_f64(self.wal_syncs - before.wal_syncs) / seconds,
+        })
+    }
+
+    /// `pg_xacts/op=… rows/op=… wal_syncs/op=…` between two readings, per `operations`;
+    /// `n/a` for each where there are no readings (SQLite).
     pub fn per_operation(
         before: Option<PgCounters>,
         after: Option<PgCounters>,
         operations: usize,
         unit: &str,
-    ) -> Option<String> {
+    ) -> String {
+        Self::per_operation_less_idle(before, after, None, operations, unit)
+    }
+
+    /// As `per_operation`, after subtracting what an idle server does over the same time
+    /// when `idle` is given.
+    pub fn per_operation_less_idle(
+        before: Option<PgCounters>,
+        after: Option<PgCounters>,
+        idle: Option<PgRates>,
+        operations: usize,
+        unit: &str,
+    ) -> String {
+        match Self::per_operation_values(before, after, idle, operations) {
+            Some(per) => format!(
+                "pg_xacts/{unit}={:.2} rows/{unit}={:.2} wal_syncs/{unit}={:.2}",
+                per.transactions, per.rows_written, per.wal_syncs
+            ),
+            None => format!("pg_xacts/{unit}=n/a rows/{unit}=n/a wal_syncs/{unit}=n/a"),
+        }
+    }
+
+    /// The counters' changes per operation (in `PgRates`, read "per operation"), less what
+    /// an idle server does over the same time when `idle` is given; `None` without readings.
+    pub fn per_operation_values(
+        before: Option<PgCounters>,
+        after: Option<PgCounters>,
+        idle: Option<PgRates>,
+        operations: usize,
+    ) -> Option<PgRates> {
         let (before, after) = (before?, after?);
         let count = crate::stats::count_f64(operations);
         if count <= 0.0 {
             return None;
         }
-        let per = |delta: i64| {
-            let delta = u32::try_from(delta.max(0)).map_or(f64::from(u32::MAX), f64::from);
-            delta / count
+        let seconds = after.at.saturating_duration_since(before.at).as_secs_f64();
+        let idle = idle.unwrap_or(PgRates {
+            transactions: 0.0,
+            rows_written: 0.0,
+            wal_syncs: 0.0,
+        });
+        let per = |delta: i64, idle_rate: f64| {
+            ((delta_f64(delta) - idle_rate * seconds) / count).max(0.0)
         };
-        Some(format!(
-            "pg_xacts/{unit}={:.1} wal_syncs/{unit}={:.2}",
-            per(after.transactions - before.transactions),
-            per(after.wal_syncs - before.wal_syncs)
-        ))
+        Some(PgRates {
+            transactions: per(after.transactions - before.transactions, idle.transactions),
+            rows_written: per(after.rows_written - before.rows_written, idle.rows_written),
+            wal_syncs: per(after.wal_syncs - before.wal_syncs, idle.wal_syncs),
+        })
     }
+}
+
+/// A counter's change as a float (negative changes, after a statistics reset, count as 0).
+fn delta_f64(delta: i64) -> f64 {
+    u32::try_from(delta.max(0)).map_or(f64::from(u32::MAX), f64::from)
 }

@@ -85,10 +85,12 @@ pub async fn run(context: &Context<'_>, report: &mut Report) -> anyhow::Result<(
             .text(total.confirm.summary("confirm_longpoll"))
             .value("errors", total.failures.summary())
             .text(cpu::usage(&cpu_before, &cpu_after))
-            .text(
-                PgCounters::per_operation(pg_before, pg_after, total.confirmed, "order")
-                    .unwrap_or_default(),
-            )
+            .text(PgCounters::per_operation(
+                pg_before,
+                pg_after,
+                total.confirmed,
+                "order",
+            ))
             .ratio("ratio_vs_append_baseline", ratio(orders_per_second, append)),
     );
     report.add(
@@ -187,7 +189,7 @@ async fn one_order(
 }
 
 /// `GET /v1/orders/{id}?after=<position>&wait=5` until it shows `paid`.
-async fn long_poll_until_paid(
+pub(super) async fn long_poll_until_paid(
     api: &Api,
     client: &reqwest::Client,
     token: &str,

@@ -152,10 +152,12 @@ async fn phase(
             .text(latency.summary(""))
             .value(format!("not_{expected}"), failures.summary())
             .text(cpu::usage(&cpu_before, &cpu_after))
-            .text(
-                PgCounters::per_operation(pg_before, pg_after, latency.len(), "request")
-                    .unwrap_or_default(),
-            )
+            .text(PgCounters::per_operation(
+                pg_before,
+                pg_after,
+                latency.len(),
+                "request",
+            ))
             .ratio(
                 "ratio_vs_select_only_baseline",
                 ratio(per_second, context.baselines.select_only),
