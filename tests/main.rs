@@ -11,4 +11,5 @@ mod projections;
 mod reconciler;
 mod reliability;
 mod store;
+mod webhook_gaps;
 mod webhooks;

@@ -17,6 +17,9 @@ pub enum SignatureError {
     NotBase64,
     #[error("the signature does not match the body")]
     Mismatch,
+    /// More than one signature header: which one the gateway meant is a guess we do not make.
+    #[error("the request carries more than one signature header")]
+    Ambiguous,
 }
 
 impl SignatureError {
@@ -25,6 +28,7 @@ impl SignatureError {
             Self::Missing => "webhook.signature_missing",
             Self::NotBase64 => "webhook.signature_malformed",
             Self::Mismatch => "webhook.signature_invalid",
+            Self::Ambiguous => "webhook.signature_ambiguous",
         }
     }
 }
