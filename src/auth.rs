@@ -256,6 +256,16 @@ pub fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Principal, 
     keys.verify(token)
 }
 
+/// Where the development secret is kept in `data_dir`.
+pub fn dev_secret_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join(DEV_SECRET_FILE_NAME)
+}
+
+/// The development secret if one was already created in `data_dir`; never creates one.
+pub fn load_dev_secret(data_dir: &Path) -> io::Result<Vec<u8>> {
+    read_dev_secret(&dev_secret_path(data_dir))
+}
+
 /// The development secret: used when no secret is configured, and kept in `data_dir` so that
 /// tokens survive restarts.
 ///
@@ -263,7 +273,13 @@ pub fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Principal, 
 /// 32 bytes must remain). Otherwise creates `data_dir` if needed and writes 32 fresh random bytes,
 /// hex-encoded, to a new file readable only by its owner. Returns the secret as stored in the file.
 pub fn load_or_create_dev_secret(data_dir: &Path) -> io::Result<Vec<u8>> {
-    let path = data_dir.join(DEV_SECRET_FILE_NAME);
+    load_or_create_secret_file(data_dir, DEV_SECRET_FILE_NAME)
+}
+
+/// A secret kept in the file `name` of `data_dir`, created as `load_or_create_dev_secret`
+/// describes: 64 random hexadecimal digits, readable only by the owner.
+pub fn load_or_create_secret_file(data_dir: &Path, name: &str) -> io::Result<Vec<u8>> {
+    let path = data_dir.join(name);
     match read_dev_secret(&path) {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         other => return other,

@@ -72,8 +72,12 @@ pub struct Settings {
     pub database: DatabaseUrl,
     /// The base URL gateways call back (webhooks) and customers are sent to.
     pub public_url: String,
-    /// HS256 secret for bearer tokens; generated into the data directory when unset.
+    /// HS256 secret for bearer tokens; generated into the data directory when unset, which
+    /// only the sandbox gateway allows.
     pub jwt_secret: Option<Secret>,
+    /// Whether the in-process sandbox gateway is configured (`PAYMENT_PROVIDER` unset or
+    /// `sandbox`): no real money moves and anyone who reaches it can mark an order paid.
+    pub sandbox: bool,
     /// When and how often the background reconciler runs.
     pub reconciler: ReconcilerSettings,
 }
@@ -138,16 +142,58 @@ impl Settings {
             None => addr.map(|addr| format!("http://{addr}")),
         };
 
+        // Counted without surrounding whitespace: 31 spaces and an `x` are not a secret.
         let jwt_secret = match non_empty("PAYLEDGER_JWT_SECRET") {
-            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
+            Some(secret) if secret.trim().len() < MIN_JWT_SECRET_BYTES => {
                 problems.push(InvalidVariable {
                     variable: "PAYLEDGER_JWT_SECRET",
-                    reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long"),
+                    reason: format!(
+                        "must be at least {MIN_JWT_SECRET_BYTES} bytes long, not counting \
+                         surrounding whitespace"
+                    ),
                 });
                 None
             }
             other => other.map(Secret::new),
         };
+
+        // Only whether it is the sandbox: the gateway's own settings are checked with it.
+        let sandbox = match non_empty("PAYMENT_PROVIDER") {
+            None => true,
+            Some(provider) => provider.trim() == "sandbox",
+        };
+        if !sandbox && non_empty("PAYLEDGER_JWT_SECRET").is_none() {
+            problems.push(InvalidVariable {
+                variable: "PAYLEDGER_JWT_SECRET",
+                reason: "required with a real payment gateway (PAYMENT_PROVIDER is not \
+                         `sandbox`): a development secret kept on disk must never guard real money"
+                    .to_owned(),
+            });
+        }
+        let allow_sandbox = match non_empty("PAYLEDGER_ALLOW_SANDBOX")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("0" | "false" | "no") => false,
+            Some("1" | "true" | "yes") => true,
+            Some(_) => {
+                problems.push(InvalidVariable {
+                    variable: "PAYLEDGER_ALLOW_SANDBOX",
+                    reason: "expected 1 or 0".to_owned(),
+                });
+                false
+            }
+        };
+        let exposed = addr.is_some_and(|addr| !addr.ip().is_loopback())
+            || public_url
+                .as_deref()
+                .is_some_and(|url| !url_is_loopback(url));
+        if sandbox && exposed && !allow_sandbox {
+            problems.push(InvalidVariable {
+                variable: "PAYLEDGER_ALLOW_SANDBOX",
+                reason: SANDBOX_EXPOSED.to_owned(),
+            });
+        }
 
         let mut seconds = |variable: &'static str, default: Duration| match non_empty(variable)
             .map(|text| text.trim().parse::<u64>())
@@ -166,7 +212,6 @@ impl Settings {
             pending_age: seconds("PAYLEDGER_RECONCILE_AFTER_SECS", DEFAULT_PENDING_AGE),
             interval: seconds("PAYLEDGER_RECONCILE_INTERVAL_SECS", DEFAULT_INTERVAL),
         };
-
         match (addr, database, public_url) {
             (Some(addr), Some(database), Some(public_url)) if problems.is_empty() => Ok(Self {
                 addr,
@@ -174,12 +219,57 @@ impl Settings {
                 database,
                 public_url,
                 jwt_secret,
+                sandbox,
                 reconciler,
             }),
             _ => Err(ConfigError(problems)),
         }
     }
+
+    /// Development mode: the sandbox gateway, or a token secret generated on disk. Convenient
+    /// on a laptop, never what production runs; the server says so loudly at start-up.
+    pub fn development_mode(&self) -> bool {
+        self.sandbox || self.jwt_secret.is_none()
+    }
 }
+
+/// Reads `path` (a `.env` file) into the environment when it exists. A variable already set in
+/// the environment is never overridden: the file only fills in what is missing.
+pub fn load_dotenv(path: &std::path::Path) -> Result<(), ConfigError> {
+    match dotenvy::from_path(path) {
+        Ok(()) => Ok(()),
+        Err(dotenvy::Error::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(ConfigError(vec![InvalidVariable {
+            variable: "PAYLEDGER_DOTENV",
+            reason: format!("cannot read {}: {error}", path.display()),
+        }])),
+    }
+}
+
+/// Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
+pub fn url_is_loopback(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why the sandbox may not be reachable from other machines unless allowed on purpose.
+const SANDBOX_EXPOSED: &str = "the sandbox gateway (no real money; its pay button marks any \
+    order paid) would be reachable beyond this machine (PAYLEDGER_ADDR or PAYLEDGER_PUBLIC_URL \
+    is not loopback): configure a real gateway with PAYMENT_PROVIDER, or set \
+    PAYLEDGER_ALLOW_SANDBOX=1 to expose it on purpose";
 
 /// HS256 keys shorter than the hash output weaken the signature.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -261,5 +351,104 @@ mod tests {
         assert!(!format!("{secret:?}").contains("super"));
         let url = DatabaseUrl::parse("postgres://user:hunter2@host/db").unwrap();
         assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_real_gateway_without_a_token_secret_refuses_to_start() {
+        let text = settings(&[("PAYMENT_PROVIDER", "pingpp")])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("PAYLEDGER_JWT_SECRET"), "{text}");
+        let text = settings(&[
+            ("PAYMENT_PROVIDER", "pingpp"),
+            ("PAYLEDGER_JWT_SECRET", "   "),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("PAYLEDGER_JWT_SECRET"), "{text}");
+        let secret = "s".repeat(MIN_JWT_SECRET_BYTES);
+        let chosen = settings(&[
+            ("PAYMENT_PROVIDER", "pingpp"),
+            ("PAYLEDGER_JWT_SECRET", &secret),
+        ])
+        .unwrap();
+        assert!(!chosen.sandbox);
+        assert!(!chosen.development_mode());
+    }
+
+    #[test]
+    fn a_secret_is_measured_without_its_surrounding_whitespace() {
+        let padded = format!("{}x{}", " ".repeat(32), "\t".repeat(8));
+        let text = settings(&[("PAYLEDGER_JWT_SECRET", &padded)])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("PAYLEDGER_JWT_SECRET"), "{text}");
+        assert!(settings(&[("PAYLEDGER_JWT_SECRET", &"k".repeat(32))]).is_ok());
+    }
+
+    #[test]
+    fn the_sandbox_beyond_loopback_must_be_allowed_explicitly() {
+        for exposed in [
+            vec![("PAYLEDGER_PUBLIC_URL", "https://pay.example.com")],
+            vec![("PAYLEDGER_ADDR", "0.0.0.0:8080")],
+            vec![("PAYLEDGER_PUBLIC_URL", "http://10.0.0.5:8080")],
+        ] {
+            let text = settings(&exposed).unwrap_err().to_string();
+            assert!(
+                text.contains("PAYLEDGER_ALLOW_SANDBOX"),
+                "{exposed:?}: {text}"
+            );
+            let mut allowed = exposed.clone();
+            allowed.push(("PAYLEDGER_ALLOW_SANDBOX", "1"));
+            assert!(settings(&allowed).unwrap().development_mode());
+        }
+        for loopback in [
+            "http://127.0.0.1:8080",
+            "http://localhost:9000/x",
+            "http://[::1]:8080",
+            "http://127.1.2.3",
+        ] {
+            assert!(
+                settings(&[("PAYLEDGER_PUBLIC_URL", loopback)]).is_ok(),
+                "{loopback}"
+            );
+        }
+        assert!(!url_is_loopback("http://localhost.example.com"));
+        assert!(!url_is_loopback("http://127.0.0.1.example.com:80"));
+        assert!(!url_is_loopback("http://user@evil.com"));
+        // A real gateway needs no such permission.
+        let secret = "s".repeat(MIN_JWT_SECRET_BYTES);
+        assert!(settings(&[
+            ("PAYMENT_PROVIDER", "pingpp"),
+            ("PAYLEDGER_JWT_SECRET", &secret),
+            ("PAYLEDGER_PUBLIC_URL", "https://pay.example.com"),
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn a_dotenv_file_fills_in_but_never_overrides_the_environment() {
+        let dir = std::env::temp_dir().join(format!("payledger-dotenv-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".env");
+        let set = format!(
+            "PAYLEDGER_TEST_DOTENV_SET_{}",
+            uuid::Uuid::new_v4().simple()
+        );
+        let unset = format!(
+            "PAYLEDGER_TEST_DOTENV_UNSET_{}",
+            uuid::Uuid::new_v4().simple()
+        );
+        std::fs::write(&path, format!("{set}=from-file\n{unset}=from-file\n")).unwrap();
+        std::env::set_var(&set, "from-environment");
+        load_dotenv(&path).unwrap();
+        let (kept, filled) = (std::env::var(&set), std::env::var(&unset));
+        load_dotenv(&dir.join("missing.env")).unwrap();
+        std::fs::write(&path, "NOT A VALID LINE ===\n'").unwrap();
+        let broken = load_dotenv(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(kept.unwrap(), "from-environment");
+        assert_eq!(filled.unwrap(), "from-file");
+        assert!(broken.is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod app;
+mod binary;
 mod crash;
 mod helpers;
 mod hostile;
