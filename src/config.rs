@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::{TokenPolicy, TOKEN_LIFETIME_SECONDS_MAX_DEFAULT};
 use crate::process::reconciler::{ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE};
 
 /// The default listen address: loopback only, so a bare `cargo run` exposes nothing.
@@ -75,6 +76,8 @@ pub struct Settings {
     /// HS256 secret for bearer tokens; generated into the data directory when unset, which
     /// only the sandbox gateway allows.
     pub jwt_secret: Option<Secret>,
+    /// Lifetime bound, issuer and audience every token must satisfy.
+    pub token_policy: TokenPolicy,
     /// Whether the in-process sandbox gateway is configured (`PAYMENT_PROVIDER` unset or
     /// `sandbox`): no real money moves and anyone who reaches it can mark an order paid.
     pub sandbox: bool,
@@ -195,6 +198,10 @@ impl Settings {
             });
         }
 
+        let text = |variable: &str| non_empty(variable).map(|value| value.trim().to_owned());
+        let issuer = text("PAYLEDGER_JWT_ISSUER");
+        let audience = text("PAYLEDGER_JWT_AUDIENCE");
+
         let mut seconds = |variable: &'static str, default: Duration| match non_empty(variable)
             .map(|text| text.trim().parse::<u64>())
         {
@@ -212,16 +219,44 @@ impl Settings {
             pending_age: seconds("PAYLEDGER_RECONCILE_AFTER_SECS", DEFAULT_PENDING_AGE),
             interval: seconds("PAYLEDGER_RECONCILE_INTERVAL_SECS", DEFAULT_INTERVAL),
         };
-        match (addr, database, public_url) {
-            (Some(addr), Some(database), Some(public_url)) if problems.is_empty() => Ok(Self {
-                addr,
-                data_dir,
-                database,
-                public_url,
-                jwt_secret,
-                sandbox,
-                reconciler,
-            }),
+        let lifetime_max = seconds(
+            "PAYLEDGER_JWT_MAX_TTL_SECS",
+            Duration::from_secs(TOKEN_LIFETIME_SECONDS_MAX_DEFAULT),
+        );
+        let token_policy = match chrono::Duration::from_std(lifetime_max) {
+            Ok(lifetime_max)
+                if lifetime_max <= chrono::Duration::days(TOKEN_LIFETIME_DAYS_LIMIT) =>
+            {
+                Some(TokenPolicy {
+                    lifetime_max,
+                    issuer,
+                    audience,
+                })
+            }
+            _ => {
+                problems.push(InvalidVariable {
+                    variable: "PAYLEDGER_JWT_MAX_TTL_SECS",
+                    reason: format!("at most {TOKEN_LIFETIME_DAYS_LIMIT} days"),
+                });
+                None
+            }
+        };
+
+        match (addr, database, public_url, token_policy) {
+            (Some(addr), Some(database), Some(public_url), Some(token_policy))
+                if problems.is_empty() =>
+            {
+                Ok(Self {
+                    addr,
+                    data_dir,
+                    database,
+                    public_url,
+                    jwt_secret,
+                    token_policy,
+                    sandbox,
+                    reconciler,
+                })
+            }
             _ => Err(ConfigError(problems)),
         }
     }
@@ -245,6 +280,9 @@ pub fn load_dotenv(path: &std::path::Path) -> Result<(), ConfigError> {
         }])),
     }
 }
+
+/// The longest token lifetime `PAYLEDGER_JWT_MAX_TTL_SECS` may allow.
+const TOKEN_LIFETIME_DAYS_LIMIT: i64 = 365;
 
 /// Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
 pub fn url_is_loopback(url: &str) -> bool {
@@ -424,6 +462,27 @@ mod tests {
             ("PAYLEDGER_PUBLIC_URL", "https://pay.example.com"),
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn the_token_policy_comes_from_the_environment() {
+        assert_eq!(settings(&[]).unwrap().token_policy, TokenPolicy::default());
+        let chosen = settings(&[
+            ("PAYLEDGER_JWT_MAX_TTL_SECS", "3600"),
+            ("PAYLEDGER_JWT_ISSUER", "https://id.example.com"),
+            ("PAYLEDGER_JWT_AUDIENCE", "payledger"),
+        ])
+        .unwrap()
+        .token_policy;
+        assert_eq!(chosen.lifetime_max, chrono::Duration::hours(1));
+        assert_eq!(chosen.issuer.as_deref(), Some("https://id.example.com"));
+        assert_eq!(chosen.audience.as_deref(), Some("payledger"));
+        for bad in ["0", "soon", "99999999999"] {
+            let text = settings(&[("PAYLEDGER_JWT_MAX_TTL_SECS", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(text.contains("PAYLEDGER_JWT_MAX_TTL_SECS"), "{text}");
+        }
     }
 
     #[test]

@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<ExitCode> {
 /// The configured secret, or the development one kept in the data directory (which the
 /// settings allow only with the sandbox gateway).
 fn token_keys(settings: &Settings) -> anyhow::Result<(TokenKeys, bool)> {
-    let keys = TokenKeys::from_secret;
+    let keys = |secret: &[u8]| TokenKeys::with_policy(secret, settings.token_policy.clone());
     match &settings.jwt_secret {
         Some(secret) => Ok((keys(secret.expose().as_bytes()), false)),
         None => {
@@ -102,7 +102,7 @@ fn token_keys(settings: &Settings) -> anyhow::Result<(TokenKeys, bool)> {
 /// server already created. It never creates one: a token signed with a secret no server uses
 /// would be refused, and saying so here is clearer than a 401 later.
 fn cli_token_keys(settings: &Settings) -> anyhow::Result<TokenKeys> {
-    let keys = TokenKeys::from_secret;
+    let keys = |secret: &[u8]| TokenKeys::with_policy(secret, settings.token_policy.clone());
     if let Some(secret) = &settings.jwt_secret {
         eprintln!("signing with PAYLEDGER_JWT_SECRET");
         return Ok(keys(secret.expose().as_bytes()));
@@ -155,7 +155,7 @@ async fn serve(
         announce_development_mode(settings, generated_key.as_ref());
     }
     if generated_secret {
-        let ttl = DEMO_TOKEN_TTL;
+        let ttl = DEMO_TOKEN_TTL.min(settings.token_policy.lifetime_max);
         let token = tokens.issue(DEMO_USER, Role::User, ttl, chrono::Utc::now())?;
         println!(
             "No PAYLEDGER_JWT_SECRET set: using a development secret kept in the data directory."
