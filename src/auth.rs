@@ -114,6 +114,8 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     validation: Validation,
     policy: TokenPolicy,
+    /// A static bearer token that may read the metrics, besides admin tokens.
+    metrics_token: Option<gateways::Secret>,
 }
 
 impl fmt::Debug for TokenKeys {
@@ -154,7 +156,14 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             policy,
+            metrics_token: None,
         }
+    }
+
+    /// Also accept `token` (compared in constant time) on the metrics endpoint.
+    pub fn with_metrics_token(mut self, token: Option<gateways::Secret>) -> TokenKeys {
+        self.metrics_token = token;
+        self
     }
 
     pub fn policy(&self) -> &TokenPolicy {
@@ -354,6 +363,23 @@ pub fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Principal, 
     keys.verify(bearer_token(headers)?)
 }
 
+/// May this request read the metrics? Yes with the configured metrics token, or with an admin
+/// token. Without a bearer token at all it is `MissingToken`; with a user token, `Forbidden`.
+pub fn authorize_metrics(headers: &HeaderMap, keys: &TokenKeys) -> Result<(), AuthError> {
+    if let Some(expected) = &keys.metrics_token {
+        let presented = bearer_token(headers)?;
+        if constant_time_equal(presented.as_bytes(), expected.expose().as_bytes()) {
+            return Ok(());
+        }
+    }
+    let principal = authenticate(headers, keys)?;
+    if principal.is_admin() {
+        Ok(())
+    } else {
+        Err(AuthError::Forbidden)
+    }
+}
+
 /// The token of a single `Authorization: Bearer <token>` header, unverified.
 fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
@@ -374,6 +400,17 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
         return Err(AuthError::MalformedHeader);
     }
     Ok(token)
+}
+
+/// Compares without stopping at the first difference, so the time taken does not tell an
+/// attacker how much of a guess was right. (The length is not hidden; it is no secret.)
+fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
+    left.len() == right.len()
+        && left
+            .iter()
+            .zip(right)
+            .fold(0_u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
 }
 
 /// Where the development secret is kept in `data_dir`.

@@ -78,6 +78,8 @@ pub struct Settings {
     pub jwt_secret: Option<Secret>,
     /// Lifetime bound, issuer and audience every token must satisfy.
     pub token_policy: TokenPolicy,
+    /// A static bearer token that may read `/metrics` (admin tokens may too).
+    pub metrics_token: Option<Secret>,
     /// Whether the in-process sandbox gateway is configured (`PAYMENT_PROVIDER` unset or
     /// `sandbox`): no real money moves and anyone who reaches it can mark an order paid.
     pub sandbox: bool,
@@ -199,6 +201,16 @@ impl Settings {
         }
 
         let text = |variable: &str| non_empty(variable).map(|value| value.trim().to_owned());
+        let metrics_token = match text("PAYLEDGER_METRICS_TOKEN") {
+            Some(token) if token.len() < MIN_JWT_SECRET_BYTES => {
+                problems.push(InvalidVariable {
+                    variable: "PAYLEDGER_METRICS_TOKEN",
+                    reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long"),
+                });
+                None
+            }
+            other => other.map(Secret::new),
+        };
         let issuer = text("PAYLEDGER_JWT_ISSUER");
         let audience = text("PAYLEDGER_JWT_AUDIENCE");
 
@@ -253,6 +265,7 @@ impl Settings {
                     public_url,
                     jwt_secret,
                     token_policy,
+                    metrics_token,
                     sandbox,
                     reconciler,
                 })
@@ -483,6 +496,18 @@ mod tests {
                 .to_string();
             assert!(text.contains("PAYLEDGER_JWT_MAX_TTL_SECS"), "{text}");
         }
+    }
+
+    #[test]
+    fn the_metrics_token_is_optional_and_long_when_given() {
+        assert!(settings(&[]).unwrap().metrics_token.is_none());
+        let chosen = settings(&[("PAYLEDGER_METRICS_TOKEN", &"m".repeat(40))]).unwrap();
+        assert_eq!(chosen.metrics_token.unwrap().expose(), "m".repeat(40));
+        let text = settings(&[("PAYLEDGER_METRICS_TOKEN", "short")])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("PAYLEDGER_METRICS_TOKEN"), "{text}");
+        assert!(!text.contains("short"), "a secret leaked into {text}");
     }
 
     #[test]

@@ -87,7 +87,10 @@ async fn main() -> anyhow::Result<ExitCode> {
 /// The configured secret, or the development one kept in the data directory (which the
 /// settings allow only with the sandbox gateway).
 fn token_keys(settings: &Settings) -> anyhow::Result<(TokenKeys, bool)> {
-    let keys = |secret: &[u8]| TokenKeys::with_policy(secret, settings.token_policy.clone());
+    let keys = |secret: &[u8]| {
+        TokenKeys::with_policy(secret, settings.token_policy.clone())
+            .with_metrics_token(settings.metrics_token.clone())
+    };
     match &settings.jwt_secret {
         Some(secret) => Ok((keys(secret.expose().as_bytes()), false)),
         None => {

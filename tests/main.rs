@@ -7,6 +7,7 @@ mod binary;
 mod crash;
 mod helpers;
 mod hostile;
+mod metrics_access;
 mod processes;
 mod projections;
 mod reconciler;
