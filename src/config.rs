@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::auth::{TokenPolicy, TOKEN_LIFETIME_SECONDS_MAX_DEFAULT};
 use crate::process::reconciler::{ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE};
+use crate::server::ServeLimits;
 
 /// The default listen address: loopback only, so a bare `cargo run` exposes nothing.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -83,6 +84,8 @@ pub struct Settings {
     /// Whether the in-process sandbox gateway is configured (`PAYMENT_PROVIDER` unset or
     /// `sandbox`): no real money moves and anyone who reaches it can mark an order paid.
     pub sandbox: bool,
+    /// Timeouts and the connection limit of the HTTP server.
+    pub serve: ServeLimits,
     /// When and how often the background reconciler runs.
     pub reconciler: ReconcilerSettings,
 }
@@ -235,6 +238,28 @@ impl Settings {
             "PAYLEDGER_JWT_MAX_TTL_SECS",
             Duration::from_secs(TOKEN_LIFETIME_SECONDS_MAX_DEFAULT),
         );
+        let defaults = ServeLimits::default();
+        let mut serve = ServeLimits {
+            header_read_timeout: seconds(
+                "PAYLEDGER_HEADER_READ_TIMEOUT_SECS",
+                defaults.header_read_timeout,
+            ),
+            body_read_timeout: seconds(
+                "PAYLEDGER_BODY_READ_TIMEOUT_SECS",
+                defaults.body_read_timeout,
+            ),
+            connections_max: defaults.connections_max,
+        };
+        match non_empty("PAYLEDGER_MAX_CONNECTIONS").map(|text| text.trim().parse::<usize>()) {
+            None => {}
+            Some(Ok(count)) if (1..=CONNECTIONS_MAX_LIMIT).contains(&count) => {
+                serve.connections_max = count;
+            }
+            Some(_) => problems.push(InvalidVariable {
+                variable: "PAYLEDGER_MAX_CONNECTIONS",
+                reason: format!("expected a whole number from 1 to {CONNECTIONS_MAX_LIMIT}"),
+            }),
+        }
         let token_policy = match chrono::Duration::from_std(lifetime_max) {
             Ok(lifetime_max)
                 if lifetime_max <= chrono::Duration::days(TOKEN_LIFETIME_DAYS_LIMIT) =>
@@ -267,6 +292,7 @@ impl Settings {
                     token_policy,
                     metrics_token,
                     sandbox,
+                    serve,
                     reconciler,
                 })
             }
@@ -293,6 +319,9 @@ pub fn load_dotenv(path: &std::path::Path) -> Result<(), ConfigError> {
         }])),
     }
 }
+
+/// The most `PAYLEDGER_MAX_CONNECTIONS` may be: far beyond what one process should hold.
+const CONNECTIONS_MAX_LIMIT: usize = 1_000_000;
 
 /// The longest token lifetime `PAYLEDGER_JWT_MAX_TTL_SECS` may allow.
 const TOKEN_LIFETIME_DAYS_LIMIT: i64 = 365;
@@ -508,6 +537,37 @@ mod tests {
             .to_string();
         assert!(text.contains("PAYLEDGER_METRICS_TOKEN"), "{text}");
         assert!(!text.contains("short"), "a secret leaked into {text}");
+    }
+
+    #[test]
+    fn server_limits_come_from_the_environment() {
+        let defaults = settings(&[]).unwrap().serve;
+        assert_eq!(defaults, ServeLimits::default());
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        let chosen = settings(&[
+            ("PAYLEDGER_HEADER_READ_TIMEOUT_SECS", "3"),
+            ("PAYLEDGER_BODY_READ_TIMEOUT_SECS", "4"),
+            ("PAYLEDGER_MAX_CONNECTIONS", "16"),
+        ])
+        .unwrap()
+        .serve;
+        assert_eq!(chosen.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(chosen.body_read_timeout, Duration::from_secs(4));
+        assert_eq!(chosen.connections_max, 16);
+        let text = settings(&[
+            ("PAYLEDGER_MAX_CONNECTIONS", "0"),
+            ("PAYLEDGER_HEADER_READ_TIMEOUT_SECS", "soon"),
+            ("PAYLEDGER_BODY_READ_TIMEOUT_SECS", "-1"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for variable in [
+            "PAYLEDGER_MAX_CONNECTIONS",
+            "PAYLEDGER_HEADER_READ_TIMEOUT_SECS",
+            "PAYLEDGER_BODY_READ_TIMEOUT_SECS",
+        ] {
+            assert!(text.contains(variable), "{text}");
+        }
     }
 
     #[test]

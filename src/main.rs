@@ -169,7 +169,9 @@ async fn serve(
         );
     }
     service.spawn_reconciler(settings.reconciler);
-    service.serve(listener, shutdown_signal()).await?;
+    service
+        .serve_with(listener, shutdown_signal(), settings.serve)
+        .await?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod processes;
 mod projections;
 mod reconciler;
 mod reliability;
+mod slow_clients;
 mod store;
 mod webhook_gaps;
 mod webhooks;
