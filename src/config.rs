@@ -307,6 +307,34 @@ impl Settings {
     }
 }
 
+/// How the service writes its logs (`PAYLEDGER_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// Reads `PAYLEDGER_LOG_FORMAT`. Logging starts before the other settings are read, so
+    /// that their problems can be logged; hence this reads the one variable on its own.
+    pub fn from_env() -> Result<Self, InvalidVariable> {
+        Self::parse(std::env::var("PAYLEDGER_LOG_FORMAT").ok().as_deref())
+    }
+
+    pub fn parse(value: Option<&str>) -> Result<Self, InvalidVariable> {
+        match value.map(str::trim) {
+            None | Some("" | "text") => Ok(Self::Text),
+            Some("json") => Ok(Self::Json),
+            Some(_) => Err(InvalidVariable {
+                variable: "PAYLEDGER_LOG_FORMAT",
+                reason: "expected `text` or `json`".to_owned(),
+            }),
+        }
+    }
+}
+
 /// Reads `path` (a `.env` file) into the environment when it exists. A variable already set in
 /// the environment is never overridden: the file only fills in what is missing.
 pub fn load_dotenv(path: &std::path::Path) -> Result<(), ConfigError> {
@@ -568,6 +596,14 @@ mod tests {
         ] {
             assert!(text.contains(variable), "{text}");
         }
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        assert_eq!(LogFormat::parse(None), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::parse(Some("json")), Ok(LogFormat::Json));
+        assert_eq!(LogFormat::parse(Some("text")), Ok(LogFormat::Text));
+        assert!(LogFormat::parse(Some("xml")).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use gateways::pingpp::keys;
 use gateways::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
 use payledger::auth::{self, Role, TokenKeys};
 use payledger::cli::{Cli, Command, WebhookCommand};
-use payledger::config::{self, ConfigError, Secret, Settings};
+use payledger::config::{self, ConfigError, LogFormat, Secret, Settings};
 use payledger::limits::OrderLimits;
 use payledger::server::Service;
 use payledger::store::{self, Store};
@@ -25,12 +25,7 @@ const DEMO_USER: &str = "demo-user";
 async fn main() -> anyhow::Result<ExitCode> {
     // Before anything reads the environment; variables already set always win over the file.
     config::load_dotenv(std::path::Path::new(".env"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
+    init_logging()?;
 
     let cli = Cli::parse();
     match &cli.command {
@@ -172,6 +167,7 @@ async fn serve(
     service
         .serve_with(listener, shutdown_signal(), settings.serve)
         .await?;
+    tracing::info!("payledger stopped");
     Ok(())
 }
 
@@ -221,8 +217,13 @@ fn announce_development_mode(settings: &Settings, generated_sandbox_key: Option<
         ));
     }
     banner.push("==================================================================".to_owned());
+    // Standard error is where an operator looks first, unless it carries JSON lines that a
+    // banner would break: then standard output, next to the demo token.
     for line in banner {
-        eprintln!("{line}");
+        match LogFormat::from_env() {
+            Ok(LogFormat::Json) => println!("{line}"),
+            _ => eprintln!("{line}"),
+        }
     }
 }
 
@@ -352,8 +353,48 @@ async fn run_sandbox(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+/// Completes on Ctrl-C (SIGINT) or SIGTERM, the signal service managers and container
+/// runtimes send; the server then drains the requests in flight and exits 0. The handlers are
+/// installed here, before serving starts, so that a signal arriving early is not fatal.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        let name = match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            },
+            (Ok(mut interrupt), Err(_)) => {
+                interrupt.recv().await;
+                "SIGINT"
+            }
+            (Err(_), Ok(mut terminate)) => {
+                terminate.recv().await;
+                "SIGTERM"
+            }
+            (Err(_), Err(_)) => std::future::pending::<&str>().await,
+        };
+        tracing::info!(signal = name, "shutdown signal received");
     }
+}
+
+/// Logs go to standard error, as JSON lines with `PAYLEDGER_LOG_FORMAT=json`, and carry colour
+/// only when standard error is a terminal (a log file or collector gets plain text).
+fn init_logging() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+
+    let format = LogFormat::from_env().map_err(|problem| ConfigError(vec![problem]))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+    Ok(())
 }

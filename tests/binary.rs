@@ -1,4 +1,5 @@
-//! The real binary: development mode and its sandbox key, and the `token` command.
+//! The real binary: development mode and its sandbox key, the `token` command, SIGTERM and log
+//! output.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -8,9 +9,12 @@ use std::time::{Duration, Instant};
 use gateways::pingpp::keys;
 use payledger::auth::{Role, TokenKeys};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 use crate::app::sandbox_key;
+use crate::slow_clients::read_until_closed;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_payledger");
 
@@ -84,6 +88,31 @@ impl Binary {
 
     fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
+    }
+
+    fn terminate(&self) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    async fn wait(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the server did not exit after SIGTERM: {}", self.stderr());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -211,4 +240,58 @@ async fn the_token_command_uses_the_servers_secret_or_says_where_it_looked() {
         StatusCode::OK,
         "a token from the CLI is refused by the server"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_request_in_flight_then_exits_zero_saying_so() {
+    let mut server = Binary::start(&[]).await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    // A request in flight: headers sent, body not yet complete.
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(b"POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.write_all(b"}").await.unwrap();
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 401"),
+        "the request in flight was dropped: {answer}"
+    );
+    let status = server.wait().await;
+    let stderr = server.stderr();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    assert!(stderr.contains("draining"), "{stderr}");
+    assert!(stderr.contains("payledger stopped"), "{stderr}");
+    // Not a terminal: no colour escapes.
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    // The development banner and the sandbox key, on standard error.
+    assert!(stderr.contains("DEVELOPMENT MODE"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let mut server = Binary::start(&[("PAYLEDGER_LOG_FORMAT", "json")]).await;
+    server.terminate();
+    assert_eq!(server.wait().await.code(), Some(0));
+    let stderr = server.stderr();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    for line in lines {
+        let object: Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}"));
+        assert!(
+            object["level"].is_string() && object["fields"].is_object(),
+            "{line}"
+        );
+    }
+    assert!(server.stdout().contains("DEVELOPMENT MODE"));
 }
