@@ -348,6 +348,63 @@ pub fn load_dotenv(path: &std::path::Path) -> Result<(), ConfigError> {
     }
 }
 
+/// Creates the data directory (and its parents) readable only by its owner, before the store
+/// opens: it holds the embedded database and the development secrets. A directory that already
+/// exists keeps its mode (it may be shared on purpose), with a warning when others can read it.
+pub fn create_data_dir(data_dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+    if !data_dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)?;
+    }
+    let mode = std::fs::metadata(data_dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            path = %data_dir.display(),
+            mode = format!("{:o}", mode & 0o777),
+            "the data directory can be read by other users; chmod 700 it"
+        );
+    }
+    Ok(())
+}
+
+/// Makes the embedded database's files (the database, its write-ahead log and shared memory)
+/// readable and writable by their owner only. Nothing to do for PostgreSQL.
+pub fn restrict_sqlite_files(database: &DatabaseUrl) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let DatabaseUrl::Sqlite(url) = database else {
+        return Ok(());
+    };
+    let Some(path) = sqlite_path(url) else {
+        return Ok(());
+    };
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.clone().into_os_string();
+        file.push(suffix);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// The file of an SQLite URL (`sqlite://path?options` or `sqlite:path`); None in memory.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
 /// The most `PAYLEDGER_MAX_CONNECTIONS` may be: far beyond what one process should hold.
 const CONNECTIONS_MAX_LIMIT: usize = 1_000_000;
 
@@ -630,5 +687,37 @@ mod tests {
         assert_eq!(kept.unwrap(), "from-environment");
         assert_eq!(filled.unwrap(), "from-file");
         assert!(broken.is_err());
+    }
+
+    #[test]
+    fn the_data_directory_is_created_owner_only_and_sqlite_files_are_restricted() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let root = std::env::temp_dir().join(format!("payledger-mode-{}", uuid::Uuid::new_v4()));
+        let data_dir = root.join("nested").join("data");
+        create_data_dir(&data_dir).unwrap();
+        let dir_mode = std::fs::metadata(&data_dir).unwrap().permissions().mode() & 0o777;
+        let database = DatabaseUrl::sqlite_in(&data_dir);
+        let file = data_dir.join(SQLITE_FILE_NAME);
+        std::fs::write(&file, b"").unwrap();
+        std::fs::write(data_dir.join(format!("{SQLITE_FILE_NAME}-wal")), b"").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        restrict_sqlite_files(&database).unwrap();
+        let file_mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        let wal_mode = std::fs::metadata(data_dir.join(format!("{SQLITE_FILE_NAME}-wal")))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(dir_mode, 0o700);
+        assert_eq!(file_mode, 0o600);
+        assert_eq!(wal_mode, 0o600);
+        assert!(restrict_sqlite_files(&DatabaseUrl::parse("postgres://u@h/db").unwrap()).is_ok());
+        assert_eq!(
+            sqlite_path("sqlite://d/x.db?mode=rwc"),
+            Some(PathBuf::from("d/x.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
 }

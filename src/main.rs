@@ -58,8 +58,11 @@ async fn main() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
+    // Before the store opens, so an embedded database is created inside an owner-only folder.
+    config::create_data_dir(&settings.data_dir)?;
     let (tokens, generated) = token_keys(&settings)?;
     let store = Store::connect(&settings.database).await?;
+    config::restrict_sqlite_files(&settings.database)?;
     store::migrate(&store).await?;
 
     match cli.command.unwrap_or(Command::Serve) {

@@ -1,5 +1,5 @@
-//! The real binary: development mode and its sandbox key, the `token` command, SIGTERM and log
-//! output.
+//! The real binary: development mode and its sandbox key, the `token` command, SIGTERM, log
+//! output and the data directory's permissions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -194,6 +194,8 @@ async fn the_in_process_sandbox_api_needs_the_key_printed_at_start_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_command_uses_the_servers_secret_or_says_where_it_looked() {
+    use std::os::unix::fs::PermissionsExt;
+
     let elsewhere = Binary::scratch();
     let output = Binary::command(&elsewhere, &[])
         .args(["token", "--user", "alice"])
@@ -219,6 +221,13 @@ async fn the_token_command_uses_the_servers_secret_or_says_where_it_looked() {
     std::fs::remove_dir_all(&elsewhere).unwrap();
 
     let server = Binary::start(&[]).await;
+    let data = server.dir.join("data");
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let database = std::fs::metadata(data.join("payledger.db")).unwrap();
+    assert_eq!(database.permissions().mode() & 0o777, 0o600);
     let output = Binary::command(&server.dir, &[])
         .args(["token", "--user", "alice"])
         .output()
