@@ -32,6 +32,9 @@ const SUBJECT_LENGTH_MAX: usize = 64;
 /// Longest lifetime a token may be issued with from the CLI.
 const TTL_DAYS_MAX: i64 = 365;
 
+/// Longest lifetime (`exp - iat`) a token may have when none is configured.
+pub const TOKEN_LIFETIME_SECONDS_MAX_DEFAULT: u64 = 24 * 60 * 60;
+
 /// Shortest secret accepted from the development secret file: HS256 wants at least 256 bits.
 const DEV_SECRET_LENGTH_MIN: usize = 32;
 
@@ -46,13 +49,47 @@ pub enum Role {
     Admin,
 }
 
-/// The claims inside a token. `exp` and `iat` are seconds since the Unix epoch.
+/// The claims inside a token. `exp`, `iat` and `nbf` are seconds since the Unix epoch.
+///
+/// `iat` is required: without it a token's lifetime cannot be bounded, so such a token is
+/// refused rather than judged by its expiry alone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub role: Role,
     pub exp: i64,
     pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// A string or a list of strings, as RFC 7519 allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
+}
+
+/// What a token must satisfy beyond its signature, set from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// The longest `exp - iat` accepted, and the longest lifetime `issue` grants.
+    pub lifetime_max: Duration,
+    /// When set, tokens must carry this `iss`, and issued tokens carry it.
+    pub issuer: Option<String>,
+    /// When set, tokens must name this audience in `aud`, and issued tokens carry it. When
+    /// unset, a token that names any audience is refused: it was meant for someone else.
+    pub audience: Option<String>,
+}
+
+impl Default for TokenPolicy {
+    fn default() -> Self {
+        Self {
+            lifetime_max: Duration::seconds(
+                i64::try_from(TOKEN_LIFETIME_SECONDS_MAX_DEFAULT).unwrap_or(i64::MAX),
+            ),
+            issuer: None,
+            audience: None,
+        }
+    }
 }
 
 /// The authenticated caller. Only `TokenKeys::verify` builds one from a request, so holding a
@@ -76,6 +113,9 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    policy: TokenPolicy,
+    /// A static bearer token that may read the metrics, besides admin tokens.
+    metrics_token: Option<gateways::Secret>,
 }
 
 impl fmt::Debug for TokenKeys {
@@ -89,24 +129,51 @@ impl fmt::Debug for TokenKeys {
 }
 
 impl TokenKeys {
+    /// Keys with the default policy: lifetimes up to 24 hours, no issuer or audience.
     pub fn from_secret(secret: &[u8]) -> TokenKeys {
+        Self::with_policy(secret, TokenPolicy::default())
+    }
+
+    pub fn with_policy(secret: &[u8], policy: TokenPolicy) -> TokenKeys {
         // Only HS256 is listed, so a token whose header names any other algorithm (or "none",
         // which the library cannot even parse) is refused before its signature is looked at.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = EXPIRY_LEEWAY_SECONDS;
         validation.validate_exp = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &policy.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        if let Some(audience) = &policy.audience {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            policy,
+            metrics_token: None,
         }
+    }
+
+    /// Also accept `token` (compared in constant time) on the metrics endpoint.
+    pub fn with_metrics_token(mut self, token: Option<gateways::Secret>) -> TokenKeys {
+        self.metrics_token = token;
+        self
+    }
+
+    pub fn policy(&self) -> &TokenPolicy {
+        &self.policy
     }
 
     /// Issue a token for `user_id` with `role`, valid from `now` for `ttl`.
     ///
-    /// Refuses a user id that `verify` would reject and a non-positive `ttl`, so that every
-    /// token we hand out can actually be used.
+    /// Refuses a user id that `verify` would reject, and a `ttl` that is not positive or is
+    /// longer than the policy allows, so that every token we hand out can actually be used.
     pub fn issue(
         &self,
         user_id: &str,
@@ -118,7 +185,7 @@ impl TokenKeys {
             return Err(AuthError::InvalidSubject);
         }
         let ttl_seconds = ttl.num_seconds();
-        if ttl_seconds <= 0 {
+        if ttl_seconds <= 0 || ttl > self.policy.lifetime_max {
             return Err(AuthError::InvalidTtl(format!("{ttl_seconds}s")));
         }
         let iat = now.timestamp();
@@ -130,23 +197,46 @@ impl TokenKeys {
             role,
             exp,
             iat,
+            nbf: None,
+            iss: self.policy.issuer.clone(),
+            aud: self.policy.audience.clone().map(serde_json::Value::String),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|error| AuthError::Issue(error.to_string()))
     }
 
-    /// Check the signature, the algorithm, the expiry and the subject, and name the caller.
+    /// Check the signature, the algorithm, the header, the validity window (`nbf`, `iat`,
+    /// `exp`), the lifetime, the issuer and audience when configured, and the subject, and name
+    /// the caller.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_at(token, Utc::now())
+    }
+
+    /// `verify` with the clock passed in for the checks this module makes itself (`iat` and
+    /// the lifetime); the library checks `exp` and `nbf` against the system clock.
+    pub fn verify_at(&self, token: &str, now: DateTime<Utc>) -> Result<Principal, AuthError> {
         if token.is_empty() || token.len() > TOKEN_LENGTH_MAX {
             return Err(AuthError::InvalidToken);
         }
+        refuse_critical_extensions(token)?;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| match error.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+                ErrorKind::InvalidAudience => AuthError::WrongAudience,
                 // The library's detail can quote parts of the token; keep it out of our error.
                 _ => AuthError::InvalidToken,
             })?;
         let claims = data.claims;
+        let leeway = i64::try_from(EXPIRY_LEEWAY_SECONDS).unwrap_or(0);
+        // Issued in the future: the lifetime bound below would mean nothing.
+        if claims.iat > now.timestamp().saturating_add(leeway) {
+            return Err(AuthError::NotYetValid);
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.policy.lifetime_max.num_seconds() {
+            return Err(AuthError::LifetimeTooLong);
+        }
         if !is_valid_subject(&claims.sub) {
             return Err(AuthError::InvalidSubject);
         }
@@ -155,6 +245,25 @@ impl TokenKeys {
             role: claims.role,
         })
     }
+}
+
+/// Refuses a token whose header lists critical extensions (`crit`, RFC 7515 section 4.1.11):
+/// we understand none, and a recipient that does not understand one must refuse the token. The
+/// library would silently ignore the field.
+fn refuse_critical_extensions(token: &str) -> Result<(), AuthError> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    let header_b64 = token.split('.').next().ok_or(AuthError::InvalidToken)?;
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| AuthError::InvalidToken)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header_json).map_err(|_| AuthError::InvalidToken)?;
+    if header.contains_key("crit") {
+        return Err(AuthError::CriticalExtension);
+    }
+    Ok(())
 }
 
 /// A user id is 1 to 64 characters of ASCII letters, digits and `_ . @ -`: enough for ids and
@@ -179,13 +288,23 @@ pub enum AuthError {
     InvalidToken,
     #[error("the bearer token has expired")]
     Expired,
+    #[error("the bearer token is not valid yet")]
+    NotYetValid,
+    #[error("the bearer token's lifetime is longer than this service accepts")]
+    LifetimeTooLong,
+    #[error("the bearer token's header lists critical extensions this service does not support")]
+    CriticalExtension,
+    #[error("the bearer token was not issued by the expected issuer")]
+    WrongIssuer,
+    #[error("the bearer token is not meant for this service")]
+    WrongAudience,
     #[error("the token subject is not a valid user id")]
     InvalidSubject,
     #[error("the caller's role does not allow this action")]
     Forbidden,
     #[error("could not issue a token: {0}")]
     Issue(String),
-    #[error("invalid ttl {0:?}: expected a positive whole number followed by s, m, h or d, at most 365d")]
+    #[error("invalid ttl {0:?}: expected a positive whole number followed by s, m, h or d, at most 365d and at most the token lifetime allowed (PAYLEDGER_JWT_MAX_TTL_SECS)")]
     InvalidTtl(String),
 }
 
@@ -197,6 +316,11 @@ impl AuthError {
             Self::MalformedHeader => "auth.malformed_header",
             Self::InvalidToken => "auth.invalid_token",
             Self::Expired => "auth.expired",
+            Self::NotYetValid => "auth.not_yet_valid",
+            Self::LifetimeTooLong => "auth.lifetime_too_long",
+            Self::CriticalExtension => "auth.critical_extension",
+            Self::WrongIssuer => "auth.wrong_issuer",
+            Self::WrongAudience => "auth.wrong_audience",
             Self::InvalidSubject => "auth.invalid_subject",
             Self::Forbidden => "auth.forbidden",
             Self::Issue(_) => "auth.issue_failed",
@@ -236,6 +360,28 @@ pub fn parse_ttl(text: &str) -> Result<Duration, AuthError> {
 /// The scheme name is matched case-insensitively, as HTTP requires. More than one
 /// `Authorization` header is refused rather than guessing which one counts.
 pub fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Principal, AuthError> {
+    keys.verify(bearer_token(headers)?)
+}
+
+/// May this request read the metrics? Yes with the configured metrics token, or with an admin
+/// token. Without a bearer token at all it is `MissingToken`; with a user token, `Forbidden`.
+pub fn authorize_metrics(headers: &HeaderMap, keys: &TokenKeys) -> Result<(), AuthError> {
+    if let Some(expected) = &keys.metrics_token {
+        let presented = bearer_token(headers)?;
+        if constant_time_equal(presented.as_bytes(), expected.expose().as_bytes()) {
+            return Ok(());
+        }
+    }
+    let principal = authenticate(headers, keys)?;
+    if principal.is_admin() {
+        Ok(())
+    } else {
+        Err(AuthError::Forbidden)
+    }
+}
+
+/// The token of a single `Authorization: Bearer <token>` header, unverified.
+fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = values.next().ok_or(AuthError::MissingToken)?;
     if values.next().is_some() {
@@ -253,7 +399,28 @@ pub fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Principal, 
     if token.is_empty() || token.contains(char::is_whitespace) {
         return Err(AuthError::MalformedHeader);
     }
-    keys.verify(token)
+    Ok(token)
+}
+
+/// Compares without stopping at the first difference, so the time taken does not tell an
+/// attacker how much of a guess was right. (The length is not hidden; it is no secret.)
+fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
+    left.len() == right.len()
+        && left
+            .iter()
+            .zip(right)
+            .fold(0_u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
+}
+
+/// Where the development secret is kept in `data_dir`.
+pub fn dev_secret_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join(DEV_SECRET_FILE_NAME)
+}
+
+/// The development secret if one was already created in `data_dir`; never creates one.
+pub fn load_dev_secret(data_dir: &Path) -> io::Result<Vec<u8>> {
+    read_dev_secret(&dev_secret_path(data_dir))
 }
 
 /// The development secret: used when no secret is configured, and kept in `data_dir` so that
@@ -263,7 +430,13 @@ pub fn authenticate(headers: &HeaderMap, keys: &TokenKeys) -> Result<Principal, 
 /// 32 bytes must remain). Otherwise creates `data_dir` if needed and writes 32 fresh random bytes,
 /// hex-encoded, to a new file readable only by its owner. Returns the secret as stored in the file.
 pub fn load_or_create_dev_secret(data_dir: &Path) -> io::Result<Vec<u8>> {
-    let path = data_dir.join(DEV_SECRET_FILE_NAME);
+    load_or_create_secret_file(data_dir, DEV_SECRET_FILE_NAME)
+}
+
+/// A secret kept in the file `name` of `data_dir`, created as `load_or_create_dev_secret`
+/// describes: 64 random hexadecimal digits, readable only by the owner.
+pub fn load_or_create_secret_file(data_dir: &Path, name: &str) -> io::Result<Vec<u8>> {
+    let path = data_dir.join(name);
     match read_dev_secret(&path) {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         other => return other,
@@ -369,6 +542,9 @@ mod tests {
             role: Role::User,
             exp: now + 3600,
             iat: now,
+            nbf: None,
+            iss: None,
+            aud: None,
         }
     }
 
@@ -761,6 +937,11 @@ mod tests {
             (AuthError::MalformedHeader, "auth.malformed_header"),
             (AuthError::InvalidToken, "auth.invalid_token"),
             (AuthError::Expired, "auth.expired"),
+            (AuthError::NotYetValid, "auth.not_yet_valid"),
+            (AuthError::LifetimeTooLong, "auth.lifetime_too_long"),
+            (AuthError::CriticalExtension, "auth.critical_extension"),
+            (AuthError::WrongIssuer, "auth.wrong_issuer"),
+            (AuthError::WrongAudience, "auth.wrong_audience"),
             (AuthError::InvalidSubject, "auth.invalid_subject"),
             (AuthError::Forbidden, "auth.forbidden"),
             (AuthError::Issue(String::new()), "auth.issue_failed"),
@@ -776,6 +957,11 @@ mod tests {
                 | AuthError::MalformedHeader
                 | AuthError::InvalidToken
                 | AuthError::Expired
+                | AuthError::NotYetValid
+                | AuthError::LifetimeTooLong
+                | AuthError::CriticalExtension
+                | AuthError::WrongIssuer
+                | AuthError::WrongAudience
                 | AuthError::InvalidSubject
                 | AuthError::Forbidden
                 | AuthError::Issue(_)
@@ -804,5 +990,183 @@ mod tests {
                 assert!(!text.contains(part), "{text}");
             }
         }
+    }
+
+    /// Signs `claims` under a hand-written header, so tests can put in it what the library's
+    /// `Header` cannot express.
+    fn sign_with_header(header: &serde_json::Value, claims: &serde_json::Value) -> String {
+        let message = format!(
+            "{}.{}",
+            base64_url(&serde_json::to_vec(header).unwrap()),
+            base64_url(&serde_json::to_vec(claims).unwrap())
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            message.as_bytes(),
+            &EncodingKey::from_secret(SECRET),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{message}.{signature}")
+    }
+
+    fn claims_json(extra: serde_json::Value) -> serde_json::Value {
+        let now = Utc::now().timestamp();
+        let mut claims =
+            serde_json::json!({ "sub": "alice", "role": "user", "exp": now + 600, "iat": now });
+        for (key, value) in extra.as_object().unwrap() {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(key);
+            } else {
+                claims[key] = value.clone();
+            }
+        }
+        claims
+    }
+
+    fn signed(extra: serde_json::Value) -> String {
+        sign_with_header(
+            &serde_json::json!({ "alg": "HS256", "typ": "JWT" }),
+            &claims_json(extra),
+        )
+    }
+
+    #[test]
+    fn a_token_not_valid_before_a_future_time_is_refused_until_then() {
+        let now = Utc::now().timestamp();
+        let keys = keys();
+        assert_eq!(
+            keys.verify(&signed(serde_json::json!({ "nbf": now + 600 }))),
+            Err(AuthError::NotYetValid)
+        );
+        assert!(keys
+            .verify(&signed(serde_json::json!({ "nbf": now - 5 })))
+            .is_ok());
+        assert_eq!(AuthError::NotYetValid.code(), "auth.not_yet_valid");
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused() {
+        let now = Utc::now().timestamp();
+        let token = signed(serde_json::json!({ "iat": now + 3600, "exp": now + 7200 }));
+        assert_eq!(keys().verify(&token), Err(AuthError::NotYetValid));
+    }
+
+    #[test]
+    fn a_token_with_critical_header_extensions_is_refused() {
+        for crit in [
+            serde_json::json!(["exp"]),
+            serde_json::json!(["b64"]),
+            serde_json::json!([]),
+        ] {
+            let token = sign_with_header(
+                &serde_json::json!({ "alg": "HS256", "typ": "JWT", "crit": crit, "b64": true }),
+                &claims_json(serde_json::json!({})),
+            );
+            assert_eq!(
+                keys().verify(&token),
+                Err(AuthError::CriticalExtension),
+                "{crit}"
+            );
+        }
+        // The same claims under a plain header are fine: the refusal is for `crit` alone.
+        assert!(keys().verify(&signed(serde_json::json!({}))).is_ok());
+    }
+
+    #[test]
+    fn a_token_living_longer_than_the_maximum_is_refused() {
+        let now = Utc::now().timestamp();
+        let keys = keys();
+        let day = 24 * 60 * 60;
+        assert_eq!(
+            keys.verify(&signed(serde_json::json!({ "exp": now + day + 60 }))),
+            Err(AuthError::LifetimeTooLong)
+        );
+        assert!(keys
+            .verify(&signed(serde_json::json!({ "exp": now + day })))
+            .is_ok());
+        // Ten years, issued an hour ago: still refused.
+        let token = signed(serde_json::json!({ "iat": now - 3600, "exp": now + 10 * 365 * day }));
+        assert_eq!(keys.verify(&token), Err(AuthError::LifetimeTooLong));
+
+        let short = TokenKeys::with_policy(
+            SECRET,
+            TokenPolicy {
+                lifetime_max: Duration::minutes(5),
+                ..TokenPolicy::default()
+            },
+        );
+        assert_eq!(
+            short.verify(&signed(serde_json::json!({}))),
+            Err(AuthError::LifetimeTooLong)
+        );
+        assert_eq!(
+            short
+                .issue("alice", Role::User, Duration::minutes(6), Utc::now())
+                .map_err(|error| error.code()),
+            Err("auth.invalid_ttl")
+        );
+        let token = short
+            .issue("alice", Role::User, Duration::minutes(5), Utc::now())
+            .unwrap();
+        assert!(short.verify(&token).is_ok());
+    }
+
+    #[test]
+    fn a_token_without_an_issue_time_is_refused() {
+        let token = signed(serde_json::json!({ "iat": null }));
+        assert_eq!(keys().verify(&token), Err(AuthError::InvalidToken));
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        let keys = TokenKeys::with_policy(
+            SECRET,
+            TokenPolicy {
+                issuer: Some("https://id.example.com".to_owned()),
+                audience: Some("payledger".to_owned()),
+                ..TokenPolicy::default()
+            },
+        );
+        let issued = keys
+            .issue("alice", Role::User, Duration::hours(1), Utc::now())
+            .unwrap();
+        assert_eq!(keys.verify(&issued).unwrap().user_id, "alice");
+
+        let good =
+            serde_json::json!({ "iss": "https://id.example.com", "aud": ["other", "payledger"] });
+        assert!(keys.verify(&signed(good)).is_ok());
+        for (extra, expected) in [
+            (
+                serde_json::json!({ "aud": "payledger" }),
+                AuthError::InvalidToken,
+            ),
+            (
+                serde_json::json!({ "iss": "https://id.example.com" }),
+                AuthError::InvalidToken,
+            ),
+            (
+                serde_json::json!({ "iss": "https://evil.example.com", "aud": "payledger" }),
+                AuthError::WrongIssuer,
+            ),
+            (
+                serde_json::json!({ "iss": "https://id.example.com", "aud": "billing" }),
+                AuthError::WrongAudience,
+            ),
+        ] {
+            assert_eq!(
+                keys.verify(&signed(extra.clone())),
+                Err(expected),
+                "{extra}"
+            );
+        }
+        // Without a configured audience, a token meant for another audience is not ours.
+        assert_eq!(
+            TokenKeys::from_secret(SECRET).verify(&signed(serde_json::json!({ "aud": "billing" }))),
+            Err(AuthError::WrongAudience)
+        );
+        // Without a configured issuer, any issuer (or none) is accepted.
+        assert!(TokenKeys::from_secret(SECRET)
+            .verify(&signed(serde_json::json!({ "iss": "anyone" })))
+            .is_ok());
     }
 }

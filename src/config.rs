@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::{TokenPolicy, TOKEN_LIFETIME_SECONDS_MAX_DEFAULT};
 use crate::process::reconciler::{ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE};
+use crate::server::ServeLimits;
 
 /// The default listen address: loopback only, so a bare `cargo run` exposes nothing.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -72,8 +74,18 @@ pub struct Settings {
     pub database: DatabaseUrl,
     /// The base URL gateways call back (webhooks) and customers are sent to.
     pub public_url: String,
-    /// HS256 secret for bearer tokens; generated into the data directory when unset.
+    /// HS256 secret for bearer tokens; generated into the data directory when unset, which
+    /// only the sandbox gateway allows.
     pub jwt_secret: Option<Secret>,
+    /// Lifetime bound, issuer and audience every token must satisfy.
+    pub token_policy: TokenPolicy,
+    /// A static bearer token that may read `/metrics` (admin tokens may too).
+    pub metrics_token: Option<Secret>,
+    /// Whether the in-process sandbox gateway is configured (`PAYMENT_PROVIDER` unset or
+    /// `sandbox`): no real money moves and anyone who reaches it can mark an order paid.
+    pub sandbox: bool,
+    /// Timeouts and the connection limit of the HTTP server.
+    pub serve: ServeLimits,
     /// When and how often the background reconciler runs.
     pub reconciler: ReconcilerSettings,
 }
@@ -138,16 +150,72 @@ impl Settings {
             None => addr.map(|addr| format!("http://{addr}")),
         };
 
+        // Counted without surrounding whitespace: 31 spaces and an `x` are not a secret.
         let jwt_secret = match non_empty("PAYLEDGER_JWT_SECRET") {
-            Some(secret) if secret.len() < MIN_JWT_SECRET_BYTES => {
+            Some(secret) if secret.trim().len() < MIN_JWT_SECRET_BYTES => {
                 problems.push(InvalidVariable {
                     variable: "PAYLEDGER_JWT_SECRET",
+                    reason: format!(
+                        "must be at least {MIN_JWT_SECRET_BYTES} bytes long, not counting \
+                         surrounding whitespace"
+                    ),
+                });
+                None
+            }
+            other => other.map(Secret::new),
+        };
+
+        // Only whether it is the sandbox: the gateway's own settings are checked with it.
+        let sandbox = match non_empty("PAYMENT_PROVIDER") {
+            None => true,
+            Some(provider) => provider.trim() == "sandbox",
+        };
+        if !sandbox && non_empty("PAYLEDGER_JWT_SECRET").is_none() {
+            problems.push(InvalidVariable {
+                variable: "PAYLEDGER_JWT_SECRET",
+                reason: "required with a real payment gateway (PAYMENT_PROVIDER is not \
+                         `sandbox`): a development secret kept on disk must never guard real money"
+                    .to_owned(),
+            });
+        }
+        let allow_sandbox = match non_empty("PAYLEDGER_ALLOW_SANDBOX")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("0" | "false" | "no") => false,
+            Some("1" | "true" | "yes") => true,
+            Some(_) => {
+                problems.push(InvalidVariable {
+                    variable: "PAYLEDGER_ALLOW_SANDBOX",
+                    reason: "expected 1 or 0".to_owned(),
+                });
+                false
+            }
+        };
+        let exposed = addr.is_some_and(|addr| !addr.ip().is_loopback())
+            || public_url
+                .as_deref()
+                .is_some_and(|url| !url_is_loopback(url));
+        if sandbox && exposed && !allow_sandbox {
+            problems.push(InvalidVariable {
+                variable: "PAYLEDGER_ALLOW_SANDBOX",
+                reason: SANDBOX_EXPOSED.to_owned(),
+            });
+        }
+
+        let text = |variable: &str| non_empty(variable).map(|value| value.trim().to_owned());
+        let metrics_token = match text("PAYLEDGER_METRICS_TOKEN") {
+            Some(token) if token.len() < MIN_JWT_SECRET_BYTES => {
+                problems.push(InvalidVariable {
+                    variable: "PAYLEDGER_METRICS_TOKEN",
                     reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes long"),
                 });
                 None
             }
             other => other.map(Secret::new),
         };
+        let issuer = text("PAYLEDGER_JWT_ISSUER");
+        let audience = text("PAYLEDGER_JWT_AUDIENCE");
 
         let mut seconds = |variable: &'static str, default: Duration| match non_empty(variable)
             .map(|text| text.trim().parse::<u64>())
@@ -166,20 +234,207 @@ impl Settings {
             pending_age: seconds("PAYLEDGER_RECONCILE_AFTER_SECS", DEFAULT_PENDING_AGE),
             interval: seconds("PAYLEDGER_RECONCILE_INTERVAL_SECS", DEFAULT_INTERVAL),
         };
-
-        match (addr, database, public_url) {
-            (Some(addr), Some(database), Some(public_url)) if problems.is_empty() => Ok(Self {
-                addr,
-                data_dir,
-                database,
-                public_url,
-                jwt_secret,
-                reconciler,
+        let lifetime_max = seconds(
+            "PAYLEDGER_JWT_MAX_TTL_SECS",
+            Duration::from_secs(TOKEN_LIFETIME_SECONDS_MAX_DEFAULT),
+        );
+        let defaults = ServeLimits::default();
+        let mut serve = ServeLimits {
+            header_read_timeout: seconds(
+                "PAYLEDGER_HEADER_READ_TIMEOUT_SECS",
+                defaults.header_read_timeout,
+            ),
+            body_read_timeout: seconds(
+                "PAYLEDGER_BODY_READ_TIMEOUT_SECS",
+                defaults.body_read_timeout,
+            ),
+            connections_max: defaults.connections_max,
+        };
+        match non_empty("PAYLEDGER_MAX_CONNECTIONS").map(|text| text.trim().parse::<usize>()) {
+            None => {}
+            Some(Ok(count)) if (1..=CONNECTIONS_MAX_LIMIT).contains(&count) => {
+                serve.connections_max = count;
+            }
+            Some(_) => problems.push(InvalidVariable {
+                variable: "PAYLEDGER_MAX_CONNECTIONS",
+                reason: format!("expected a whole number from 1 to {CONNECTIONS_MAX_LIMIT}"),
             }),
+        }
+        let token_policy = match chrono::Duration::from_std(lifetime_max) {
+            Ok(lifetime_max)
+                if lifetime_max <= chrono::Duration::days(TOKEN_LIFETIME_DAYS_LIMIT) =>
+            {
+                Some(TokenPolicy {
+                    lifetime_max,
+                    issuer,
+                    audience,
+                })
+            }
+            _ => {
+                problems.push(InvalidVariable {
+                    variable: "PAYLEDGER_JWT_MAX_TTL_SECS",
+                    reason: format!("at most {TOKEN_LIFETIME_DAYS_LIMIT} days"),
+                });
+                None
+            }
+        };
+
+        match (addr, database, public_url, token_policy) {
+            (Some(addr), Some(database), Some(public_url), Some(token_policy))
+                if problems.is_empty() =>
+            {
+                Ok(Self {
+                    addr,
+                    data_dir,
+                    database,
+                    public_url,
+                    jwt_secret,
+                    token_policy,
+                    metrics_token,
+                    sandbox,
+                    serve,
+                    reconciler,
+                })
+            }
             _ => Err(ConfigError(problems)),
         }
     }
+
+    /// Development mode: the sandbox gateway, or a token secret generated on disk. Convenient
+    /// on a laptop, never what production runs; the server says so loudly at start-up.
+    pub fn development_mode(&self) -> bool {
+        self.sandbox || self.jwt_secret.is_none()
+    }
 }
+
+/// How the service writes its logs (`PAYLEDGER_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// Reads `PAYLEDGER_LOG_FORMAT`. Logging starts before the other settings are read, so
+    /// that their problems can be logged; hence this reads the one variable on its own.
+    pub fn from_env() -> Result<Self, InvalidVariable> {
+        Self::parse(std::env::var("PAYLEDGER_LOG_FORMAT").ok().as_deref())
+    }
+
+    pub fn parse(value: Option<&str>) -> Result<Self, InvalidVariable> {
+        match value.map(str::trim) {
+            None | Some("" | "text") => Ok(Self::Text),
+            Some("json") => Ok(Self::Json),
+            Some(_) => Err(InvalidVariable {
+                variable: "PAYLEDGER_LOG_FORMAT",
+                reason: "expected `text` or `json`".to_owned(),
+            }),
+        }
+    }
+}
+
+/// Reads `path` (a `.env` file) into the environment when it exists. A variable already set in
+/// the environment is never overridden: the file only fills in what is missing.
+pub fn load_dotenv(path: &std::path::Path) -> Result<(), ConfigError> {
+    match dotenvy::from_path(path) {
+        Ok(()) => Ok(()),
+        Err(dotenvy::Error::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(ConfigError(vec![InvalidVariable {
+            variable: "PAYLEDGER_DOTENV",
+            reason: format!("cannot read {}: {error}", path.display()),
+        }])),
+    }
+}
+
+/// Creates the data directory (and its parents) readable only by its owner, before the store
+/// opens: it holds the embedded database and the development secrets. A directory that already
+/// exists keeps its mode (it may be shared on purpose), with a warning when others can read it.
+pub fn create_data_dir(data_dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+    if !data_dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)?;
+    }
+    let mode = std::fs::metadata(data_dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            path = %data_dir.display(),
+            mode = format!("{:o}", mode & 0o777),
+            "the data directory can be read by other users; chmod 700 it"
+        );
+    }
+    Ok(())
+}
+
+/// Makes the embedded database's files (the database, its write-ahead log and shared memory)
+/// readable and writable by their owner only. Nothing to do for PostgreSQL.
+pub fn restrict_sqlite_files(database: &DatabaseUrl) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let DatabaseUrl::Sqlite(url) = database else {
+        return Ok(());
+    };
+    let Some(path) = sqlite_path(url) else {
+        return Ok(());
+    };
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.clone().into_os_string();
+        file.push(suffix);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// The file of an SQLite URL (`sqlite://path?options` or `sqlite:path`); None in memory.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// The most `PAYLEDGER_MAX_CONNECTIONS` may be: far beyond what one process should hold.
+const CONNECTIONS_MAX_LIMIT: usize = 1_000_000;
+
+/// The longest token lifetime `PAYLEDGER_JWT_MAX_TTL_SECS` may allow.
+const TOKEN_LIFETIME_DAYS_LIMIT: i64 = 365;
+
+/// Whether a URL's host is this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
+pub fn url_is_loopback(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(bracketed) = host_port.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Why the sandbox may not be reachable from other machines unless allowed on purpose.
+const SANDBOX_EXPOSED: &str = "the sandbox gateway (no real money; its pay button marks any \
+    order paid) would be reachable beyond this machine (PAYLEDGER_ADDR or PAYLEDGER_PUBLIC_URL \
+    is not loopback): configure a real gateway with PAYMENT_PROVIDER, or set \
+    PAYLEDGER_ALLOW_SANDBOX=1 to expose it on purpose";
 
 /// HS256 keys shorter than the hash output weaken the signature.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -261,5 +516,208 @@ mod tests {
         assert!(!format!("{secret:?}").contains("super"));
         let url = DatabaseUrl::parse("postgres://user:hunter2@host/db").unwrap();
         assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_real_gateway_without_a_token_secret_refuses_to_start() {
+        let text = settings(&[("PAYMENT_PROVIDER", "pingpp")])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("PAYLEDGER_JWT_SECRET"), "{text}");
+        let text = settings(&[
+            ("PAYMENT_PROVIDER", "pingpp"),
+            ("PAYLEDGER_JWT_SECRET", "   "),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("PAYLEDGER_JWT_SECRET"), "{text}");
+        let secret = "s".repeat(MIN_JWT_SECRET_BYTES);
+        let chosen = settings(&[
+            ("PAYMENT_PROVIDER", "pingpp"),
+            ("PAYLEDGER_JWT_SECRET", &secret),
+        ])
+        .unwrap();
+        assert!(!chosen.sandbox);
+        assert!(!chosen.development_mode());
+    }
+
+    #[test]
+    fn a_secret_is_measured_without_its_surrounding_whitespace() {
+        let padded = format!("{}x{}", " ".repeat(32), "\t".repeat(8));
+        let text = settings(&[("PAYLEDGER_JWT_SECRET", &padded)])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("PAYLEDGER_JWT_SECRET"), "{text}");
+        assert!(settings(&[("PAYLEDGER_JWT_SECRET", &"k".repeat(32))]).is_ok());
+    }
+
+    #[test]
+    fn the_sandbox_beyond_loopback_must_be_allowed_explicitly() {
+        for exposed in [
+            vec![("PAYLEDGER_PUBLIC_URL", "https://pay.example.com")],
+            vec![("PAYLEDGER_ADDR", "0.0.0.0:8080")],
+            vec![("PAYLEDGER_PUBLIC_URL", "http://10.0.0.5:8080")],
+        ] {
+            let text = settings(&exposed).unwrap_err().to_string();
+            assert!(
+                text.contains("PAYLEDGER_ALLOW_SANDBOX"),
+                "{exposed:?}: {text}"
+            );
+            let mut allowed = exposed.clone();
+            allowed.push(("PAYLEDGER_ALLOW_SANDBOX", "1"));
+            assert!(settings(&allowed).unwrap().development_mode());
+        }
+        for loopback in [
+            "http://127.0.0.1:8080",
+            "http://localhost:9000/x",
+            "http://[::1]:8080",
+            "http://127.1.2.3",
+        ] {
+            assert!(
+                settings(&[("PAYLEDGER_PUBLIC_URL", loopback)]).is_ok(),
+                "{loopback}"
+            );
+        }
+        assert!(!url_is_loopback("http://localhost.example.com"));
+        assert!(!url_is_loopback("http://127.0.0.1.example.com:80"));
+        assert!(!url_is_loopback("http://user@evil.com"));
+        // A real gateway needs no such permission.
+        let secret = "s".repeat(MIN_JWT_SECRET_BYTES);
+        assert!(settings(&[
+            ("PAYMENT_PROVIDER", "pingpp"),
+            ("PAYLEDGER_JWT_SECRET", &secret),
+            ("PAYLEDGER_PUBLIC_URL", "https://pay.example.com"),
+        ])
+        .is_ok());
+    }
+
+    #[test]
+    fn the_token_policy_comes_from_the_environment() {
+        assert_eq!(settings(&[]).unwrap().token_policy, TokenPolicy::default());
+        let chosen = settings(&[
+            ("PAYLEDGER_JWT_MAX_TTL_SECS", "3600"),
+            ("PAYLEDGER_JWT_ISSUER", "https://id.example.com"),
+            ("PAYLEDGER_JWT_AUDIENCE", "payledger"),
+        ])
+        .unwrap()
+        .token_policy;
+        assert_eq!(chosen.lifetime_max, chrono::Duration::hours(1));
+        assert_eq!(chosen.issuer.as_deref(), Some("https://id.example.com"));
+        assert_eq!(chosen.audience.as_deref(), Some("payledger"));
+        for bad in ["0", "soon", "99999999999"] {
+            let text = settings(&[("PAYLEDGER_JWT_MAX_TTL_SECS", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(text.contains("PAYLEDGER_JWT_MAX_TTL_SECS"), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_metrics_token_is_optional_and_long_when_given() {
+        assert!(settings(&[]).unwrap().metrics_token.is_none());
+        let chosen = settings(&[("PAYLEDGER_METRICS_TOKEN", &"m".repeat(40))]).unwrap();
+        assert_eq!(chosen.metrics_token.unwrap().expose(), "m".repeat(40));
+        let text = settings(&[("PAYLEDGER_METRICS_TOKEN", "short")])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("PAYLEDGER_METRICS_TOKEN"), "{text}");
+        assert!(!text.contains("short"), "a secret leaked into {text}");
+    }
+
+    #[test]
+    fn server_limits_come_from_the_environment() {
+        let defaults = settings(&[]).unwrap().serve;
+        assert_eq!(defaults, ServeLimits::default());
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        let chosen = settings(&[
+            ("PAYLEDGER_HEADER_READ_TIMEOUT_SECS", "3"),
+            ("PAYLEDGER_BODY_READ_TIMEOUT_SECS", "4"),
+            ("PAYLEDGER_MAX_CONNECTIONS", "16"),
+        ])
+        .unwrap()
+        .serve;
+        assert_eq!(chosen.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(chosen.body_read_timeout, Duration::from_secs(4));
+        assert_eq!(chosen.connections_max, 16);
+        let text = settings(&[
+            ("PAYLEDGER_MAX_CONNECTIONS", "0"),
+            ("PAYLEDGER_HEADER_READ_TIMEOUT_SECS", "soon"),
+            ("PAYLEDGER_BODY_READ_TIMEOUT_SECS", "-1"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for variable in [
+            "PAYLEDGER_MAX_CONNECTIONS",
+            "PAYLEDGER_HEADER_READ_TIMEOUT_SECS",
+            "PAYLEDGER_BODY_READ_TIMEOUT_SECS",
+        ] {
+            assert!(text.contains(variable), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_log_format_is_text_or_json() {
+        assert_eq!(LogFormat::parse(None), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::parse(Some("json")), Ok(LogFormat::Json));
+        assert_eq!(LogFormat::parse(Some("text")), Ok(LogFormat::Text));
+        assert!(LogFormat::parse(Some("xml")).is_err());
+    }
+
+    #[test]
+    fn a_dotenv_file_fills_in_but_never_overrides_the_environment() {
+        let dir = std::env::temp_dir().join(format!("payledger-dotenv-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(".env");
+        let set = format!(
+            "PAYLEDGER_TEST_DOTENV_SET_{}",
+            uuid::Uuid::new_v4().simple()
+        );
+        let unset = format!(
+            "PAYLEDGER_TEST_DOTENV_UNSET_{}",
+            uuid::Uuid::new_v4().simple()
+        );
+        std::fs::write(&path, format!("{set}=from-file\n{unset}=from-file\n")).unwrap();
+        std::env::set_var(&set, "from-environment");
+        load_dotenv(&path).unwrap();
+        let (kept, filled) = (std::env::var(&set), std::env::var(&unset));
+        load_dotenv(&dir.join("missing.env")).unwrap();
+        std::fs::write(&path, "NOT A VALID LINE ===\n'").unwrap();
+        let broken = load_dotenv(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(kept.unwrap(), "from-environment");
+        assert_eq!(filled.unwrap(), "from-file");
+        assert!(broken.is_err());
+    }
+
+    #[test]
+    fn the_data_directory_is_created_owner_only_and_sqlite_files_are_restricted() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let root = std::env::temp_dir().join(format!("payledger-mode-{}", uuid::Uuid::new_v4()));
+        let data_dir = root.join("nested").join("data");
+        create_data_dir(&data_dir).unwrap();
+        let dir_mode = std::fs::metadata(&data_dir).unwrap().permissions().mode() & 0o777;
+        let database = DatabaseUrl::sqlite_in(&data_dir);
+        let file = data_dir.join(SQLITE_FILE_NAME);
+        std::fs::write(&file, b"").unwrap();
+        std::fs::write(data_dir.join(format!("{SQLITE_FILE_NAME}-wal")), b"").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        restrict_sqlite_files(&database).unwrap();
+        let file_mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        let wal_mode = std::fs::metadata(data_dir.join(format!("{SQLITE_FILE_NAME}-wal")))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(dir_mode, 0o700);
+        assert_eq!(file_mode, 0o600);
+        assert_eq!(wal_mode, 0o600);
+        assert!(restrict_sqlite_files(&DatabaseUrl::parse("postgres://u@h/db").unwrap()).is_ok());
+        assert_eq!(
+            sqlite_path("sqlite://d/x.db?mode=rwc"),
+            Some(PathBuf::from("d/x.db"))
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
 }

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// 413.
     #[error("the request body is too large")]
     TooLarge,
+    /// 408: the body did not arrive in time.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// 415.
     #[error("expected a JSON body with content type application/json")]
     UnsupportedMediaType,
@@ -63,6 +66,7 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -87,6 +91,7 @@ impl ApiError {
             Self::Gateway(error) => error.code(),
             Self::MethodNotAllowed => "request.method_not_allowed",
             Self::TooLarge => "request.too_large",
+            Self::BodyTimeout => "request.body_timeout",
             Self::UnsupportedMediaType => "request.unsupported_media_type",
             Self::Internal(_) => "internal",
         }

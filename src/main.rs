@@ -6,12 +6,12 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use gateways::config::GatewayConfig;
+use gateways::config::{GatewayConfig, Provider};
 use gateways::pingpp::keys;
 use gateways::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
 use payledger::auth::{self, Role, TokenKeys};
 use payledger::cli::{Cli, Command, WebhookCommand};
-use payledger::config::{ConfigError, Settings};
+use payledger::config::{self, ConfigError, LogFormat, Secret, Settings};
 use payledger::limits::OrderLimits;
 use payledger::server::Service;
 use payledger::store::{self, Store};
@@ -23,12 +23,9 @@ const DEMO_USER: &str = "demo-user";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
+    // Before anything reads the environment; variables already set always win over the file.
+    config::load_dotenv(std::path::Path::new(".env"))?;
+    init_logging()?;
 
     let cli = Cli::parse();
     match &cli.command {
@@ -63,16 +60,20 @@ async fn main() -> anyhow::Result<ExitCode> {
         _ => {}
     }
     let settings = Settings::from_env()?;
-    let (tokens, generated) = token_keys(&settings)?;
 
     if let Some(Command::Token { user, admin, ttl }) = &cli.command {
+        let tokens = cli_token_keys(&settings)?;
         let role = if *admin { Role::Admin } else { Role::User };
         let ttl = auth::parse_ttl(ttl)?;
         println!("{}", tokens.issue(user, role, ttl, chrono::Utc::now())?);
         return Ok(ExitCode::SUCCESS);
     }
 
+    // Before the store opens, so an embedded database is created inside an owner-only folder.
+    config::create_data_dir(&settings.data_dir)?;
+    let (tokens, generated) = token_keys(&settings)?;
     let store = Store::connect(&settings.database).await?;
+    config::restrict_sqlite_files(&settings.database)?;
     store::migrate(&store).await?;
 
     match cli.command.unwrap_or(Command::Serve) {
@@ -92,15 +93,48 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The configured secret, or the development one kept in the data directory.
+/// The configured secret, or the development one kept in the data directory (which the
+/// settings allow only with the sandbox gateway).
 fn token_keys(settings: &Settings) -> anyhow::Result<(TokenKeys, bool)> {
+    let keys = |secret: &[u8]| {
+        TokenKeys::with_policy(secret, settings.token_policy.clone())
+            .with_metrics_token(settings.metrics_token.clone())
+    };
     match &settings.jwt_secret {
-        Some(secret) => Ok((TokenKeys::from_secret(secret.expose().as_bytes()), false)),
+        Some(secret) => Ok((keys(secret.expose().as_bytes()), false)),
         None => {
             let secret = auth::load_or_create_dev_secret(&settings.data_dir)
                 .context("cannot keep a development JWT secret in the data directory")?;
-            Ok((TokenKeys::from_secret(&secret), true))
+            Ok((keys(&secret), true))
         }
+    }
+}
+
+/// The keys `payledger token` signs with: the configured secret, or the development secret a
+/// server already created. It never creates one: a token signed with a secret no server uses
+/// would be refused, and saying so here is clearer than a 401 later.
+fn cli_token_keys(settings: &Settings) -> anyhow::Result<TokenKeys> {
+    let keys = |secret: &[u8]| TokenKeys::with_policy(secret, settings.token_policy.clone());
+    if let Some(secret) = &settings.jwt_secret {
+        eprintln!("signing with PAYLEDGER_JWT_SECRET");
+        return Ok(keys(secret.expose().as_bytes()));
+    }
+    let path = auth::dev_secret_path(&settings.data_dir);
+    let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+    match auth::load_dev_secret(&settings.data_dir) {
+        Ok(secret) => {
+            eprintln!(
+                "signing with the development secret in {} (PAYLEDGER_JWT_SECRET is not set)",
+                shown.display()
+            );
+            Ok(keys(&secret))
+        }
+        Err(error) => anyhow::bail!(
+            "PAYLEDGER_JWT_SECRET is not set and there is no development secret at {} ({error}); \
+             set PAYLEDGER_JWT_SECRET to the server's secret, or PAYLEDGER_DATA_DIR to the \
+             server's data directory (a development secret is created only by the server)",
+            shown.display()
+        ),
     }
 }
 
@@ -113,7 +147,7 @@ async fn serve(
     let listener = TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
-    let gateway = GatewayConfig::from_env(&settings.public_url).map_err(ConfigError)?;
+    let (gateway, generated_key) = gateway_config(settings)?;
     let limits = OrderLimits::from_env().map_err(ConfigError)?;
     let database = store.kind();
     let mut service = Service::start(store, tokens.clone(), &settings.public_url, &gateway).await?;
@@ -129,16 +163,82 @@ async fn serve(
         );
     }
     tracing::info!(addr = %settings.addr, database, "payledger is serving");
+    if settings.development_mode() {
+        announce_development_mode(settings, generated_key.as_ref());
+    }
     if generated_secret {
-        let token = tokens.issue(DEMO_USER, Role::User, DEMO_TOKEN_TTL, chrono::Utc::now())?;
+        let ttl = DEMO_TOKEN_TTL.min(settings.token_policy.lifetime_max);
+        let token = tokens.issue(DEMO_USER, Role::User, ttl, chrono::Utc::now())?;
         println!(
             "No PAYLEDGER_JWT_SECRET set: using a development secret kept in the data directory."
         );
-        println!("Demo token for user {DEMO_USER} (valid 12 h):\n{token}");
+        println!(
+            "Demo token for user {DEMO_USER} (valid {} min):\n{token}",
+            ttl.num_minutes()
+        );
     }
     service.spawn_reconciler(settings.reconciler);
-    service.serve(listener, shutdown_signal()).await?;
+    service
+        .serve_with(listener, shutdown_signal(), settings.serve)
+        .await?;
+    tracing::info!("payledger stopped");
     Ok(())
+}
+
+/// The gateway configuration. With the in-process sandbox and no `PINGPP_API_KEY`, the
+/// sandbox's API (charges, knobs, deliveries) gets a key generated once and kept in the data
+/// directory, so that it is never open to anyone who can reach it, and a `payledger reconcile`
+/// on the same data directory uses the same key.
+fn gateway_config(settings: &Settings) -> anyhow::Result<(GatewayConfig, Option<Secret>)> {
+    let mut gateway = GatewayConfig::from_env(&settings.public_url).map_err(ConfigError)?;
+    let mut generated = None;
+    if gateway.provider == Provider::Sandbox && gateway.api_key.is_none() {
+        let key = auth::load_or_create_secret_file(&settings.data_dir, SANDBOX_API_KEY_FILE_NAME)
+            .context("cannot keep the sandbox's API key in the data directory")?;
+        let key = String::from_utf8(key).context("the sandbox's API key file is not text")?;
+        let key = Secret::new(format!("sk_test_{key}"));
+        gateway.api_key = Some(key.clone());
+        generated = Some(key);
+    }
+    Ok((gateway, generated))
+}
+
+/// Name of the file in the data directory that keeps the generated sandbox API key.
+const SANDBOX_API_KEY_FILE_NAME: &str = "sandbox_api_key";
+
+/// Says on standard error, where an operator looks first, that this is not a production set-up.
+/// Only a key generated here is shown: one the operator configured is never printed.
+fn announce_development_mode(settings: &Settings, generated_sandbox_key: Option<&Secret>) {
+    let mut reasons = Vec::new();
+    if settings.sandbox {
+        reasons.push("the payment gateway is the sandbox: no real money moves");
+    }
+    if settings.jwt_secret.is_none() {
+        reasons.push("PAYLEDGER_JWT_SECRET is not set: tokens are signed with a development secret kept in the data directory");
+    }
+    tracing::warn!(reasons = ?reasons, "DEVELOPMENT MODE: not for production");
+    let mut banner = vec![
+        "==================================================================".to_owned(),
+        " DEVELOPMENT MODE: do not use this set-up in production.".to_owned(),
+    ];
+    banner.extend(reasons.iter().map(|reason| format!("  - {reason}")));
+    if let Some(key) = generated_sandbox_key {
+        banner.push(format!(
+            "  - the sandbox API ({}/sandbox/v1, /sandbox/knobs, /sandbox/deliveries) needs: \
+             Authorization: Bearer {}",
+            settings.public_url,
+            key.expose()
+        ));
+    }
+    banner.push("==================================================================".to_owned());
+    // Standard error is where an operator looks first, unless it carries JSON lines that a
+    // banner would break: then standard output, next to the demo token.
+    for line in banner {
+        match LogFormat::from_env() {
+            Ok(LogFormat::Json) => println!("{line}"),
+            _ => eprintln!("{line}"),
+        }
+    }
 }
 
 /// `payledger reconcile`: one pass, printed. With the in-process sandbox the gateway is the
@@ -148,7 +248,7 @@ async fn reconcile(
     store: Store,
     tokens: TokenKeys,
 ) -> anyhow::Result<ExitCode> {
-    let gateway = GatewayConfig::from_env(&settings.public_url).map_err(ConfigError)?;
+    let (gateway, _) = gateway_config(settings)?;
     let service = Service::start(store, tokens, &settings.public_url, &gateway).await?;
     let report =
         payledger::process::reconciler::run_once(&service.state, &settings.reconciler).await;
@@ -272,8 +372,48 @@ async fn run_sandbox(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
+/// Completes on Ctrl-C (SIGINT) or SIGTERM, the signal service managers and container
+/// runtimes send; the server then drains the requests in flight and exits 0. The handlers are
+/// installed here, before serving starts, so that a signal arriving early is not fatal.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        let name = match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            },
+            (Ok(mut interrupt), Err(_)) => {
+                interrupt.recv().await;
+                "SIGINT"
+            }
+            (Err(_), Ok(mut terminate)) => {
+                terminate.recv().await;
+                "SIGTERM"
+            }
+            (Err(_), Err(_)) => std::future::pending::<&str>().await,
+        };
+        tracing::info!(signal = name, "shutdown signal received");
     }
+}
+
+/// Logs go to standard error, as JSON lines with `PAYLEDGER_LOG_FORMAT=json`, and carry colour
+/// only when standard error is a terminal (a log file or collector gets plain text).
+fn init_logging() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+
+    let format = LogFormat::from_env().map_err(|problem| ConfigError(vec![problem]))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+    Ok(())
 }

@@ -16,9 +16,17 @@ pub struct Metrics {
     webhooks_deferred: AtomicU64,
 }
 
+/// Adds one, stopping at `u64::MAX` instead of wrapping to zero: a counter that goes back
+/// to zero would read as a restart to the monitoring.
+fn increment(counter: &AtomicU64) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |value| {
+        value.checked_add(1)
+    });
+}
+
 impl Metrics {
     pub fn webhook_rejected(&self) {
-        self.webhooks_rejected.fetch_add(1, Ordering::Relaxed);
+        increment(&self.webhooks_rejected);
     }
 
     pub fn webhook_settled(&self, outcome: Outcome) {
@@ -29,7 +37,7 @@ impl Metrics {
             Outcome::Ignored => &self.webhooks_ignored,
             Outcome::Deferred => &self.webhooks_deferred,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        increment(counter);
     }
 
     pub fn webhooks_rejected(&self) -> u64 {
@@ -63,5 +71,25 @@ impl Metrics {
             ));
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_stops_at_its_maximum_instead_of_wrapping() {
+        let metrics = Metrics::default();
+        metrics
+            .webhooks_rejected
+            .store(u64::MAX - 1, Ordering::Relaxed);
+        metrics.webhook_rejected();
+        metrics.webhook_rejected();
+        metrics.webhook_rejected();
+        assert_eq!(metrics.webhooks_rejected(), u64::MAX);
+        assert!(metrics
+            .render()
+            .contains(&format!("payledger_webhooks_rejected_total {}", u64::MAX)));
     }
 }

@@ -1564,6 +1564,12 @@ fn controls() -> BoxedStrategy<Case> {
             "metrics",
             "/metrics",
             Auth::Garbage("x".repeat(40)),
+            Expect::Status(401),
+        ),
+        Case::get(
+            "metrics",
+            "/metrics",
+            Auth::Admin(ADMIN),
             Expect::Control(ok),
         ),
     ])

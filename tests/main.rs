@@ -3,13 +3,17 @@
 
 mod api;
 mod app;
+mod binary;
 mod crash;
 mod helpers;
 mod hostile;
 mod legacy_log;
+mod metrics_access;
 mod processes;
 mod projections;
 mod reconciler;
 mod reliability;
+mod slow_clients;
 mod store;
+mod webhook_gaps;
 mod webhooks;

@@ -115,7 +115,7 @@ on_both_stores! {
         }
         assert_eq!(event_log::head(&db.store.read).await.unwrap(), head, "a forged webhook appended");
         assert!(inbox_outcome(&app, "evt_forged000001").await.is_none());
-        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics = app.client.get(app.url("/metrics")).bearer_auth(app.token("ops", payledger::auth::Role::Admin)).send().await.unwrap().text().await.unwrap();
         assert!(metrics.contains("payledger_webhooks_rejected_total 5"), "{metrics}");
 
         // The genuine one, for contrast, pays the order.
@@ -172,7 +172,7 @@ on_both_stores! {
         let (_, history) = app.get("/v1/transactions", "ivan").await;
         assert_eq!(history["items"][0]["kind"], "mismatched_payment");
         assert_eq!(history["items"][0]["amount"], 100);
-        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics = app.client.get(app.url("/metrics")).bearer_auth(app.token("ops", payledger::auth::Role::Admin)).send().await.unwrap().text().await.unwrap();
         assert!(metrics.contains("payledger_money_movements_total{kind=\"mismatched_payment\"} 1"), "{metrics}");
         app.stop().await;
     }

@@ -158,7 +158,11 @@ impl Api {
 
     /// Webhooks the sandbox delivered so far (answered 2xx).
     pub async fn delivered_webhooks(&self, client: &reqwest::Client) -> anyhow::Result<u64> {
-        let response = client.get(self.url("/sandbox/deliveries")).send().await?;
+        let response = client
+            .get(self.url("/sandbox/deliveries"))
+            .bearer_auth(crate::server::SANDBOX_API_KEY)
+            .send()
+            .await?;
         if !response.status().is_success() {
             bail!("GET /sandbox/deliveries answered {}", response.status());
         }
@@ -176,6 +180,7 @@ impl Api {
     ) -> anyhow::Result<Value> {
         let response = client
             .get(self.url(&format!("/sandbox/v1/charges/{charge_id}")))
+            .bearer_auth(crate::server::SANDBOX_API_KEY)
             .send()
             .await?;
         if !response.status().is_success() {

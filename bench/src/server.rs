@@ -81,6 +81,10 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// The key of the in-process sandbox's API (a server generates one when none is given, which
+/// the bench could not know).
+pub const SANDBOX_API_KEY: &str = "sk_test_bench";
+
 /// The environment every `payledger` child gets, besides `DATABASE_URL`.
 #[derive(Debug, Clone)]
 pub struct ServerEnv {
@@ -114,6 +118,7 @@ impl ServerEnv {
             .env("PAYLEDGER_JWT_SECRET", &self.jwt_secret)
             .env("SANDBOX_PRIVATE_KEY_PATH", &self.sandbox_key_path)
             .env("PAYMENT_PROVIDER", "sandbox")
+            .env("PINGPP_API_KEY", SANDBOX_API_KEY)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null());
         command

@@ -364,6 +364,7 @@ mod tests {
             SignatureError::UnknownKey,
             SignatureError::Undecryptable,
             SignatureError::Unsupported,
+            SignatureError::Ambiguous,
         ];
         let mut codes: Vec<&str> = signature.iter().map(|error| error.code()).collect();
         codes.push(WebhookRejection::Malformed(String::new()).code());

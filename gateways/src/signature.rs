@@ -34,6 +34,9 @@ pub enum SignatureError {
     /// than UTF-8, an algorithm other than AEAD_AES_256_GCM).
     #[error("the signature or encryption scheme is not one we accept")]
     Unsupported,
+    /// More than one signature header: which one the gateway meant is a guess we do not make.
+    #[error("the request carries more than one signature header")]
+    Ambiguous,
 }
 
 impl SignatureError {
@@ -47,6 +50,7 @@ impl SignatureError {
             Self::UnknownKey => "webhook.unknown_key",
             Self::Undecryptable => "webhook.undecryptable",
             Self::Unsupported => "webhook.unsupported_scheme",
+            Self::Ambiguous => "webhook.signature_ambiguous",
         }
     }
 }

@@ -1,14 +1,23 @@
 //! Liveness (including the database: an instance that cannot record payments should not get
-//! traffic) and Prometheus metrics derived from the log and the views.
+//! traffic) and Prometheus metrics derived from the log and the views. The metrics tell how
+//! much money moved, so they are for operators only: an admin token or the metrics token.
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
+use sqlx::Row;
 
+use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// Amounts are summed in two parts, quotient and remainder by this, so that no SQL sum can
+/// overflow a 64-bit integer before about a billion movements of the largest amount; the
+/// parts are put back together in 128 bits.
+const SUM_SPLIT: i64 = 1_000_000_000;
 
 pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if state.store.ping().await {
@@ -25,13 +34,13 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     }
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    auth::authorize_metrics(&headers, &state.tokens)?;
     let head = projections::log::head(&state.store.read).await?;
-    let movements = projections::transaction_history::totals_by_kind(
-        &state.store.read,
-        &projections::Tables::live(),
-    )
-    .await?;
+    let movements = totals_by_kind(&state).await?;
     let views = state.views.position();
     let body = format!(
         "# HELP payledger_log_head_position Highest global position in the event log.\n\
@@ -43,7 +52,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
          # HELP payledger_views_lag_events Events appended but not yet in the read models.\n\
          # TYPE payledger_views_lag_events gauge\n\
          payledger_views_lag_events {lag}\n",
-        lag = (head - views).max(0)
+        lag = head.saturating_sub(views).max(0)
     ) + &state.metrics.render()
         + &money_movements(&movements);
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4")], body))
@@ -51,7 +60,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
 
 /// Money movements by kind (payments, refunds, mismatched, late and duplicate payments),
 /// derived from the transaction-history view: counts and sums in minor units.
-fn money_movements(movements: &[(String, i64, i64)]) -> String {
+fn money_movements(movements: &[(String, i64, i128)]) -> String {
     let mut text = String::from(
         "# HELP payledger_money_movements_total Money movements recorded, by kind.\n\
          # TYPE payledger_money_movements_total counter\n",
@@ -71,4 +80,28 @@ fn money_movements(movements: &[(String, i64, i64)]) -> String {
         ));
     }
     text
+}
+
+/// Count and sum of every kind of money movement, read from the transaction-history view. The
+/// sum cannot overflow: see [`SUM_SPLIT`].
+async fn totals_by_kind(state: &AppState) -> Result<Vec<(String, i64, i128)>, ApiError> {
+    let sql = format!(
+        "SELECT kind, CAST(count(*) AS BIGINT) AS n, \
+         CAST(coalesce(sum(amount_minor / {SUM_SPLIT}), 0) AS BIGINT) AS high, \
+         CAST(coalesce(sum(amount_minor % {SUM_SPLIT}), 0) AS BIGINT) AS low \
+         FROM {t} GROUP BY kind ORDER BY kind",
+        t = projections::Tables::live().transaction_history
+    );
+    let rows = sqlx::query(&sql).fetch_all(&state.store.read).await?;
+    rows.iter()
+        .map(|row| {
+            let high: i64 = row.try_get("high")?;
+            let low: i64 = row.try_get("low")?;
+            let total = i128::from(high)
+                .saturating_mul(i128::from(SUM_SPLIT))
+                .saturating_add(i128::from(low));
+            Ok((row.try_get("kind")?, row.try_get("n")?, total))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(ApiError::from)
 }

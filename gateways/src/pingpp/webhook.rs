@@ -20,18 +20,44 @@ const REFUND_CURRENCY: Currency = Currency::Cny;
 /// The metadata key under which we send our refund id with every refund we ask for.
 pub const REFUND_ID_METADATA_KEY: &str = "refund_id";
 
+/// How far ahead of our clock a gateway's `time_paid` or `time_succeed` may be before we stop
+/// believing it: clocks drift, but not by days.
+pub const GATEWAY_CLOCK_SKEW_SECONDS_MAX: i64 = 5 * 60;
+
+/// What replaces U+0000 in the gateway's text fields: PostgreSQL text and jsonb cannot hold
+/// it, so a NUL kept as is would fail the append later, long after the webhook was accepted.
+const NUL_REPLACEMENT: &str = "\u{fffd}";
+
 /// Verifies a webhook's signature over `body` exactly as received, then reads the event.
 ///
-/// A missing, undecodable or wrong signature is refused before the body is parsed; a correctly
-/// signed body that is not an event we can read is `Malformed`.
+/// A missing, undecodable, repeated or wrong signature is refused before the body is parsed; a
+/// correctly signed body that is not an event we can read is `Malformed`.
 pub fn verify_and_parse(
     public_key: &RsaPublicKey,
     headers: &WebhookHeaders,
     body: &[u8],
 ) -> Result<GatewayEvent, WebhookRejection> {
-    let header = headers
-        .get(WEBHOOK_SIGNATURE_HEADER)
-        .ok_or(SignatureError::Missing)?;
+    verify_and_parse_at(public_key, headers, body, Utc::now())
+}
+
+/// `verify_and_parse` with the clock passed in: `now` bounds the gateway's timestamps.
+///
+/// Besides the signature, this is where a signed event that could not be true is stopped: a
+/// `charge.succeeded` whose charge is not paid is `Malformed` (it must never confirm a payment);
+/// a payment or refund time further in the future than [`GATEWAY_CLOCK_SKEW_SECONDS_MAX`] is
+/// clamped to `now` (the money did move; the raw body, kept with the event, still holds what the
+/// gateway sent, and a warning names it); U+0000 in any text field becomes U+FFFD.
+pub fn verify_and_parse_at(
+    public_key: &RsaPublicKey,
+    headers: &WebhookHeaders,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<GatewayEvent, WebhookRejection> {
+    let mut signatures = headers.get_all(WEBHOOK_SIGNATURE_HEADER);
+    let header = signatures.next().ok_or(SignatureError::Missing)?;
+    if signatures.next().is_some() {
+        return Err(SignatureError::Ambiguous.into());
+    }
     // A header value that is not even visible ASCII cannot be base64.
     let signature_b64 = std::str::from_utf8(header)
         .ok()
@@ -44,7 +70,7 @@ pub fn verify_and_parse(
 
     let event: wire::Event = serde_json::from_slice(body)
         .map_err(|error| WebhookRejection::Malformed(format!("not an event object: {error}")))?;
-    event_from_wire(event).map_err(WebhookRejection::Malformed)
+    event_from_wire(event, now).map_err(WebhookRejection::Malformed)
 }
 
 /// Ping++ judges a delivery by its status code alone: any 2xx stops the resends, anything
@@ -72,29 +98,35 @@ pub fn reply(verdict: WebhookVerdict<'_>) -> WebhookReply {
 }
 
 /// Reduces a verified event to the facts we act on; unknown types are kept as `Other`.
-fn event_from_wire(event: wire::Event) -> Result<GatewayEvent, String> {
+fn event_from_wire(event: wire::Event, now: DateTime<Utc>) -> Result<GatewayEvent, String> {
     let event_id = GatewayEventId::parse(&event.id).map_err(|error| error.to_string())?;
     let object = event.data.object;
     let gateway_event = match event.event_type.as_str() {
-        event_types::CHARGE_SUCCEEDED => GatewayEvent::ChargeSucceeded {
-            event_id,
-            charge: charge_state(&charge_object(object)?)?,
-        },
+        event_types::CHARGE_SUCCEEDED => {
+            let charge = charge_state_at(&charge_object(object)?, now)?;
+            if !charge.paid {
+                return Err(
+                    "a charge.succeeded event whose charge is not paid (\"paid\": false)"
+                        .to_owned(),
+                );
+            }
+            GatewayEvent::ChargeSucceeded { event_id, charge }
+        }
         event_types::CHARGE_FAILED => GatewayEvent::ChargeFailed {
             event_id,
-            charge: charge_state(&charge_object(object)?)?,
+            charge: charge_state_at(&charge_object(object)?, now)?,
         },
         event_types::REFUND_SUCCEEDED => GatewayEvent::RefundSucceeded {
             event_id,
-            refund: refund_facts(&refund_object(object)?)?,
+            refund: refund_facts_at(&refund_object(object)?, now)?,
         },
         event_types::REFUND_FAILED => GatewayEvent::RefundFailed {
             event_id,
-            refund: refund_facts(&refund_object(object)?)?,
+            refund: refund_facts_at(&refund_object(object)?, now)?,
         },
         _ => GatewayEvent::Other {
             event_id,
-            event_type: event.event_type,
+            event_type: without_nul(&event.event_type),
         },
     };
     Ok(gateway_event)
@@ -111,6 +143,12 @@ fn refund_object(object: serde_json::Value) -> Result<wire::Refund, String> {
 /// A charge object as the ledger sees it. Used for webhooks and for retrieved charges alike,
 /// so both paths agree on every field.
 pub fn charge_state(charge: &wire::Charge) -> Result<ChargeState, String> {
+    charge_state_at(charge, Utc::now())
+}
+
+/// `charge_state` with the clock passed in: a `time_paid` beyond `now` plus the allowed skew is
+/// clamped to `now`.
+pub fn charge_state_at(charge: &wire::Charge, now: DateTime<Utc>) -> Result<ChargeState, String> {
     let charge_id = ChargeId::parse(&charge.id).map_err(|error| error.to_string())?;
     let currency = charge
         .currency
@@ -119,11 +157,11 @@ pub fn charge_state(charge: &wire::Charge) -> Result<ChargeState, String> {
     let amount = Money::new(charge.amount, currency).map_err(|error| error.to_string())?;
     let time_paid = charge
         .time_paid
-        .map(|seconds| unix_seconds(seconds, "time_paid"))
+        .map(|seconds| gateway_time(seconds, "time_paid", now))
         .transpose()?;
     Ok(ChargeState {
         charge_id,
-        order_no: charge.order_no.clone(),
+        order_no: without_nul(&charge.order_no),
         amount,
         paid: charge.paid,
         time_paid,
@@ -136,6 +174,12 @@ pub fn charge_state(charge: &wire::Charge) -> Result<ChargeState, String> {
 /// A refund object's facts. Our refund id comes from the metadata we sent; a refund made in
 /// the dashboard has none, and neither has one whose metadata was altered.
 pub fn refund_facts(refund: &wire::Refund) -> Result<RefundFacts, String> {
+    refund_facts_at(refund, Utc::now())
+}
+
+/// `refund_facts` with the clock passed in: a `time_succeed` beyond `now` plus the allowed skew
+/// is clamped to `now`.
+pub fn refund_facts_at(refund: &wire::Refund, now: DateTime<Utc>) -> Result<RefundFacts, String> {
     let gateway_refund_id =
         GatewayRefundId::parse(&refund.id).map_err(|error| error.to_string())?;
     let charge_id = ChargeId::parse(&refund.charge).map_err(|error| error.to_string())?;
@@ -147,7 +191,7 @@ pub fn refund_facts(refund: &wire::Refund) -> Result<RefundFacts, String> {
         .and_then(|text| text.parse::<RefundId>().ok());
     let succeeded_at = refund
         .time_succeed
-        .map(|seconds| unix_seconds(seconds, "time_succeed"))
+        .map(|seconds| gateway_time(seconds, "time_succeed", now))
         .transpose()?;
     Ok(RefundFacts {
         gateway_refund_id,
@@ -161,14 +205,34 @@ pub fn refund_facts(refund: &wire::Refund) -> Result<RefundFacts, String> {
     })
 }
 
-fn unix_seconds(seconds: i64, field: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::from_timestamp(seconds, 0)
-        .ok_or_else(|| format!("{field} {seconds} is not a representable time"))
+/// A gateway timestamp, bounded: one further ahead of `now` than the allowed skew is clamped
+/// to `now`, with a warning that names the value received.
+fn gateway_time(seconds: i64, field: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let time = DateTime::from_timestamp(seconds, 0)
+        .ok_or_else(|| format!("{field} {seconds} is not a representable time"))?;
+    let latest = now
+        .checked_add_signed(chrono::Duration::seconds(GATEWAY_CLOCK_SKEW_SECONDS_MAX))
+        .unwrap_or(now);
+    if time > latest {
+        tracing::warn!(
+            field,
+            received = seconds,
+            clamped_to = now.timestamp(),
+            "the gateway reported a time in the future; using ours"
+        );
+        return Ok(now);
+    }
+    Ok(time)
 }
 
 /// Ping++ sends absent text both as `null` and as `""`; both mean "none".
 fn non_empty(text: Option<&str>) -> Option<String> {
-    text.filter(|text| !text.is_empty()).map(str::to_owned)
+    text.filter(|text| !text.is_empty()).map(without_nul)
+}
+
+/// The text with every U+0000 replaced by U+FFFD, which every store can hold.
+fn without_nul(text: &str) -> String {
+    text.replace('\0', NUL_REPLACEMENT)
 }
 
 /// One RSA key shared by every test module of the Ping++ client, because generating keys is
@@ -415,5 +479,126 @@ mod tests {
         assert!(!charge.paid);
         assert_eq!(charge.time_paid, None);
         assert_eq!(charge.failure_code.as_deref(), Some("USER_CANCELLED"));
+    }
+
+    /// The genuine body, altered by `edit`, signed with the test key.
+    fn edited_and_signed(
+        edit: impl Fn(String) -> String,
+    ) -> (RsaPublicKey, WebhookHeaders, Vec<u8>) {
+        let body = edit(String::from_utf8(BODY.to_vec()).unwrap()).into_bytes();
+        let (key, headers) = signed_by_test_key(&body);
+        (key, headers, body)
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn two_signature_headers_are_refused_as_ambiguous_even_when_both_are_genuine() {
+        let headers: WebhookHeaders = [
+            ("X-Pingplusplus-Signature", SIGNATURE.trim()),
+            ("x-pingplusplus-signature", SIGNATURE.trim()),
+        ]
+        .into_iter()
+        .collect();
+        let refused = rejection(BODY, &headers);
+        assert_eq!(
+            refused,
+            WebhookRejection::Signature(SignatureError::Ambiguous)
+        );
+        assert_eq!(refused.code(), "webhook.signature_ambiguous");
+        let mut one_good_one_bad = signed_headers(SIGNATURE);
+        one_good_one_bad.push("X-Pingplusplus-Signature", "AAAA");
+        assert_eq!(
+            rejection(BODY, &one_good_one_bad),
+            WebhookRejection::Signature(SignatureError::Ambiguous)
+        );
+    }
+
+    #[test]
+    fn a_charge_succeeded_that_is_not_paid_never_reads_as_a_payment() {
+        let (key, headers, body) =
+            edited_and_signed(|body| body.replace("\"paid\":true", "\"paid\":false"));
+        assert!(!String::from_utf8_lossy(&body).contains("\"paid\":true"));
+        let rejection = verify_and_parse(&key, &headers, &body).unwrap_err();
+        let WebhookRejection::Malformed(message) = &rejection else {
+            panic!("expected a malformed event, got {rejection:?}");
+        };
+        assert!(message.contains("not paid"), "{message}");
+        assert_eq!(rejection.code(), "webhook.malformed");
+    }
+
+    #[test]
+    fn a_payment_time_far_in_the_future_is_clamped_to_now() {
+        let now = at(1_800_000_000);
+        let (key, headers, body) = edited_and_signed(|body| {
+            body.replace("\"time_paid\":1434368074", "\"time_paid\":253402300799")
+        });
+        let event = verify_and_parse_at(&key, &headers, &body, now).unwrap();
+        let GatewayEvent::ChargeSucceeded { charge, .. } = event else {
+            panic!("expected charge.succeeded, got {event:?}");
+        };
+        assert_eq!(charge.time_paid, Some(now));
+    }
+
+    #[test]
+    fn a_payment_time_within_the_allowed_skew_is_kept() {
+        let now = at(1_434_368_074 - GATEWAY_CLOCK_SKEW_SECONDS_MAX);
+        let (key, headers, body) = edited_and_signed(|body| body);
+        let event = verify_and_parse_at(&key, &headers, &body, now).unwrap();
+        let GatewayEvent::ChargeSucceeded { charge, .. } = event else {
+            panic!("expected charge.succeeded, got {event:?}");
+        };
+        assert_eq!(charge.time_paid, Some(at(1_434_368_074)));
+        let just_past = now - chrono::Duration::seconds(1);
+        let event = verify_and_parse_at(&key, &headers, &body, just_past).unwrap();
+        let GatewayEvent::ChargeSucceeded { charge, .. } = event else {
+            panic!("expected charge.succeeded, got {event:?}");
+        };
+        assert_eq!(charge.time_paid, Some(just_past));
+    }
+
+    #[test]
+    fn a_refund_time_far_in_the_future_is_clamped_to_now() {
+        let now = at(1_700_000_000);
+        let body = refund_event("refund.succeeded", "{}").replace(
+            "\"time_succeed\":1700000050",
+            "\"time_succeed\":253402300799",
+        );
+        let (key, headers) = signed_by_test_key(body.as_bytes());
+        let event = verify_and_parse_at(&key, &headers, body.as_bytes(), now).unwrap();
+        let GatewayEvent::RefundSucceeded { refund, .. } = event else {
+            panic!("expected refund.succeeded, got {event:?}");
+        };
+        assert_eq!(refund.succeeded_at, Some(now));
+    }
+
+    #[test]
+    fn nul_characters_in_text_fields_are_replaced() {
+        let (key, headers, body) = edited_and_signed(|body| {
+            body.replace(
+                "\"transaction_no\":\"1014400031201506150354653857\"",
+                "\"transaction_no\":\"10144\\u0000x\"",
+            )
+            .replace(
+                "\"order_no\":\"2015d019f7cf6c0d\"",
+                "\"order_no\":\"\\u00002015\"",
+            )
+            .replace("\"failure_msg\":null", "\"failure_msg\":\"a\\u0000b\"")
+        });
+        assert!(String::from_utf8_lossy(&body).contains("\\u0000x"));
+        let event = verify_and_parse(&key, &headers, &body).unwrap();
+        let GatewayEvent::ChargeSucceeded { charge, .. } = event else {
+            panic!("expected charge.succeeded, got {event:?}");
+        };
+        assert_eq!(charge.transaction_no.as_deref(), Some("10144\u{fffd}x"));
+        assert_eq!(charge.order_no, "\u{fffd}2015");
+        assert_eq!(charge.failure_message.as_deref(), Some("a\u{fffd}b"));
+
+        let body = br#"{"id":"evt_nul1","object":"event","created":1,"type":"summary\u0000","data":{"object":{}}}"#;
+        let (key, headers) = signed_by_test_key(body);
+        let event = verify_and_parse(&key, &headers, body).unwrap();
+        assert!(!event.event_type().contains('\0'), "{event:?}");
     }
 }

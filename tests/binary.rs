@@ -1,0 +1,306 @@
+//! The real binary: development mode and its sandbox key, the `token` command, SIGTERM, log
+//! output and the data directory's permissions.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gateways::pingpp::keys;
+use payledger::auth::{Role, TokenKeys};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::app::sandbox_key;
+use crate::slow_clients::read_until_closed;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_payledger");
+
+/// The real binary on embedded SQLite in a scratch directory, logging to files there.
+struct Binary {
+    child: Option<Child>,
+    dir: PathBuf,
+    base: String,
+}
+
+impl Binary {
+    fn scratch() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("payledger-ops-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A command run in `dir` (so no `.env` of the repository is read), with nothing inherited.
+    fn command(dir: &Path, env: &[(&str, &str)]) -> Command {
+        let key_path = dir.join("sandbox.pem");
+        if !key_path.exists() {
+            std::fs::write(&key_path, keys::private_key_to_pem(sandbox_key()).unwrap()).unwrap();
+        }
+        let mut command = Command::new(BINARY);
+        command
+            .current_dir(dir)
+            .env_clear()
+            .env("PAYLEDGER_DATA_DIR", dir.join("data"))
+            .env("SANDBOX_PRIVATE_KEY_PATH", &key_path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command
+    }
+
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let dir = Self::scratch();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Self::command(&dir, env)
+            .env("PAYLEDGER_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let binary = Self {
+            child: Some(child),
+            dir,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/healthz", binary.base)).await {
+                if response.status() == StatusCode::OK {
+                    return binary;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not start: {}",
+                binary.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
+    }
+
+    fn terminate(&self) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    async fn wait(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the server did not exit after SIGTERM: {}", self.stderr());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_process_sandbox_api_needs_the_key_printed_at_start_up() {
+    let server = Binary::start(&[]).await;
+    let key = std::fs::read_to_string(server.dir.join("data").join("sandbox_api_key")).unwrap();
+    let key = format!("sk_test_{}", key.trim());
+    assert!(
+        server.stderr().contains(&key),
+        "the key is not printed: {}",
+        server.stderr()
+    );
+    let client = reqwest::Client::new();
+    for path in [
+        "/sandbox/knobs",
+        "/sandbox/deliveries",
+        "/sandbox/v1/charges/ch_00000000000000000000000",
+    ] {
+        let open = client
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(open.status(), StatusCode::UNAUTHORIZED, "{path} is open");
+        let wrong = client
+            .get(format!("{}{path}", server.base))
+            .bearer_auth("sk_test_sandbox")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            wrong.status(),
+            StatusCode::UNAUTHORIZED,
+            "{path} takes the old default key"
+        );
+    }
+    let knobs = client
+        .get(format!("{}/sandbox/knobs", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(knobs.status(), StatusCode::OK);
+    // The ledger's own client uses the same key: an order gets its charge.
+    let secret = std::fs::read(server.dir.join("data").join("jwt_secret")).unwrap();
+    let token = TokenKeys::from_secret(secret.trim_ascii())
+        .issue(
+            "dora",
+            Role::User,
+            chrono::Duration::hours(1),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    let order = client
+        .post(format!("{}/v1/orders", server.base))
+        .bearer_auth(token)
+        .json(&json!({"plan_id": "pro-monthly", "channel": "alipay_qr"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        order.status(),
+        StatusCode::CREATED,
+        "{}",
+        order.text().await.unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_command_uses_the_servers_secret_or_says_where_it_looked() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let elsewhere = Binary::scratch();
+    let output = Binary::command(&elsewhere, &[])
+        .args(["token", "--user", "alice"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("PAYLEDGER_JWT_SECRET"), "{stderr}");
+    assert!(
+        stderr.contains(
+            &elsewhere
+                .join("data")
+                .join("jwt_secret")
+                .display()
+                .to_string()
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !elsewhere.join("data").exists(),
+        "the token command made a data directory"
+    );
+    std::fs::remove_dir_all(&elsewhere).unwrap();
+
+    let server = Binary::start(&[]).await;
+    let data = server.dir.join("data");
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let database = std::fs::metadata(data.join("payledger.db")).unwrap();
+    assert_eq!(database.permissions().mode() & 0o777, 0o600);
+    let output = Binary::command(&server.dir, &[])
+        .args(["token", "--user", "alice"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout).unwrap();
+    let answer = reqwest::Client::new()
+        .get(format!("{}/v1/membership", server.base))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status(),
+        StatusCode::OK,
+        "a token from the CLI is refused by the server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_request_in_flight_then_exits_zero_saying_so() {
+    let mut server = Binary::start(&[]).await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    // A request in flight: headers sent, body not yet complete.
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(b"POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.write_all(b"}").await.unwrap();
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 401"),
+        "the request in flight was dropped: {answer}"
+    );
+    let status = server.wait().await;
+    let stderr = server.stderr();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    assert!(stderr.contains("draining"), "{stderr}");
+    assert!(stderr.contains("payledger stopped"), "{stderr}");
+    // Not a terminal: no colour escapes.
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    // The development banner and the sandbox key, on standard error.
+    assert!(stderr.contains("DEVELOPMENT MODE"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let mut server = Binary::start(&[("PAYLEDGER_LOG_FORMAT", "json")]).await;
+    server.terminate();
+    assert_eq!(server.wait().await.code(), Some(0));
+    let stderr = server.stderr();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    for line in lines {
+        let object: Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}"));
+        assert!(
+            object["level"].is_string() && object["fields"].is_object(),
+            "{line}"
+        );
+    }
+    assert!(server.stdout().contains("DEVELOPMENT MODE"));
+}

@@ -1,0 +1,148 @@
+//! Signed webhooks that could not be true, end to end on both stores: a success that is not
+//! paid, two signature headers, a payment time in the far future, and NUL characters in the
+//! gateway's text, none of which may confirm a payment wrongly or fail with a 5xx.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use aggregates::Order;
+use cqrs_es::Aggregate;
+use gateways::pingpp::signature;
+use projections::log::{self as event_log};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::app::{sandbox_key, App};
+use crate::helpers::on_both_stores;
+
+fn event_body(event_id: &str, event_type: &str, object: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": event_id, "object": "event", "created": 1_795_000_000, "livemode": false,
+        "type": event_type, "data": { "object": object }, "pending_webhooks": 0,
+        "request": "iar_test",
+    }))
+    .unwrap()
+}
+
+/// The charge of `order` as the sandbox would report it paid.
+async fn paid_charge(app: &App, order: &Value) -> Value {
+    let order_id = order["id"].as_str().unwrap();
+    json!({
+        "id": app.charge_of(order_id).await, "object": "charge", "created": 1_795_000_000,
+        "livemode": false, "paid": true, "refunded": false, "app": "app_sandbox",
+        "channel": "alipay_qr", "order_no": order_id.replace('-', ""),
+        "amount": order["amount"], "currency": "cny", "subject": "Pro", "body": "Pro membership",
+        "time_paid": 1_795_000_100, "transaction_no": "2026112522001", "amount_refunded": 0,
+        "metadata": {}, "credential": {},
+    })
+}
+
+/// Posts `body` with each of `signatures` as a signature header.
+async fn deliver(app: &App, body: &[u8], signatures: &[String]) -> (StatusCode, Value) {
+    let mut request = app
+        .client
+        .post(app.url("/v1/webhooks/pingpp"))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for signature in signatures {
+        request = request.header("x-pingplusplus-signature", signature);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn signed_delivery(app: &App, body: &[u8]) -> (StatusCode, Value) {
+    deliver(app, body, &[signature::sign(sandbox_key(), body)]).await
+}
+
+async fn events_of(app: &App, order_id: &str) -> Vec<String> {
+    event_log::read_stream(&app.state.store.read, Order::TYPE, order_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.event_type)
+        .collect()
+}
+
+on_both_stores! {
+    async fn a_charge_succeeded_that_is_not_paid_never_confirms(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let order = app.create_order("unpaid").await;
+        let order_id = order["id"].as_str().unwrap().to_owned();
+        let mut charge = paid_charge(&app, &order).await;
+        charge["paid"] = json!(false);
+        charge["time_paid"] = Value::Null;
+        let head = event_log::head(&db.store.read).await.unwrap();
+        let body = event_body("evt_unpaid00000001", "charge.succeeded", charge);
+        let (status, answer) = signed_delivery(&app, &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["error"]["code"], "webhook.malformed");
+        assert_eq!(event_log::head(&db.store.read).await.unwrap(), head);
+        let (_, shown) = app.get(&format!("/v1/orders/{order_id}"), "unpaid").await;
+        assert_eq!(shown["status"], "pending", "{shown}");
+        assert!(!events_of(&app, &order_id).await.contains(&"PaymentConfirmed".to_owned()));
+        app.stop().await;
+    }
+
+    async fn two_signature_headers_are_refused_as_ambiguous(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let order = app.create_order("twice").await;
+        let body = event_body("evt_twosignatures01", "charge.succeeded", paid_charge(&app, &order).await);
+        let genuine = signature::sign(sandbox_key(), &body);
+        let head = event_log::head(&db.store.read).await.unwrap();
+        for signatures in [vec![genuine.clone(), genuine.clone()], vec![genuine.clone(), "AAAA".to_owned()]] {
+            let (status, answer) = deliver(&app, &body, &signatures).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+            assert_eq!(answer["error"]["code"], "webhook.signature_ambiguous");
+        }
+        assert_eq!(event_log::head(&db.store.read).await.unwrap(), head, "an ambiguous webhook appended");
+        // The same body with one signature is genuine.
+        let (status, answer) = deliver(&app, &body, &[genuine]).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["outcome"], "applied");
+        app.stop().await;
+    }
+
+    async fn a_payment_time_in_the_far_future_is_bounded(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let order = app.create_order("future").await;
+        let order_id = order["id"].as_str().unwrap().to_owned();
+        let mut charge = paid_charge(&app, &order).await;
+        charge["time_paid"] = json!(253_402_300_799_i64);
+        let body = event_body("evt_future00000001", "charge.succeeded", charge);
+        let before = chrono::Utc::now();
+        let (status, answer) = signed_delivery(&app, &body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["outcome"], "applied");
+        let payload = event_log::read_stream(&app.state.store.read, Order::TYPE, &order_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|event| event.event_type == "PaymentConfirmed")
+            .map(|event| event.payload.to_string())
+            .unwrap();
+        assert!(!payload.contains("9999"), "the year 9999 was recorded: {payload}");
+        assert!(payload.contains(&before.format("%Y-%m-%d").to_string()), "{payload}");
+        app.stop().await;
+    }
+
+    async fn nul_characters_in_the_gateways_text_never_cause_a_server_error(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let order = app.create_order("nul").await;
+        let order_id = order["id"].as_str().unwrap().to_owned();
+        let mut charge = paid_charge(&app, &order).await;
+        charge["transaction_no"] = json!("2026\u{0}1125");
+        charge["failure_msg"] = json!("\u{0}");
+        charge["subject"] = json!("Pro\u{0}");
+        let body = event_body("evt_nul00000000001", "charge.succeeded", charge);
+        assert!(String::from_utf8_lossy(&body).contains("\\u0000"));
+        let (status, answer) = signed_delivery(&app, &body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["outcome"], "applied");
+        assert!(events_of(&app, &order_id).await.contains(&"PaymentConfirmed".to_owned()));
+
+        let other = event_body("evt_nul00000000002", "summary\u{0}.daily", json!({ "object": "x\u{0}" }));
+        let (status, answer) = signed_delivery(&app, &other).await;
+        assert!(status.is_success(), "{status} {answer}");
+        app.stop().await;
+    }
+}
