@@ -7,6 +7,7 @@ mod crash;
 mod helpers;
 mod hostile;
 mod processes;
+mod projection_batch;
 mod projections;
 mod reconciler;
 mod reliability;

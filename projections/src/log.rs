@@ -72,6 +72,30 @@ pub async fn read_after(
     rows.iter().map(decode_row).collect()
 }
 
+/// Most events a rebuild reads in one query.
+pub const RANGE_READ_MAX: i64 = 10_000;
+
+/// Events with a position greater than `after` and at most `up_to` (when given), oldest
+/// first, at most `limit`: one page of a keyset walk over the log, so a reader of the whole
+/// log holds one page at a time.
+pub async fn read_range(
+    pool: &AnyPool,
+    after: i64,
+    up_to: Option<i64>,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, LogError> {
+    let sql = format!(
+        "{SELECT_COLUMNS} WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(up_to.unwrap_or(i64::MAX))
+        .bind(limit.clamp(1, RANGE_READ_MAX))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode_row).collect()
+}
+
 /// One aggregate's events in stream order.
 pub async fn read_stream(
     pool: &AnyPool,

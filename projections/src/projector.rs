@@ -13,22 +13,30 @@ use sqlx::{AnyPool, Connection, Row};
 use crate::error::ProjectionError;
 use crate::log::{self, LedgerEvent, StoredEvent};
 use crate::schema::{Tables, VIEW_SCHEMA_VERSION};
-use crate::{membership, order_status, refund_status, transaction_history};
+use crate::{batch, membership, order_status, refund_status, transaction_history};
 
 /// The one projector that maintains every view.
 pub const PROJECTOR_NAME: &str = "views";
 /// Serialises view set-up across processes on PostgreSQL (the log's trigger uses ...001).
 const SCHEMA_LOCK_KEY: i64 = 7_271_100_003;
-/// Events applied per transaction.
-pub const BATCH_SIZE: i64 = 200;
+/// Events applied per transaction when following the log. Writers wait on the checkpoint row
+/// while a batch is applied, so it stays short: about a hundred milliseconds of work.
+pub const BATCH_SIZE: i64 = 2_000;
+/// Events applied per transaction when rebuilding a set no writer applies to.
+pub const REBUILD_BATCH_SIZE: i64 = 5_000;
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchOutcome {
     /// The views are at the head of the log (or at the requested bound).
     CaughtUp { checkpoint: i64 },
-    /// Events were applied and the checkpoint moved here.
-    Applied { count: usize, checkpoint: i64 },
+    /// Events were applied and the checkpoint moved here. `read` counts the events the batch
+    /// took from the log, `count` those applied (an `as_of` rebuild skips later ones).
+    Applied {
+        count: usize,
+        read: usize,
+        checkpoint: i64,
+    },
     /// Another process applied this batch first; read again.
     LostRace,
 }
@@ -38,11 +46,33 @@ pub enum BatchOutcome {
 pub struct Projector {
     pool: AnyPool,
     tables: Tables,
+    batch_size: i64,
+}
+
+/// How far a run of batches got, for progress lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Events read from the log and accounted for by this run (applied or skipped).
+    pub events: u64,
+    /// The checkpoint after the last batch.
+    pub checkpoint: i64,
+    /// The position the run stops at, when bounded.
+    pub up_to: Option<i64>,
 }
 
 impl Projector {
     pub fn new(pool: AnyPool, tables: Tables) -> Self {
-        Self { pool, tables }
+        Self {
+            pool,
+            tables,
+            batch_size: BATCH_SIZE,
+        }
+    }
+
+    /// The same projector applying up to `batch_size` events per transaction.
+    pub fn with_batch_size(mut self, batch_size: i64) -> Self {
+        self.batch_size = batch_size.clamp(1, log::RANGE_READ_MAX);
+        self
     }
 
     pub fn tables(&self) -> &Tables {
@@ -156,10 +186,7 @@ impl Projector {
         if up_to.is_some_and(|bound| checkpoint >= bound) {
             return Ok(BatchOutcome::CaughtUp { checkpoint });
         }
-        let mut events = log::read_after(&self.pool, checkpoint, BATCH_SIZE).await?;
-        if let Some(bound) = up_to {
-            events.retain(|event| event.position <= bound);
-        }
+        let mut events = log::read_range(&self.pool, checkpoint, up_to, self.batch_size).await?;
         let Some(last) = events.last().map(|event| event.position) else {
             return Ok(BatchOutcome::CaughtUp { checkpoint });
         };
@@ -179,17 +206,16 @@ impl Projector {
             transaction.rollback().await?;
             return Ok(BatchOutcome::LostRace);
         }
-        let mut count = 0;
-        for event in &events {
-            if as_of.is_some_and(|as_of| recorded_after(event, as_of)) {
-                continue;
-            }
-            apply(&mut transaction, &self.tables, event).await?;
-            count += 1;
+        let read = events.len();
+        if let Some(as_of) = as_of {
+            events.retain(|event| !recorded_after(event, as_of));
         }
+        let count = events.len();
+        batch::apply_batch(&mut transaction, &self.tables, &events).await?;
         transaction.commit().await?;
         Ok(BatchOutcome::Applied {
             count,
+            read,
             checkpoint: last,
         })
     }
@@ -200,10 +226,31 @@ impl Projector {
         up_to: Option<i64>,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<i64, ProjectionError> {
+        self.catch_up_reporting(up_to, as_of, |_| {}).await
+    }
+
+    /// [`Self::catch_up`], telling `progress` after every batch this run applied.
+    pub async fn catch_up_reporting(
+        &self,
+        up_to: Option<i64>,
+        as_of: Option<DateTime<Utc>>,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<i64, ProjectionError> {
+        let mut events = 0_u64;
         loop {
             match self.run_batch(up_to, as_of).await? {
                 BatchOutcome::CaughtUp { checkpoint } => return Ok(checkpoint),
-                BatchOutcome::Applied { .. } | BatchOutcome::LostRace => {}
+                BatchOutcome::Applied {
+                    read, checkpoint, ..
+                } => {
+                    events += u64::try_from(read).unwrap_or(u64::MAX);
+                    progress(Progress {
+                        events,
+                        checkpoint,
+                        up_to,
+                    });
+                }
+                BatchOutcome::LostRace => {}
             }
         }
     }
