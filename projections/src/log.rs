@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use aggregates::{Order, OrderEvent, Subscription, SubscriptionEvent};
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::Aggregate;
+use serde::Deserialize;
 use sqlx::{AnyPool, Row};
 
 use crate::upcast;
@@ -201,7 +202,8 @@ impl StoredEvent {
             event_version: event_version.clone(),
             reason,
         };
-        let metadata: HashMap<String, String> = serde_json::from_value(metadata_value.clone())
+        // Deserialised from the borrowed JSON: a replay decodes every event, copies add up.
+        let metadata = HashMap::<String, String>::deserialize(&metadata_value)
             .map_err(|error| undecodable(error.to_string()))?;
         let serialized = SerializedEvent {
             aggregate_id: aggregate_id.clone(),
@@ -215,12 +217,12 @@ impl StoredEvent {
         let current = upcast::upcast(serialized, &upcast::upcasters());
         let event = if aggregate_type == Order::TYPE {
             LedgerEvent::Order(
-                serde_json::from_value(current.payload.clone())
+                OrderEvent::deserialize(&current.payload)
                     .map_err(|error| undecodable(error.to_string()))?,
             )
         } else if aggregate_type == Subscription::TYPE {
             LedgerEvent::Subscription(
-                serde_json::from_value(current.payload.clone())
+                SubscriptionEvent::deserialize(&current.payload)
                     .map_err(|error| undecodable(error.to_string()))?,
             )
         } else {

@@ -7,6 +7,10 @@
 //! the loser of a race updates no row, rolls back and reads again. On SQLite the first write
 //! also takes the write lock before anything is read, so a stale snapshot cannot bite.
 
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+
 use chrono::{DateTime, Utc};
 use sqlx::{AnyPool, Connection, Row};
 
@@ -186,7 +190,18 @@ impl Projector {
         if up_to.is_some_and(|bound| checkpoint >= bound) {
             return Ok(BatchOutcome::CaughtUp { checkpoint });
         }
-        let mut events = log::read_range(&self.pool, checkpoint, up_to, self.batch_size).await?;
+        let events = log::read_range(&self.pool, checkpoint, up_to, self.batch_size).await?;
+        self.apply_read(checkpoint, events, as_of).await
+    }
+
+    /// Applies `events`, read from the log after `checkpoint`, in one transaction that first
+    /// moves the checkpoint from there to the last of them.
+    async fn apply_read(
+        &self,
+        checkpoint: i64,
+        mut events: Vec<StoredEvent>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<BatchOutcome, ProjectionError> {
         let Some(last) = events.last().map(|event| event.position) else {
             return Ok(BatchOutcome::CaughtUp { checkpoint });
         };
@@ -237,8 +252,28 @@ impl Projector {
         mut progress: impl FnMut(Progress),
     ) -> Result<i64, ProjectionError> {
         let mut events = 0_u64;
+        // The page after the batch being applied, read meanwhile on another connection: the
+        // database reads while this process decodes and writes. Two pages at most in memory.
+        let mut next: Option<(i64, Vec<StoredEvent>)> = None;
         loop {
-            match self.run_batch(up_to, as_of).await? {
+            let checkpoint = self.checkpoint().await?;
+            if up_to.is_some_and(|bound| checkpoint >= bound) {
+                return Ok(checkpoint);
+            }
+            let batch = match next.take() {
+                Some((after, batch)) if after == checkpoint => batch,
+                _ => log::read_range(&self.pool, checkpoint, up_to, self.batch_size).await?,
+            };
+            let Some(last) = batch.last().map(|event| event.position) else {
+                return Ok(checkpoint);
+            };
+            let (outcome, following) = join(
+                self.apply_read(checkpoint, batch, as_of),
+                log::read_range(&self.pool, last, up_to, self.batch_size),
+            )
+            .await;
+            next = Some((last, following?));
+            match outcome? {
                 BatchOutcome::CaughtUp { checkpoint } => return Ok(checkpoint),
                 BatchOutcome::Applied {
                     read, checkpoint, ..
@@ -254,6 +289,35 @@ impl Projector {
             }
         }
     }
+}
+
+/// Runs two futures concurrently and returns both outputs.
+async fn join<A: Future, B: Future>(first: A, second: B) -> (A::Output, B::Output) {
+    let mut first = pin!(first);
+    let mut second = pin!(second);
+    let mut first_output = None;
+    let mut second_output = None;
+    poll_fn(|context| {
+        if first_output.is_none() {
+            if let Poll::Ready(output) = first.as_mut().poll(context) {
+                first_output = Some(output);
+            }
+        }
+        if second_output.is_none() {
+            if let Poll::Ready(output) = second.as_mut().poll(context) {
+                second_output = Some(output);
+            }
+        }
+        match (first_output.take(), second_output.take()) {
+            (Some(first), Some(second)) => Poll::Ready((first, second)),
+            (first, second) => {
+                first_output = first;
+                second_output = second;
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 /// Every view's reaction to one event, in a fixed order (order status first: the others
