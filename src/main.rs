@@ -262,7 +262,9 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
         let instant = chrono::DateTime::parse_from_rfc3339(text)
             .with_context(|| format!("--as-of: `{text}` is not an RFC 3339 instant"))?
             .with_timezone(&chrono::Utc);
-        let scratch = projections::replay::rebuild_as_of(&store.read, instant).await?;
+        let scratch =
+            projections::replay::rebuild_as_of_reporting(&store.read, instant, progress_line())
+                .await?;
         let tables = scratch.tables();
         println!(
             "views rebuilt as of {instant} into the tables prefixed `{}`:",
@@ -281,7 +283,7 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report = projections::replay::audit(&store.read).await?;
+    let report = projections::replay::audit_reporting(&store.read, progress_line()).await?;
     println!("replayed the log up to position {}", report.position);
     for (view, rows) in &report.rows {
         println!("  {view}: {rows} rows");
@@ -296,8 +298,46 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
                 difference.view, difference.key, difference.side
             );
         }
-        println!("{} differences", report.differences.len());
+        let listed = report.differences.len();
+        let total = report.differences_total;
+        if usize::try_from(total).is_ok_and(|total| total > listed) {
+            println!("{total} differences ({listed} listed)");
+        } else {
+            println!("{total} differences");
+        }
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Events between two progress lines of a long rebuild.
+const PROGRESS_EVERY: u64 = 100_000;
+
+/// A progress reporter for rebuilds: a line on stderr every [`PROGRESS_EVERY`] events with the
+/// events done, the position reached and the rate, so stdout stays the report alone.
+fn progress_line() -> impl FnMut(projections::Progress) {
+    let started = std::time::Instant::now();
+    let mut next = PROGRESS_EVERY;
+    move |progress| {
+        if progress.events < next {
+            return;
+        }
+        next = (progress.events / PROGRESS_EVERY + 1) * PROGRESS_EVERY;
+        let seconds = started.elapsed().as_secs_f64();
+        let rate = if seconds > 0.0 {
+            format!(
+                "{:.0}",
+                f64::from(u32::try_from(progress.events).unwrap_or(u32::MAX)) / seconds
+            )
+        } else {
+            "-".to_owned()
+        };
+        let target = progress
+            .up_to
+            .map_or_else(String::new, |up_to| format!(" of {up_to}"));
+        eprintln!(
+            "replay: {} events, position {}{target}, {rate} events/s",
+            progress.events, progress.checkpoint
+        );
     }
 }
 

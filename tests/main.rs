@@ -10,6 +10,7 @@ mod hostile;
 mod legacy_log;
 mod metrics_access;
 mod processes;
+mod projection_batch;
 mod projections;
 mod reconciler;
 mod reliability;

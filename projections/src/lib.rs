@@ -3,6 +3,7 @@
 //! Nothing here decides anything: the aggregates decide, the log records, and these views
 //! are a disposable function of the log that a replay can rebuild and check at any time.
 
+pub mod batch;
 pub mod error;
 pub mod log;
 pub mod membership;
@@ -18,5 +19,5 @@ pub mod upcast;
 
 pub use error::ProjectionError;
 pub use log::{LedgerEvent, LogError, StoredEvent};
-pub use projector::{BatchOutcome, Projector};
+pub use projector::{BatchOutcome, Progress, Projector};
 pub use schema::Tables;

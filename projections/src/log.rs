@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use aggregates::{Order, OrderEvent, Subscription, SubscriptionEvent};
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::Aggregate;
+use serde::Deserialize;
 use sqlx::{AnyPool, Row};
 
 use crate::upcast;
@@ -67,6 +68,30 @@ pub async fn read_after(
     let rows = sqlx::query(&sql)
         .bind(after)
         .bind(limit.clamp(1, READ_BATCH_MAX))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode_row).collect()
+}
+
+/// Most events a rebuild reads in one query.
+pub const RANGE_READ_MAX: i64 = 10_000;
+
+/// Events with a position greater than `after` and at most `up_to` (when given), oldest
+/// first, at most `limit`: one page of a keyset walk over the log, so a reader of the whole
+/// log holds one page at a time.
+pub async fn read_range(
+    pool: &AnyPool,
+    after: i64,
+    up_to: Option<i64>,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, LogError> {
+    let sql = format!(
+        "{SELECT_COLUMNS} WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(up_to.unwrap_or(i64::MAX))
+        .bind(limit.clamp(1, RANGE_READ_MAX))
         .fetch_all(pool)
         .await?;
     rows.iter().map(decode_row).collect()
@@ -195,7 +220,8 @@ impl StoredEvent {
             event_version: event_version.clone(),
             reason,
         };
-        let metadata: HashMap<String, String> = serde_json::from_value(metadata_value.clone())
+        // Deserialised from the borrowed JSON: a replay decodes every event, copies add up.
+        let metadata = HashMap::<String, String>::deserialize(&metadata_value)
             .map_err(|error| undecodable(error.to_string()))?;
         let serialized = SerializedEvent {
             aggregate_id: aggregate_id.clone(),
@@ -209,12 +235,12 @@ impl StoredEvent {
         let current = upcast::upcast(serialized, &upcast::upcasters());
         let event = if aggregate_type == Order::TYPE {
             LedgerEvent::Order(
-                serde_json::from_value(current.payload.clone())
+                OrderEvent::deserialize(&current.payload)
                     .map_err(|error| undecodable(error.to_string()))?,
             )
         } else if aggregate_type == Subscription::TYPE {
             LedgerEvent::Subscription(
-                serde_json::from_value(current.payload.clone())
+                SubscriptionEvent::deserialize(&current.payload)
                     .map_err(|error| undecodable(error.to_string()))?,
             )
         } else {

@@ -192,7 +192,7 @@ async fn run_tier(
     Ok(best)
 }
 
-fn parse_tier(text: String, position: i64) -> Result<Tier, ProjectionError> {
+pub(crate) fn parse_tier(text: String, position: i64) -> Result<Tier, ProjectionError> {
     serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|_| {
         ProjectionError::MissingRow {
             position,

@@ -7,28 +7,40 @@
 //! the loser of a race updates no row, rolls back and reads again. On SQLite the first write
 //! also takes the write lock before anything is read, so a stale snapshot cannot bite.
 
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+
 use chrono::{DateTime, Utc};
 use sqlx::{AnyPool, Connection, Row};
 
 use crate::error::ProjectionError;
 use crate::log::{self, LedgerEvent, StoredEvent};
 use crate::schema::{Tables, VIEW_SCHEMA_VERSION};
-use crate::{membership, order_status, refund_status, transaction_history};
+use crate::{batch, membership, order_status, refund_status, transaction_history};
 
 /// The one projector that maintains every view.
 pub const PROJECTOR_NAME: &str = "views";
 /// Serialises view set-up across processes on PostgreSQL (the log's trigger uses ...001).
 const SCHEMA_LOCK_KEY: i64 = 7_271_100_003;
-/// Events applied per transaction.
-pub const BATCH_SIZE: i64 = 200;
+/// Events applied per transaction when following the log. Writers wait on the checkpoint row
+/// while a batch is applied, so it stays short: about a hundred milliseconds of work.
+pub const BATCH_SIZE: i64 = 2_000;
+/// Events applied per transaction when rebuilding a set no writer applies to.
+pub const REBUILD_BATCH_SIZE: i64 = 5_000;
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BatchOutcome {
     /// The views are at the head of the log (or at the requested bound).
     CaughtUp { checkpoint: i64 },
-    /// Events were applied and the checkpoint moved here.
-    Applied { count: usize, checkpoint: i64 },
+    /// Events were applied and the checkpoint moved here. `read` counts the events the batch
+    /// took from the log, `count` those applied (an `as_of` rebuild skips later ones).
+    Applied {
+        count: usize,
+        read: usize,
+        checkpoint: i64,
+    },
     /// Another process applied this batch first; read again.
     LostRace,
 }
@@ -38,11 +50,33 @@ pub enum BatchOutcome {
 pub struct Projector {
     pool: AnyPool,
     tables: Tables,
+    batch_size: i64,
+}
+
+/// How far a run of batches got, for progress lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Events read from the log and accounted for by this run (applied or skipped).
+    pub events: u64,
+    /// The checkpoint after the last batch.
+    pub checkpoint: i64,
+    /// The position the run stops at, when bounded.
+    pub up_to: Option<i64>,
 }
 
 impl Projector {
     pub fn new(pool: AnyPool, tables: Tables) -> Self {
-        Self { pool, tables }
+        Self {
+            pool,
+            tables,
+            batch_size: BATCH_SIZE,
+        }
+    }
+
+    /// The same projector applying up to `batch_size` events per transaction.
+    pub fn with_batch_size(mut self, batch_size: i64) -> Self {
+        self.batch_size = batch_size.clamp(1, log::RANGE_READ_MAX);
+        self
     }
 
     pub fn tables(&self) -> &Tables {
@@ -156,10 +190,18 @@ impl Projector {
         if up_to.is_some_and(|bound| checkpoint >= bound) {
             return Ok(BatchOutcome::CaughtUp { checkpoint });
         }
-        let mut events = log::read_after(&self.pool, checkpoint, BATCH_SIZE).await?;
-        if let Some(bound) = up_to {
-            events.retain(|event| event.position <= bound);
-        }
+        let events = log::read_range(&self.pool, checkpoint, up_to, self.batch_size).await?;
+        self.apply_read(checkpoint, events, as_of).await
+    }
+
+    /// Applies `events`, read from the log after `checkpoint`, in one transaction that first
+    /// moves the checkpoint from there to the last of them.
+    async fn apply_read(
+        &self,
+        checkpoint: i64,
+        mut events: Vec<StoredEvent>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<BatchOutcome, ProjectionError> {
         let Some(last) = events.last().map(|event| event.position) else {
             return Ok(BatchOutcome::CaughtUp { checkpoint });
         };
@@ -179,17 +221,16 @@ impl Projector {
             transaction.rollback().await?;
             return Ok(BatchOutcome::LostRace);
         }
-        let mut count = 0;
-        for event in &events {
-            if as_of.is_some_and(|as_of| recorded_after(event, as_of)) {
-                continue;
-            }
-            apply(&mut transaction, &self.tables, event).await?;
-            count += 1;
+        let read = events.len();
+        if let Some(as_of) = as_of {
+            events.retain(|event| !recorded_after(event, as_of));
         }
+        let count = events.len();
+        batch::apply_batch(&mut transaction, &self.tables, &events).await?;
         transaction.commit().await?;
         Ok(BatchOutcome::Applied {
             count,
+            read,
             checkpoint: last,
         })
     }
@@ -200,13 +241,83 @@ impl Projector {
         up_to: Option<i64>,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<i64, ProjectionError> {
+        self.catch_up_reporting(up_to, as_of, |_| {}).await
+    }
+
+    /// [`Self::catch_up`], telling `progress` after every batch this run applied.
+    pub async fn catch_up_reporting(
+        &self,
+        up_to: Option<i64>,
+        as_of: Option<DateTime<Utc>>,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<i64, ProjectionError> {
+        let mut events = 0_u64;
+        // The page after the batch being applied, read meanwhile on another connection: the
+        // database reads while this process decodes and writes. Two pages at most in memory.
+        let mut next: Option<(i64, Vec<StoredEvent>)> = None;
         loop {
-            match self.run_batch(up_to, as_of).await? {
+            let checkpoint = self.checkpoint().await?;
+            if up_to.is_some_and(|bound| checkpoint >= bound) {
+                return Ok(checkpoint);
+            }
+            let batch = match next.take() {
+                Some((after, batch)) if after == checkpoint => batch,
+                _ => log::read_range(&self.pool, checkpoint, up_to, self.batch_size).await?,
+            };
+            let Some(last) = batch.last().map(|event| event.position) else {
+                return Ok(checkpoint);
+            };
+            let (outcome, following) = join(
+                self.apply_read(checkpoint, batch, as_of),
+                log::read_range(&self.pool, last, up_to, self.batch_size),
+            )
+            .await;
+            next = Some((last, following?));
+            match outcome? {
                 BatchOutcome::CaughtUp { checkpoint } => return Ok(checkpoint),
-                BatchOutcome::Applied { .. } | BatchOutcome::LostRace => {}
+                BatchOutcome::Applied {
+                    read, checkpoint, ..
+                } => {
+                    events += u64::try_from(read).unwrap_or(u64::MAX);
+                    progress(Progress {
+                        events,
+                        checkpoint,
+                        up_to,
+                    });
+                }
+                BatchOutcome::LostRace => {}
             }
         }
     }
+}
+
+/// Runs two futures concurrently and returns both outputs.
+async fn join<A: Future, B: Future>(first: A, second: B) -> (A::Output, B::Output) {
+    let mut first = pin!(first);
+    let mut second = pin!(second);
+    let mut first_output = None;
+    let mut second_output = None;
+    poll_fn(|context| {
+        if first_output.is_none() {
+            if let Poll::Ready(output) = first.as_mut().poll(context) {
+                first_output = Some(output);
+            }
+        }
+        if second_output.is_none() {
+            if let Poll::Ready(output) = second.as_mut().poll(context) {
+                second_output = Some(output);
+            }
+        }
+        match (first_output.take(), second_output.take()) {
+            (Some(first), Some(second)) => Poll::Ready((first, second)),
+            (first, second) => {
+                first_output = first;
+                second_output = second;
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 /// Every view's reaction to one event, in a fixed order (order status first: the others

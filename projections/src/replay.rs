@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyPool, Row};
 
 use crate::error::ProjectionError;
-use crate::projector::Projector;
+use crate::projector::{Progress, Projector, REBUILD_BATCH_SIZE};
 use crate::schema::Tables;
 
 /// A row present on one side of the comparison only (a changed row shows on both sides).
@@ -29,8 +29,14 @@ pub struct AuditReport {
     pub position: i64,
     /// Rows compared per view, in the replayed set.
     pub rows: Vec<(String, i64)>,
+    /// The first differences of each view and side (at most [`DIFFERENCES_LISTED_MAX`]).
     pub differences: Vec<Difference>,
+    /// Every difference, listed or not.
+    pub differences_total: i64,
 }
+
+/// Differences listed per view and side: the report stays small however wrong the views are.
+pub const DIFFERENCES_LISTED_MAX: usize = 100;
 
 impl AuditReport {
     pub fn is_clean(&self) -> bool {
@@ -46,14 +52,33 @@ const AUDIT_ATTEMPTS_MAX: usize = 20;
 /// The live projector may be running: the comparison happens inside one read snapshot in
 /// which the live checkpoint equals the position the scratch set was rebuilt to.
 pub async fn audit(pool: &AnyPool) -> Result<AuditReport, ProjectionError> {
+    audit_reporting(pool, |_| {}).await
+}
+
+/// [`audit`], telling `progress` after every rebuilt batch (`events` counts from the start of
+/// the audit, across the attempts).
+pub async fn audit_reporting(
+    pool: &AnyPool,
+    mut progress: impl FnMut(Progress),
+) -> Result<AuditReport, ProjectionError> {
     let live = Projector::new(pool.clone(), Tables::live());
     live.prepare().await?;
-    let scratch = Projector::new(pool.clone(), Tables::replay());
+    let scratch =
+        Projector::new(pool.clone(), Tables::replay()).with_batch_size(REBUILD_BATCH_SIZE);
     scratch.reset().await?;
     let mut report = None;
+    let mut earlier = 0;
     for _ in 0..AUDIT_ATTEMPTS_MAX {
         let position = live.checkpoint().await?;
-        scratch.catch_up(Some(position), None).await?;
+        let mut done = 0;
+        scratch
+            .catch_up_reporting(Some(position), None, |mut step| {
+                done = step.events;
+                step.events += earlier;
+                progress(step);
+            })
+            .await?;
+        earlier += done;
         let mut snapshot = pool.begin().await?;
         if snapshot.backend_name() == "PostgreSQL" {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -92,6 +117,7 @@ async fn compare(
     position: i64,
 ) -> Result<AuditReport, ProjectionError> {
     let mut differences = Vec::new();
+    let mut differences_total = 0;
     let mut rows = Vec::new();
     for ((live_table, key), (replay_table, _)) in live
         .tables()
@@ -109,10 +135,23 @@ async fn compare(
             (live_table, replay_table, Side::OnlyLive),
             (replay_table, live_table, Side::OnlyReplayed),
         ] {
-            let sql = format!(
-                "SELECT {key} FROM (SELECT * FROM {from} EXCEPT SELECT * FROM {to}) AS d ORDER BY {key}"
-            );
-            for row in sqlx::query(&sql).fetch_all(&mut *connection).await? {
+            // The database compares the sets; only a bounded list of keys comes back.
+            let except = format!("SELECT * FROM {from} EXCEPT SELECT * FROM {to}");
+            let sql = format!("SELECT {key} FROM ({except}) AS d ORDER BY {key} LIMIT $1");
+            let listed = sqlx::query(&sql)
+                .bind(i64::try_from(DIFFERENCES_LISTED_MAX + 1).unwrap_or(i64::MAX))
+                .fetch_all(&mut *connection)
+                .await?;
+            differences_total += if listed.len() > DIFFERENCES_LISTED_MAX {
+                let sql = format!("SELECT CAST(count(*) AS BIGINT) AS n FROM ({except}) AS d");
+                sqlx::query(&sql)
+                    .fetch_one(&mut *connection)
+                    .await?
+                    .try_get::<i64, _>("n")?
+            } else {
+                i64::try_from(listed.len()).unwrap_or(i64::MAX)
+            };
+            for row in listed.iter().take(DIFFERENCES_LISTED_MAX) {
                 let mut parts = Vec::new();
                 for index in 0..row.len() {
                     parts.push(row.try_get::<String, _>(index)?);
@@ -129,6 +168,7 @@ async fn compare(
         position,
         rows,
         differences,
+        differences_total,
     })
 }
 
@@ -138,8 +178,20 @@ pub async fn rebuild_as_of(
     pool: &AnyPool,
     as_of: DateTime<Utc>,
 ) -> Result<Projector, ProjectionError> {
-    let scratch = Projector::new(pool.clone(), Tables::replay());
+    rebuild_as_of_reporting(pool, as_of, |_| {}).await
+}
+
+/// [`rebuild_as_of`], telling `progress` after every batch.
+pub async fn rebuild_as_of_reporting(
+    pool: &AnyPool,
+    as_of: DateTime<Utc>,
+    progress: impl FnMut(Progress),
+) -> Result<Projector, ProjectionError> {
+    let scratch =
+        Projector::new(pool.clone(), Tables::replay()).with_batch_size(REBUILD_BATCH_SIZE);
     scratch.reset().await?;
-    scratch.catch_up(None, Some(as_of)).await?;
+    scratch
+        .catch_up_reporting(None, Some(as_of), progress)
+        .await?;
     Ok(scratch)
 }

@@ -21,7 +21,8 @@ pub struct Tables {
 }
 
 impl Tables {
-    fn with_prefix(prefix: &'static str) -> Self {
+    /// A set of its own, e.g. for comparing two ways of building the views.
+    pub fn with_prefix(prefix: &'static str) -> Self {
         Self {
             prefix,
             order_status: format!("{prefix}order_status"),

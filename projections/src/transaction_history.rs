@@ -29,7 +29,9 @@ pub struct HistoryEntry {
 }
 
 /// What kind of movement an order event is, if it moves money.
-fn movement(event: &OrderEvent) -> Option<(&'static str, &Money, Option<String>, String)> {
+pub(crate) fn movement(
+    event: &OrderEvent,
+) -> Option<(&'static str, &Money, Option<String>, String)> {
     match event {
         OrderEvent::PaymentConfirmed {
             charge_id,

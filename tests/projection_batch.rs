@@ -1,0 +1,369 @@
+//! The batch apply against the per-event reference: random event sequences (including rows
+//! touched before they exist, repeated creations, refunds and revocations spanning batches)
+//! applied both ways, on both stores, must leave every view table identical.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use aggregates::{
+    Channel, ChargeId, Currency, GatewayRefundId, Money, OrderEvent, OrderId, OrderStatus, Period,
+    PlanId, RefundId, SubscriptionEvent, Tier, UserId,
+};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use projections::log::{LedgerEvent, StoredEvent};
+use projections::{Projector, Tables};
+use sqlx::{AnyPool, Row};
+
+use crate::helpers::on_both_stores;
+
+/// A small deterministic generator (xorshift64*): every failure names its seed.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        usize::try_from(self.next() % u64::try_from(bound).unwrap()).unwrap()
+    }
+
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        if items.is_empty() {
+            None
+        } else {
+            Some(&items[self.below(items.len())])
+        }
+    }
+
+    fn money(&mut self) -> Money {
+        Money::new(
+            i64::try_from(100 + self.below(5_000)).unwrap(),
+            Currency::Cny,
+        )
+        .unwrap()
+    }
+
+    /// Instants within a few days, so starts, ends and revocations overlap in every way.
+    fn instant(&mut self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+            + Duration::seconds(i64::try_from(self.below(4 * 86_400)).unwrap())
+    }
+
+    fn tier(&mut self) -> Tier {
+        *self
+            .pick(&[Tier::Free, Tier::Pro, Tier::Enterprise])
+            .unwrap()
+    }
+}
+
+/// Generates `count` events that the per-event apply accepts without error.
+fn events(seed: u64, count: usize) -> Vec<StoredEvent> {
+    let mut random = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let orders: Vec<OrderId> = (0..12_u128)
+        .map(|n| OrderId::from_uuid(uuid::Uuid::from_u128(u128::from(seed) * 1_000 + n + 1)))
+        .collect();
+    let users: Vec<UserId> = (0..4)
+        .map(|n| UserId::parse(&format!("user-{n}")).unwrap())
+        .collect();
+    let mut created: Vec<OrderId> = Vec::new();
+    let mut refunds: Vec<RefundId> = Vec::new();
+    let mut activated: Vec<UserId> = Vec::new();
+    let mut grants: HashMap<UserId, Vec<OrderId>> = HashMap::new();
+    let mut out = Vec::new();
+    while out.len() < count {
+        let position = i64::try_from(out.len()).unwrap() + 1;
+        let order = *random.pick(&orders).unwrap();
+        let charge = ChargeId::parse(&format!("ch_{}", random.below(50))).unwrap();
+        let at = random.instant();
+        let event = match random.below(17) {
+            0 | 1 => {
+                created.push(order);
+                LedgerEvent::Order(OrderEvent::OrderCreated {
+                    order_id: order,
+                    user_id: random.pick(&users).unwrap().clone(),
+                    plan_id: PlanId::parse("pro-monthly").unwrap(),
+                    plan_name: format!("Plan {}", random.below(3)),
+                    tier: random.tier(),
+                    period: *random.pick(&[Period::Monthly, Period::Yearly]).unwrap(),
+                    amount: random.money(),
+                    channel: *random.pick(&[Channel::AlipayQr, Channel::WxPubQr]).unwrap(),
+                    created_at: at,
+                })
+            }
+            2 => LedgerEvent::Order(OrderEvent::ChargeRequested {
+                charge_id: charge,
+                qr_code: format!("qr-{}", random.below(100)),
+                expires_at: random.instant(),
+                requested_at: at,
+            }),
+            3 => LedgerEvent::Order(OrderEvent::OrderExpired { expired_at: at }),
+            4 => LedgerEvent::Order(OrderEvent::OrderCancelled {
+                reason: "changed mind".to_owned(),
+                cancelled_at: at,
+            }),
+            5 => LedgerEvent::Order(OrderEvent::PaymentFailed {
+                charge_id: charge,
+                gateway_event_id: None,
+                failure_code: None,
+                failure_message: None,
+                failed_at: at,
+            }),
+            6 => {
+                let refund_id = if random.chance(20) {
+                    random.pick(&refunds).copied()
+                } else {
+                    None
+                }
+                .unwrap_or_else(|| RefundId::from_uuid(uuid::Uuid::new_v4()));
+                refunds.push(refund_id);
+                LedgerEvent::Order(OrderEvent::RefundRequested {
+                    refund_id,
+                    amount: random.money(),
+                    reason: format!("reason {}", random.below(3)),
+                    requested_at: at,
+                })
+            }
+            // Money movements need an existing order (their entry names its owner).
+            7..=11 => {
+                let Some(order) = random.pick(&created).copied() else {
+                    continue;
+                };
+                let amount = random.money();
+                let event = match random.below(5) {
+                    0 => OrderEvent::PaymentConfirmed {
+                        charge_id: charge,
+                        gateway_event_id: None,
+                        amount,
+                        transaction_no: None,
+                        paid_at: at,
+                        recorded_at: at,
+                    },
+                    1 => OrderEvent::PaymentAmountMismatch {
+                        charge_id: charge,
+                        gateway_event_id: None,
+                        expected: random.money(),
+                        received: amount,
+                        received_at: at,
+                    },
+                    2 => OrderEvent::LatePaymentReceived {
+                        charge_id: charge,
+                        gateway_event_id: None,
+                        amount,
+                        status_at_arrival: OrderStatus::Expired,
+                        received_at: at,
+                    },
+                    3 => OrderEvent::DuplicatePaymentReceived {
+                        charge_id: charge,
+                        gateway_event_id: None,
+                        amount,
+                        received_at: at,
+                    },
+                    _ => OrderEvent::Refunded {
+                        refund_id: random
+                            .pick(&refunds)
+                            .copied()
+                            .filter(|_| random.chance(80))
+                            .unwrap_or_else(|| RefundId::from_uuid(uuid::Uuid::new_v4())),
+                        gateway_refund_id: random
+                            .chance(50)
+                            .then(|| GatewayRefundId::parse("re_1").unwrap()),
+                        gateway_event_id: None,
+                        amount,
+                        refunded_at: at,
+                    },
+                };
+                out.push(stored(
+                    position,
+                    "Order",
+                    order.to_string(),
+                    LedgerEvent::Order(event),
+                ));
+                continue;
+            }
+            // A failed refund subtracts the refund's amount: the refund must exist.
+            12 => {
+                let Some(refund_id) = random.pick(&refunds).copied() else {
+                    continue;
+                };
+                LedgerEvent::Order(OrderEvent::RefundFailed {
+                    refund_id,
+                    gateway_refund_id: None,
+                    gateway_event_id: None,
+                    failure_code: None,
+                    failure_message: Some("declined".to_owned()),
+                    failed_at: at,
+                })
+            }
+            13..=16 => {
+                let user = random.pick(&users).unwrap().clone();
+                let starts_at = random.instant();
+                let ends_at = starts_at + Duration::days(i64::try_from(random.below(3)).unwrap());
+                let event = match random.below(4) {
+                    0 | 1 if random.chance(50) || !activated.contains(&user) => {
+                        activated.push(user.clone());
+                        grants.entry(user.clone()).or_default().push(order);
+                        SubscriptionEvent::MembershipActivated {
+                            user_id: user.clone(),
+                            order_id: order,
+                            plan_id: PlanId::parse("pro-monthly").unwrap(),
+                            tier: random.tier(),
+                            period: Period::Monthly,
+                            starts_at,
+                            ends_at,
+                        }
+                    }
+                    0 | 1 => {
+                        grants.entry(user.clone()).or_default().push(order);
+                        SubscriptionEvent::MembershipExtended {
+                            order_id: order,
+                            plan_id: PlanId::parse("pro-yearly").unwrap(),
+                            tier: random.tier(),
+                            period: Period::Yearly,
+                            starts_at,
+                            ends_at,
+                        }
+                    }
+                    2 => SubscriptionEvent::MembershipRevoked {
+                        order_id: grants
+                            .get(&user)
+                            .and_then(|orders| random.pick(orders).copied())
+                            .unwrap_or(order),
+                        removed_seconds: 60,
+                        ends_at,
+                        revoked_at: random.instant(),
+                    },
+                    _ => SubscriptionEvent::MembershipExpired { expired_at: at },
+                };
+                out.push(stored(
+                    position,
+                    "Subscription",
+                    user.to_string(),
+                    LedgerEvent::Subscription(event),
+                ));
+                continue;
+            }
+            _ => unreachable!(),
+        };
+        out.push(stored(position, "Order", order.to_string(), event));
+    }
+    out
+}
+
+fn stored(
+    position: i64,
+    aggregate_type: &str,
+    aggregate_id: String,
+    event: LedgerEvent,
+) -> StoredEvent {
+    StoredEvent {
+        position,
+        aggregate_type: aggregate_type.to_owned(),
+        aggregate_id,
+        sequence: position,
+        event_type: String::new(),
+        event_version: "1.0".to_owned(),
+        payload: serde_json::Value::Null,
+        metadata: HashMap::new(),
+        recorded_at: String::new(),
+        event,
+    }
+}
+
+async fn fresh(pool: &AnyPool, prefix: &'static str) -> Tables {
+    let projector = Projector::new(pool.clone(), Tables::with_prefix(prefix));
+    projector.reset().await.unwrap();
+    projector.tables().clone()
+}
+
+/// Rows of `one` missing from `other`, both ways, and both row counts, per view.
+async fn differences(pool: &AnyPool, one: &Tables, other: &Tables) -> Vec<String> {
+    let mut found = Vec::new();
+    for ((a, _), (b, _)) in one.views().into_iter().zip(other.views()) {
+        for (from, to) in [(a, b), (b, a)] {
+            let sql = format!(
+                "SELECT CAST(count(*) AS BIGINT) AS n FROM (SELECT * FROM {from} EXCEPT SELECT * FROM {to}) AS d"
+            );
+            let n: i64 = sqlx::query(&sql).fetch_one(pool).await.unwrap().get("n");
+            if n != 0 {
+                found.push(format!("{n} rows of {from} not in {to}"));
+            }
+        }
+        let count = |table: &str| format!("SELECT CAST(count(*) AS BIGINT) AS n FROM {table}");
+        let n_a: i64 = sqlx::query(&count(a))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get("n");
+        let n_b: i64 = sqlx::query(&count(b))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get("n");
+        if n_a != n_b {
+            found.push(format!("{a} has {n_a} rows, {b} {n_b}"));
+        }
+    }
+    found
+}
+
+async fn row_count(pool: &AnyPool, tables: &Tables) -> i64 {
+    let mut total = 0;
+    for (table, _) in tables.views() {
+        let sql = format!("SELECT CAST(count(*) AS BIGINT) AS n FROM {table}");
+        total += sqlx::query(&sql)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+            .get::<i64, _>("n");
+    }
+    total
+}
+
+on_both_stores! {
+    async fn batch_apply_equals_per_event_apply(db: &TestDb) {
+        let pool = &db.store.read;
+        let reference = fresh(pool, "ref_").await;
+        let batched = fresh(pool, "bat_").await;
+        for seed in 1..=12_u64 {
+            let log = events(seed, 400);
+            for (table, _) in reference.views().into_iter().chain(batched.views()) {
+                sqlx::query(&format!("DELETE FROM {table}")).execute(pool).await.unwrap();
+            }
+            let mut transaction = pool.begin().await.unwrap();
+            for event in &log {
+                projections::projector::apply(&mut transaction, &reference, event).await.unwrap();
+            }
+            transaction.commit().await.unwrap();
+
+            // Batches of every size from one event to the whole sequence, each committed.
+            let mut random = Random(seed | 1);
+            let mut rest = log.as_slice();
+            while !rest.is_empty() {
+                let size = match random.below(4) {
+                    0 => 1,
+                    1 => 1 + random.below(10),
+                    2 => 1 + random.below(100),
+                    _ => rest.len(),
+                }
+                .min(rest.len());
+                let (batch, later) = rest.split_at(size);
+                let mut transaction = pool.begin().await.unwrap();
+                projections::batch::apply_batch(&mut transaction, &batched, batch).await.unwrap();
+                transaction.commit().await.unwrap();
+                rest = later;
+            }
+
+            assert!(row_count(pool, &reference).await > 20, "seed {seed}: too few rows to compare");
+            let found = differences(pool, &reference, &batched).await;
+            assert!(found.is_empty(), "seed {seed}: {found:?}");
+        }
+    }
+}
