@@ -6,14 +6,13 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use gateways::config::GatewayConfig;
 use gateways::pingpp::keys;
 use gateways::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
 use payledger::auth::{self, Role, TokenKeys};
 use payledger::cli::{Cli, Command, WebhookCommand};
 use payledger::config::{ConfigError, Settings};
 use payledger::limits::OrderLimits;
-use payledger::server::Service;
+use payledger::server::{GatewaySetup, Service};
 use payledger::store::{self, Store};
 use sandbox::{self, SandboxConfig};
 
@@ -113,15 +112,12 @@ async fn serve(
     let listener = TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
-    let gateway = GatewayConfig::from_env(&settings.public_url).map_err(ConfigError)?;
+    let gateway = GatewaySetup::from_env(&settings.public_url).map_err(ConfigError)?;
     let limits = OrderLimits::from_env().map_err(ConfigError)?;
     let database = store.kind();
     let mut service = Service::start(store, tokens.clone(), &settings.public_url, &gateway).await?;
     service.state.limits = limits;
-    tracing::info!(
-        provider = gateway.provider.as_str(),
-        "payment gateway configured"
-    );
+    tracing::info!(routing = ?service.state.gateways, "payment gateways configured");
     if service.sandbox.is_some() {
         println!(
             "Sandbox gateway: pay an order by opening its qr_code URL, or POST {}/sandbox/charges/CHARGE_ID/pay",
@@ -148,7 +144,7 @@ async fn reconcile(
     store: Store,
     tokens: TokenKeys,
 ) -> anyhow::Result<ExitCode> {
-    let gateway = GatewayConfig::from_env(&settings.public_url).map_err(ConfigError)?;
+    let gateway = GatewaySetup::from_env(&settings.public_url).map_err(ConfigError)?;
     let service = Service::start(store, tokens, &settings.public_url, &gateway).await?;
     let report =
         payledger::process::reconciler::run_once(&service.state, &settings.reconciler).await;

@@ -9,6 +9,7 @@ mod hostile;
 mod legacy_log;
 mod processes;
 mod projections;
+mod providers;
 mod reconciler;
 mod reliability;
 mod store;

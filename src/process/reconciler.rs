@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use aggregates::{ChargeId, GatewayEventId, IdError, OrderCommand, OrderError};
+use aggregates::{Channel, ChargeId, GatewayEventId, IdError, OrderCommand, OrderError};
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use projections::order_status::{self, OrderStatusRow};
@@ -25,7 +25,8 @@ use sqlx::Row;
 use super::settlement::{self, Outcome};
 use crate::state::AppState;
 use crate::store::{Actor, EventMetadata, Source};
-use gateways::{order_id_from_order_no, ChargeState, GatewayEvent};
+use gateways::alipay::wire::sub_codes::TRADE_NOT_EXIST;
+use gateways::{order_id_from_order_no, ChargeState, GatewayError, GatewayEvent};
 
 /// Orders pending longer than this are looked up at the gateway.
 pub const DEFAULT_PENDING_AGE: Duration = Duration::from_secs(60);
@@ -283,7 +284,8 @@ impl Lock {
 
 /// What the gateway says about an order's charge.
 enum Lookup {
-    Paid(ChargeState),
+    /// Paid, as reported by the named provider (the inbox records it with the payment).
+    Paid(ChargeState, &'static str),
     Unpaid,
     Unknown,
 }
@@ -322,10 +324,9 @@ async fn pass(
 
     // 2. Past expiry: close the order once the gateway's money (if any) is in the ledger. An
     //    order the money paid is refused by the aggregate, so only unpaid orders close; one
-    //    paid the wrong amount closes too, its money staying flagged for review. The gateway
-    //    port has no call to close a charge yet, so the QR code stays payable at the gateway
-    //    until its own expiry (which we set to ours); money arriving after this is kept as a
-    //    late payment owed back.
+    //    paid the wrong amount closes too, its money staying flagged for review. The QR code
+    //    stays payable at the gateway until its own expiry (which we set to ours); money
+    //    arriving after this is kept as a late payment owed back.
     let expired = order_status::pending_expired_before(
         &state.store.read,
         &tables,
@@ -380,7 +381,9 @@ async fn check(
 ) -> bool {
     report.checked += 1;
     match look_up(state, row).await {
-        Lookup::Paid(charge) => settle_paid(state, row, charge, request_id, report).await,
+        Lookup::Paid(charge, provider) => {
+            settle_paid(state, row, charge, provider, request_id, report).await
+        }
         Lookup::Unpaid => true,
         Lookup::Unknown => {
             report.gateway_errors += 1;
@@ -397,7 +400,10 @@ async fn look_up(state: &AppState, row: &OrderStatusRow) -> Lookup {
     else {
         return Lookup::Unpaid;
     };
-    match state.gateway.retrieve_charge(&charge_id).await {
+    let Some(gateway) = gateway_of(state, row) else {
+        return Lookup::Unknown;
+    };
+    match gateway.retrieve_charge(&charge_id).await {
         Ok(charge) if charge.order_no != order_no_of(row) => {
             tracing::warn!(
                 order_id = %row.order_id,
@@ -407,8 +413,13 @@ async fn look_up(state: &AppState, row: &OrderStatusRow) -> Lookup {
             );
             Lookup::Unknown
         }
-        Ok(charge) if charge.paid => Lookup::Paid(charge),
+        Ok(charge) if charge.paid => Lookup::Paid(charge, gateway.provider()),
         Ok(_) => Lookup::Unpaid,
+        // Alipay only opens a trade once the buyer scans the QR code: a trade it does not
+        // know is one nobody has paid yet.
+        Err(GatewayError::Rejected {
+            code: Some(code), ..
+        }) if code == TRADE_NOT_EXIST => Lookup::Unpaid,
         Err(error) => {
             tracing::warn!(
                 order_id = %row.order_id,
@@ -433,6 +444,7 @@ async fn settle_paid(
     state: &AppState,
     row: &OrderStatusRow,
     charge: ChargeState,
+    provider: &str,
     request_id: &str,
     report: &mut Report,
 ) -> bool {
@@ -446,7 +458,16 @@ async fn settle_paid(
         }
     };
     let event = GatewayEvent::ChargeSucceeded { event_id, charge };
-    match settlement::settle(state, &event, &raw, Source::Reconciler, request_id).await {
+    match settlement::settle(
+        state,
+        provider,
+        &event,
+        &raw,
+        Source::Reconciler,
+        request_id,
+    )
+    .await
+    {
         Ok(settled) => match settled.outcome {
             Outcome::Applied => {
                 if settled
@@ -475,6 +496,29 @@ async fn settle_paid(
             report.failed += 1;
             tracing::warn!(order_id = %row.order_id, %error, "recording a payment failed");
             false
+        }
+    }
+}
+
+/// The gateway that created the order's charge: its channel's.
+fn gateway_of<'a>(
+    state: &'a AppState,
+    row: &OrderStatusRow,
+) -> Option<&'a std::sync::Arc<dyn gateways::PaymentGateway>> {
+    let gateway = row
+        .channel
+        .parse::<Channel>()
+        .map_err(|error| error.to_string())
+        .and_then(|channel| {
+            state
+                .gateway_for(channel)
+                .map_err(|error| error.to_string())
+        });
+    match gateway {
+        Ok(gateway) => Some(gateway),
+        Err(error) => {
+            tracing::warn!(order_id = %row.order_id, %error, "no gateway for the order");
+            None
         }
     }
 }
