@@ -426,3 +426,44 @@ fn start_sandbox(
     }
     Ok((sandbox, clients))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn setup(vars: &[(&str, &str)]) -> Result<GatewaySetup, Vec<InvalidVariable>> {
+        let env: HashMap<String, String> = vars
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        GatewaySetup::from_lookup(|name| env.get(name).cloned(), "http://127.0.0.1:8080")
+    }
+
+    #[test]
+    fn the_sandbox_speaks_pingpp_unless_a_channel_names_another_protocol() {
+        let plain = setup(&[]).unwrap();
+        assert!(plain.sandbox_protocols.is_empty());
+        let mixed = setup(&[("SANDBOX_PROTOCOL_ALIPAY_QR", "alipay")]).unwrap();
+        assert_eq!(
+            mixed.sandbox_protocols.get(&Channel::AlipayQr),
+            Some(&ProviderName::Alipay)
+        );
+        assert_eq!(mixed.sandbox_protocols.get(&Channel::WxPubQr), None);
+    }
+
+    #[test]
+    fn every_bad_protocol_and_provider_is_named() {
+        let problems = setup(&[
+            ("PAYMENT_PROVIDER", "stripe"),
+            ("SANDBOX_PROTOCOL_ALIPAY_QR", "sandbox"),
+            ("SANDBOX_PROTOCOL_WX_PUB_QR", "paypal"),
+        ])
+        .unwrap_err();
+        let named: Vec<&str> = problems.iter().map(|problem| problem.variable).collect();
+        assert!(named.contains(&"PAYMENT_PROVIDER"), "{named:?}");
+        assert!(named.contains(&"SANDBOX_PROTOCOL_ALIPAY_QR"), "{named:?}");
+        assert!(named.contains(&"SANDBOX_PROTOCOL_WX_PUB_QR"), "{named:?}");
+    }
+}
