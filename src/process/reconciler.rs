@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use aggregates::{Channel, ChargeId, GatewayEventId, IdError, OrderCommand, OrderError};
+use aggregates::order::RefundStatus;
+use aggregates::{Channel, ChargeId, GatewayEventId, IdError, Order, OrderCommand, OrderError};
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use projections::order_status::{self, OrderStatusRow};
@@ -24,9 +25,13 @@ use sqlx::Row;
 
 use super::settlement::{self, Outcome};
 use crate::state::AppState;
+use crate::store::load;
 use crate::store::{Actor, EventMetadata, Source};
 use gateways::alipay::wire::sub_codes::TRADE_NOT_EXIST;
-use gateways::{order_id_from_order_no, ChargeState, GatewayError, GatewayEvent};
+use gateways::{
+    gateway_refund_id_for_refund_no, order_id_from_order_no, refund_no_for, ChargeState,
+    GatewayError, GatewayEvent,
+};
 
 /// Orders pending longer than this are looked up at the gateway.
 pub const DEFAULT_PENDING_AGE: Duration = Duration::from_secs(60);
@@ -92,6 +97,8 @@ pub struct Report {
     pub flagged: usize,
     /// Orders closed as expired.
     pub expired: usize,
+    /// Pending refunds settled from the gateway's answer.
+    pub refunds_settled: usize,
     /// Orders the gateway could not tell us about; tried again next pass.
     pub gateway_errors: usize,
     /// Orders whose payment or expiry could not be recorded; tried again next pass.
@@ -113,6 +120,7 @@ impl Report {
         self.confirmed > 0
             || self.flagged > 0
             || self.expired > 0
+            || self.refunds_settled > 0
             || self.gateway_errors > 0
             || self.failed > 0
     }
@@ -129,11 +137,12 @@ impl fmt::Display for Report {
         writeln!(
             formatter,
             "reconciled: {} orders checked, {} payments confirmed, {} flagged for review, \
-             {} orders expired, {} gateway errors, {} failed",
+             {} orders expired, {} refunds settled, {} gateway errors, {} failed",
             self.checked,
             self.confirmed,
             self.flagged,
             self.expired,
+            self.refunds_settled,
             self.gateway_errors,
             self.failed
         )?;
@@ -364,9 +373,100 @@ async fn pass(
         }
     }
 
-    // 4. Gateway events no order took.
+    // 4. Refunds still pending: their notice was lost, or the gateway (Alipay) sends none we
+    //    act on. Each is settled from the gateway's answer, as its notice would have been.
+    if let Some(before) = cutoff {
+        let orders = sqlx::query(&format!(
+            "SELECT order_id FROM {} WHERE refund_pending_minor > 0 AND updated_at < $1 \
+             ORDER BY updated_at LIMIT $2",
+            tables.order_status
+        ))
+        .bind(timestamp(&before))
+        .bind(PENDING_BATCH_MAX)
+        .fetch_all(&state.store.read)
+        .await?;
+        for row in orders {
+            let order_id: String = row.try_get("order_id")?;
+            look_up_refunds(state, &order_id, &request_id, &mut report).await;
+        }
+    }
+
+    // 5. Gateway events no order took.
     report.unsettled = unsettled_events(state).await?;
     Ok(report)
+}
+
+/// Asks the gateway about each pending refund of the order and settles those it reports
+/// done. A refund whose gateway id was never recorded is asked for by our refund number,
+/// which is how Alipay and WeChat Pay know it.
+async fn look_up_refunds(state: &AppState, order_id: &str, request_id: &str, report: &mut Report) {
+    let order = match state.store.read.acquire().await {
+        Ok(mut connection) => load::load::<Order>(&mut connection, order_id).await,
+        Err(error) => {
+            report.failed += 1;
+            tracing::warn!(order_id, %error, "could not read the order");
+            return;
+        }
+    };
+    let order = match order {
+        Ok(loaded) => loaded.state,
+        Err(error) => {
+            report.failed += 1;
+            tracing::warn!(order_id, %error, "could not load the order");
+            return;
+        }
+    };
+    let (Some(channel), Some(charge_id)) = (order.channel(), order.charge_id().cloned()) else {
+        return;
+    };
+    let Ok(gateway) = state.gateway_for(channel) else {
+        report.gateway_errors += 1;
+        return;
+    };
+    let pending = order
+        .refunds()
+        .iter()
+        .filter(|refund| refund.status == RefundStatus::Pending);
+    for refund in pending {
+        let gateway_refund_id = match &refund.gateway_refund_id {
+            Some(id) => id.clone(),
+            None => match gateway_refund_id_for_refund_no(&refund_no_for(&refund.refund_id)) {
+                Some(id) => id,
+                None => continue,
+            },
+        };
+        let answer = match gateway
+            .retrieve_refund(&charge_id, &gateway_refund_id)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(error) => {
+                report.gateway_errors += 1;
+                tracing::warn!(order_id, code = error.code(), %error, "could not look the refund up");
+                continue;
+            }
+        };
+        let mut facts = answer.facts;
+        // The answer may not carry our id back; the refund asked about is ours.
+        facts.refund_id = Some(refund.refund_id);
+        match settlement::settle_refund_answer(
+            state,
+            gateway.provider(),
+            answer.state,
+            facts,
+            Source::Reconciler,
+            request_id,
+        )
+        .await
+        {
+            Ok(Some(settled)) if settled.outcome == Outcome::Applied => report.refunds_settled += 1,
+            Ok(_) => {}
+            Err(error) => {
+                report.failed += 1;
+                tracing::warn!(order_id, %error, "recording a refund failed");
+            }
+        }
+    }
 }
 
 /// Asks the gateway about the order's charge and records a payment it reports. True when the
