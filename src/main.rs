@@ -6,14 +6,14 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 
-use gateways::config::{GatewayConfig, Provider};
+use gateways::config::Provider;
 use gateways::pingpp::keys;
 use gateways::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
 use payledger::auth::{self, Role, TokenKeys};
 use payledger::cli::{Cli, Command, WebhookCommand};
 use payledger::config::{self, ConfigError, LogFormat, Secret, Settings};
 use payledger::limits::OrderLimits;
-use payledger::server::Service;
+use payledger::server::{GatewaySetup, Service};
 use payledger::store::{self, Store};
 use sandbox::{self, SandboxConfig};
 
@@ -147,15 +147,12 @@ async fn serve(
     let listener = TcpListener::bind(settings.addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
-    let (gateway, generated_key) = gateway_config(settings)?;
+    let (gateway, generated_key) = gateway_setup(settings)?;
     let limits = OrderLimits::from_env().map_err(ConfigError)?;
     let database = store.kind();
     let mut service = Service::start(store, tokens.clone(), &settings.public_url, &gateway).await?;
     service.state.limits = limits;
-    tracing::info!(
-        provider = gateway.provider.as_str(),
-        "payment gateway configured"
-    );
+    tracing::info!(routing = ?service.state.gateways, "payment gateways configured");
     if service.sandbox.is_some() {
         println!(
             "Sandbox gateway: pay an order by opening its qr_code URL, or POST {}/sandbox/charges/CHARGE_ID/pay",
@@ -189,18 +186,21 @@ async fn serve(
 /// sandbox's API (charges, knobs, deliveries) gets a key generated once and kept in the data
 /// directory, so that it is never open to anyone who can reach it, and a `payledger reconcile`
 /// on the same data directory uses the same key.
-fn gateway_config(settings: &Settings) -> anyhow::Result<(GatewayConfig, Option<Secret>)> {
-    let mut gateway = GatewayConfig::from_env(&settings.public_url).map_err(ConfigError)?;
+fn gateway_setup(settings: &Settings) -> anyhow::Result<(GatewaySetup, Option<Secret>)> {
+    let mut setup = GatewaySetup::from_env(&settings.public_url).map_err(ConfigError)?;
     let mut generated = None;
-    if gateway.provider == Provider::Sandbox && gateway.api_key.is_none() {
-        let key = auth::load_or_create_secret_file(&settings.data_dir, SANDBOX_API_KEY_FILE_NAME)
-            .context("cannot keep the sandbox's API key in the data directory")?;
-        let key = String::from_utf8(key).context("the sandbox's API key file is not text")?;
-        let key = Secret::new(format!("sk_test_{key}"));
-        gateway.api_key = Some(key.clone());
-        generated = Some(key);
+    if let Some(pingpp) = setup.providers.pingpp.as_mut() {
+        if pingpp.provider == Provider::Sandbox && pingpp.api_key.is_none() {
+            let key =
+                auth::load_or_create_secret_file(&settings.data_dir, SANDBOX_API_KEY_FILE_NAME)
+                    .context("cannot keep the sandbox's API key in the data directory")?;
+            let key = String::from_utf8(key).context("the sandbox's API key file is not text")?;
+            let key = Secret::new(format!("sk_test_{key}"));
+            pingpp.api_key = Some(key.clone());
+            generated = Some(key);
+        }
     }
-    Ok((gateway, generated))
+    Ok((setup, generated))
 }
 
 /// Name of the file in the data directory that keeps the generated sandbox API key.
@@ -248,7 +248,7 @@ async fn reconcile(
     store: Store,
     tokens: TokenKeys,
 ) -> anyhow::Result<ExitCode> {
-    let (gateway, _) = gateway_config(settings)?;
+    let (gateway, _) = gateway_setup(settings)?;
     let service = Service::start(store, tokens, &settings.public_url, &gateway).await?;
     let report =
         payledger::process::reconciler::run_once(&service.state, &settings.reconciler).await;

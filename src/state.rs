@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregates::{Order, PlanCatalog, Subscription};
+use aggregates::{Channel, Order, PlanCatalog, Subscription};
 
 use crate::auth::TokenKeys;
 use crate::limits::OrderLimits;
@@ -11,7 +11,8 @@ use crate::metrics::Metrics;
 use crate::process::projection::Views;
 use crate::process::settled_events::SettledEvents;
 use crate::store::{CommandBus, Store};
-use gateways::PaymentGateway;
+use gateways::routing::Routing;
+use gateways::{GatewayError, PaymentGateway};
 
 /// How long a command waits for the views to show its own write before answering.
 pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(2);
@@ -25,7 +26,8 @@ pub struct AppState {
     pub views: Views,
     pub tokens: TokenKeys,
     pub catalog: Arc<PlanCatalog>,
-    pub gateway: Arc<dyn PaymentGateway>,
+    /// Which gateway charges each channel and which verifies each webhook path.
+    pub gateways: Routing,
     pub metrics: Arc<Metrics>,
     /// Bounds on an order's amount, checked at creation.
     pub limits: OrderLimits,
@@ -34,12 +36,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
-        store: Store,
-        views: Views,
-        tokens: TokenKeys,
-        gateway: Arc<dyn PaymentGateway>,
-    ) -> Self {
+    pub fn new(store: Store, views: Views, tokens: TokenKeys, gateways: Routing) -> Self {
         Self {
             orders: Arc::new(CommandBus::new(&store)),
             subscriptions: Arc::new(CommandBus::new(&store)),
@@ -47,10 +44,24 @@ impl AppState {
             views,
             tokens,
             catalog: Arc::new(PlanCatalog::standard()),
-            gateway,
+            gateways,
             metrics: Arc::new(Metrics::default()),
             limits: OrderLimits::default(),
             settled: Arc::default(),
         }
+    }
+}
+
+impl AppState {
+    /// The gateway an order of `channel` is charged, refunded, looked up and closed through.
+    /// An order's channel never changes, so every call for it reaches the provider that
+    /// created its charge (as long as the channel's provider is not reconfigured while
+    /// orders are open; see the README).
+    pub fn gateway_for(&self, channel: Channel) -> Result<&Arc<dyn PaymentGateway>, GatewayError> {
+        // `Routing::new` refuses a channel without a gateway, so this only fails for a
+        // routing built by hand.
+        self.gateways.for_channel(channel).ok_or_else(|| {
+            GatewayError::Unreachable(format!("no gateway serves the channel {channel}"))
+        })
     }
 }

@@ -10,7 +10,7 @@ use gateways::config::GatewayConfig;
 use gateways::pingpp::keys;
 use payledger::auth::{Role, TokenKeys};
 use payledger::limits::OrderLimits;
-use payledger::server::Service;
+use payledger::server::{GatewaySetup, Service};
 use payledger::store::{Actor, EventMetadata, Source};
 use payledger::AppState;
 use reqwest::StatusCode;
@@ -24,6 +24,21 @@ use crate::helpers::TestDb;
 pub fn sandbox_key() -> &'static RsaPrivateKey {
     static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
     KEY.get_or_init(|| keys::generate().unwrap())
+}
+
+/// The merchant key the sandbox's Alipay and WeChat Pay protocols know the service by.
+pub fn sandbox_merchant_key() -> &'static RsaPrivateKey {
+    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| keys::generate().unwrap())
+}
+
+/// The in-process sandbox with the test keys, every channel speaking Ping++'s protocol.
+pub fn sandbox_setup(base: &str) -> GatewaySetup {
+    let mut gateway = GatewayConfig::from_lookup(|_| None, base).unwrap();
+    gateway.sandbox_private_key = Some(sandbox_key().clone());
+    let mut setup = GatewaySetup::from(gateway);
+    setup.sandbox_merchant_key = Some(sandbox_merchant_key().clone());
+    setup
 }
 
 pub const SECRET: &[u8] = b"a-test-secret-that-is-long-enough-for-hs256";
@@ -43,9 +58,32 @@ impl App {
     pub async fn spawn(db: &TestDb) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut gateway = GatewayConfig::from_lookup(|_| None, &base).unwrap();
-        gateway.sandbox_private_key = Some(sandbox_key().clone());
-        Self::spawn_with(db, listener, base, &gateway).await
+        let setup = sandbox_setup(&base);
+        Self::start_limited(
+            db.store.clone(),
+            listener,
+            base,
+            &setup,
+            OrderLimits::default(),
+        )
+        .await
+    }
+
+    /// The service with its in-process sandbox, set up by `configure` (e.g. a channel
+    /// speaking another provider's protocol).
+    pub async fn spawn_sandbox(db: &TestDb, configure: impl FnOnce(&mut GatewaySetup)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let mut setup = sandbox_setup(&base);
+        configure(&mut setup);
+        Self::start_limited(
+            db.store.clone(),
+            listener,
+            base,
+            &setup,
+            OrderLimits::default(),
+        )
+        .await
     }
 
     /// A second server on the same database, with its own connections, using `first`'s
@@ -95,27 +133,27 @@ impl App {
         base: String,
         gateway: &GatewayConfig,
     ) -> Self {
-        Self::start_limited(store, listener, base, gateway, OrderLimits::default()).await
+        let setup = GatewaySetup::from(gateway.clone());
+        Self::start_limited(store, listener, base, &setup, OrderLimits::default()).await
     }
 
     /// The service with the in-process sandbox and the given order limits.
     pub async fn spawn_limited(db: &TestDb, limits: OrderLimits) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let mut gateway = GatewayConfig::from_lookup(|_| None, &base).unwrap();
-        gateway.sandbox_private_key = Some(sandbox_key().clone());
-        Self::start_limited(db.store.clone(), listener, base, &gateway, limits).await
+        let setup = sandbox_setup(&base);
+        Self::start_limited(db.store.clone(), listener, base, &setup, limits).await
     }
 
     async fn start_limited(
         store: payledger::store::Store,
         listener: tokio::net::TcpListener,
         base: String,
-        gateway: &GatewayConfig,
+        setup: &GatewaySetup,
         limits: OrderLimits,
     ) -> Self {
         let keys = TokenKeys::from_secret(SECRET);
-        let mut service = Service::start(store, keys.clone(), &base, gateway)
+        let mut service = Service::start(store, keys.clone(), &base, setup)
             .await
             .unwrap();
         service.state.limits = limits;

@@ -12,6 +12,7 @@ mod metrics_access;
 mod processes;
 mod projection_batch;
 mod projections;
+mod providers;
 mod reconciler;
 mod reliability;
 mod slow_clients;

@@ -23,7 +23,7 @@ async fn start(db: &TestDb) -> (String, tokio::sync::oneshot::Sender<()>) {
     gateway.sandbox_private_key = Some(sandbox_key().clone());
     let keys = TokenKeys::from_secret(SECRET)
         .with_metrics_token(Some(Secret::new(METRICS_TOKEN.to_owned())));
-    let service = Service::start(db.store.clone(), keys, &base, &gateway)
+    let service = Service::start(db.store.clone(), keys, &base, &gateway.into())
         .await
         .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -145,6 +145,7 @@ fn events(seed: u64, count: usize) -> Vec<StoredEvent> {
                         transaction_no: None,
                         paid_at: at,
                         recorded_at: at,
+                        membership: None,
                     },
                     1 => OrderEvent::PaymentAmountMismatch {
                         charge_id: charge,
@@ -239,6 +240,8 @@ fn events(seed: u64, count: usize) -> Vec<StoredEvent> {
                         removed_seconds: 60,
                         ends_at,
                         revoked_at: random.instant(),
+                        grant_tier: None,
+                        grant_run: None,
                     },
                     _ => SubscriptionEvent::MembershipExpired { expired_at: at },
                 };

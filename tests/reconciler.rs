@@ -99,9 +99,10 @@ on_both_stores! {
         // read the view before it caught up would) is a duplicate.
         let again = reconciler::run_once(&app.state, &AT_ONCE).await.unwrap();
         assert_eq!((again.confirmed, again.expired), (0, 0), "{again}");
-        let answer = app.state.gateway.retrieve_charge(&charge).await.unwrap();
+        let gateway = app.state.gateway_for(aggregates::Channel::AlipayQr).unwrap();
+        let answer = gateway.retrieve_charge(&charge).await.unwrap();
         let event = GatewayEvent::ChargeSucceeded { event_id, charge: answer };
-        let settled = settlement::settle(&app.state, &event, "{}", Source::Reconciler, "test")
+        let settled = settlement::settle(&app.state, gateway.provider(), &event, "{}", Source::Reconciler, "test")
             .await
             .unwrap();
         assert_eq!(settled.outcome, Outcome::Duplicate);

@@ -24,7 +24,7 @@ async fn start(db: &TestDb, limits: ServeLimits) -> (String, tokio::sync::onesho
         db.store.clone(),
         TokenKeys::from_secret(SECRET),
         &base,
-        &gateway,
+        &gateway.into(),
     )
     .await
     .unwrap();

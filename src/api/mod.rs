@@ -34,8 +34,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/transactions", get(transactions::list))
         .route("/v1/membership", get(membership::show))
         .route(
-            "/v1/webhooks/pingpp",
-            post(webhooks::pingpp).layer(DefaultBodyLimit::max(webhooks::WEBHOOK_BODY_LIMIT_BYTES)),
+            "/v1/webhooks/{provider}",
+            post(webhooks::receive)
+                .layer(DefaultBodyLimit::max(webhooks::WEBHOOK_BODY_LIMIT_BYTES)),
         )
         .fallback(|| async { ApiError::not_found("route.not_found", "no route for this path") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

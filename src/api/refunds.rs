@@ -49,6 +49,10 @@ pub async fn create(
             .as_deref()
             .and_then(|charge| ChargeId::parse(charge).ok())
             .ok_or(LedgerError::NothingToRefund)?,
+        channel: order
+            .channel
+            .parse()
+            .map_err(|_| ApiError::internal(format!("order {order_id} has an unknown channel")))?,
         order_id,
         reason: body.reason,
         requested_by: caller.0.user_id.clone(),

@@ -1,29 +1,43 @@
-//! `POST /v1/webhooks/pingpp`: the gateway telling us money moved. Authenticated by signature
-//! only (verified over the raw bytes before anything is parsed), answered 2xx once the fact is
-//! durably recorded, and only then: the gateway redelivers anything else.
+//! `POST /v1/webhooks/{provider}`: a gateway telling us money moved. One handler for every
+//! provider: the routing names the gateway whose webhooks arrive at the path, the gateway
+//! verifies the raw bytes before anything is parsed and words the answer the way its provider
+//! expects it. The "stop resending" answer goes out once the fact is durably recorded, and
+//! only then: the provider redelivers anything else.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use gateways::{WebhookReply, WebhookVerdict};
 
+use super::extract::AppPath;
 use super::request::{position_header, request_id};
 use crate::error::ApiError;
-use crate::process::settlement::{self, SettlementError};
+use crate::process::settlement::{self, Outcome};
 use crate::state::AppState;
 use crate::store::Source;
 
-/// Largest webhook body accepted; Ping++ events are a few kilobytes.
+/// Largest webhook body accepted; every provider's notifications are a few kilobytes.
 pub const WEBHOOK_BODY_LIMIT_BYTES: usize = 64 * 1024;
 
-pub async fn pingpp(
+/// What the ledger made of a delivery (`applied`, `duplicate`, `unmatched`, `ignored`,
+/// `deferred`), for delivery logs and tests: the body belongs to the provider's format.
+pub const OUTCOME_HEADER: HeaderName = HeaderName::from_static("x-webhook-outcome");
+
+pub async fn receive(
     State(state): State<AppState>,
+    AppPath(provider): AppPath<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // Nobody should be sending webhooks for a provider no channel uses.
+    let gateway = state.gateways.for_webhook(&provider).ok_or_else(|| {
+        ApiError::not_found(
+            "webhook.unknown_provider",
+            "no payment provider in use receives webhooks here",
+        )
+    })?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge
@@ -35,48 +49,73 @@ pub async fn pingpp(
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_bytes()))
         .collect();
-    let event = state
-        .gateway
-        .verify_webhook(&webhook_headers, &body)
-        .map_err(|rejection| {
+    let event = match gateway.verify_webhook(&webhook_headers, &body) {
+        Ok(event) => event,
+        Err(rejection) => {
             state.metrics.webhook_rejected();
             tracing::warn!(
+                provider,
                 code = rejection.code(),
                 bytes = body.len(),
                 "webhook refused"
             );
-            ApiError::Webhook(rejection)
-        })?;
+            return Ok(reply(
+                gateway.webhook_reply(WebhookVerdict::Refused(&rejection)),
+                None,
+            ));
+        }
+    };
     let raw = String::from_utf8_lossy(&body);
-    let settled = settlement::settle(&state, &event, &raw, Source::Webhook, &request_id(&headers))
-        .await
-        .map_err(|error| match error {
-            SettlementError::Append(detail) => ApiError::Unavailable {
-                code: "webhook.retry_later",
-                message: format!(
-                    "the event could not be recorded yet; deliver it again ({detail})"
-                ),
-            },
-            other => ApiError::internal(other),
-        })?;
+    let settled = settlement::settle(
+        &state,
+        gateway.provider(),
+        &event,
+        &raw,
+        Source::Webhook,
+        &request_id(&headers),
+    )
+    .await;
+    let settled = match settled {
+        Ok(settled) => settled,
+        Err(error) => {
+            // Nothing was recorded: the provider must deliver it again.
+            tracing::warn!(provider, %error, "webhook not recorded; asking for a redelivery");
+            return Ok(reply(
+                gateway.webhook_reply(WebhookVerdict::RetryLater),
+                None,
+            ));
+        }
+    };
     state.metrics.webhook_settled(settled.outcome);
-    let status = if settled.outcome.acknowledged() {
-        StatusCode::OK
+    let verdict = if settled.outcome.acknowledged() {
+        WebhookVerdict::Recorded
     } else {
-        StatusCode::CONFLICT
+        // Recorded as deferred (the order is not ready for it yet): the redelivery settles it.
+        WebhookVerdict::RetryLater
     };
-    let body = if settled.outcome.acknowledged() {
-        json!({
-            "received": true,
-            "event_id": event.event_id().to_string(),
-            "outcome": settled.outcome.as_str(),
-            "order_id": settled.order_id,
-        })
-    } else {
-        json!({ "error": {
-            "code": "webhook.out_of_order",
-            "message": "the order is not ready for this event yet; deliver it again later",
-        }})
-    };
-    Ok((status, [position_header(settled.position)], Json(body)).into_response())
+    Ok(reply(
+        gateway.webhook_reply(verdict),
+        Some((settled.outcome, settled.position)),
+    ))
+}
+
+/// The provider's reply as an HTTP response, with what the ledger made of the delivery.
+fn reply(reply: WebhookReply, settled: Option<(Outcome, i64)>) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(reply.content_type),
+        )],
+        reply.body,
+    )
+        .into_response();
+    if let Some((outcome, position)) = settled {
+        let headers = response.headers_mut();
+        headers.insert(OUTCOME_HEADER, HeaderValue::from_static(outcome.as_str()));
+        let (name, value) = position_header(position);
+        headers.insert(name, value);
+    }
+    response
 }

@@ -47,6 +47,8 @@ pub async fn place_order(state: &AppState, request: PlaceOrder) -> Result<Placed
             max_minor: state.limits.max_minor,
         });
     }
+    // The channel's gateway charges the order (and later refunds, looks up and closes it).
+    let gateway = state.gateway_for(request.channel)?;
     let order_id = OrderId::from_uuid(uuid::Uuid::new_v4());
     let id = order_id.to_string();
     let key = request.idempotency_key.as_ref();
@@ -86,7 +88,7 @@ pub async fn place_order(state: &AppState, request: PlaceOrder) -> Result<Placed
         client_ip: request.client_ip,
         expires_at: now + ORDER_PAYMENT_WINDOW,
     };
-    let issued = match state.gateway.create_charge(&charge).await {
+    let issued = match gateway.create_charge(&charge).await {
         Ok(issued) => issued,
         Err(error) => {
             // No charge exists, so nothing can be paid: close the order rather than leave it

@@ -2,14 +2,15 @@
 //! refund), then ask the gateway; a refusal releases the reservation. Success arrives later,
 //! from the gateway's notice or the reconciler.
 
-use aggregates::{ChargeId, Money, OrderCommand, RefundId};
+use aggregates::{Channel, ChargeId, Money, OrderCommand, RefundId};
 use chrono::Utc;
-use gateways::{RefundRequest, RefundState};
+use gateways::{order_no_for, RefundFacts, RefundRequest, RefundState};
 
 use super::idempotency::{self, Claim, IdempotencyKey};
 use super::LedgerError;
+use crate::process::settlement;
 use crate::state::AppState;
-use crate::store::EventMetadata;
+use crate::store::{EventMetadata, Source};
 
 const IDEMPOTENCY_SCOPE: &str = "create_refund";
 
@@ -19,6 +20,8 @@ pub struct RequestRefund {
     pub order_id: String,
     /// The order's charge at the gateway.
     pub charge_id: ChargeId,
+    /// The order's channel: its gateway is the one that created the charge.
+    pub channel: Channel,
     pub amount: Money,
     pub reason: String,
     /// Who asked (the idempotency key is theirs).
@@ -45,6 +48,8 @@ pub async fn request_refund(
     request: RequestRefund,
 ) -> Result<RefundRequested, LedgerError> {
     let refund_id = RefundId::from_uuid(uuid::Uuid::new_v4());
+    // The gateway that created the order's charge; without one nothing is reserved.
+    let gateway = state.gateway_for(request.channel)?;
     let key = request.idempotency_key.as_ref();
     let user = request.requested_by.as_str();
     let request_hash = idempotency::hash(&[
@@ -83,22 +88,57 @@ pub async fn request_refund(
             return Err(error.into());
         }
     };
-    let issued = state
-        .gateway
-        .create_refund(&RefundRequest {
-            charge_id: request.charge_id,
-            refund_id,
-            amount: request.amount,
-            description: request.reason,
-        })
-        .await;
+    let refund = RefundRequest {
+        charge_id: request.charge_id,
+        refund_id,
+        amount: request.amount,
+        description: request.reason,
+    };
+    let issued = gateway.create_refund(&refund).await;
     let (failure, error) = match issued {
         Ok(issued) if issued.state != RefundState::Failed => {
             tracing::info!(order_id = %request.order_id, refund_id = %refund_id, "refund requested");
+            let mut position = reserved.position().unwrap_or_default();
+            if issued.state == RefundState::Succeeded {
+                let facts = RefundFacts {
+                    gateway_refund_id: issued.gateway_refund_id.clone(),
+                    charge_id: refund.charge_id.clone(),
+                    charge_order_no: request
+                        .order_id
+                        .parse()
+                        .ok()
+                        .map(|order_id| order_no_for(&order_id)),
+                    refund_id: Some(refund_id),
+                    amount: request.amount,
+                    succeeded_at: None,
+                    failure_code: None,
+                    failure_message: None,
+                };
+                // A refund done in the answer is settled now; should that fail it stays
+                // pending for the reconciler's lookup, like one whose notice was lost.
+                match settlement::settle_refund_answer(
+                    state,
+                    gateway.provider(),
+                    RefundState::Succeeded,
+                    facts,
+                    Source::Api,
+                    &request.metadata.request_id,
+                )
+                .await
+                {
+                    Ok(settled) => {
+                        position =
+                            settled.map_or(position, |settled| settled.position.max(position));
+                    }
+                    Err(error) => {
+                        tracing::warn!(refund_id = %refund_id, %error, "refund left pending");
+                    }
+                }
+            }
             return Ok(RefundRequested::New {
                 refund_id,
                 gateway_refund_id: Some(issued.gateway_refund_id.to_string()),
-                position: reserved.position().unwrap_or_default(),
+                position,
             });
         }
         Ok(issued) => (

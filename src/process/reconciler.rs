@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use aggregates::{ChargeId, GatewayEventId, IdError, OrderCommand, OrderError};
+use aggregates::order::RefundStatus;
+use aggregates::{Channel, ChargeId, GatewayEventId, IdError, Order, OrderCommand, OrderError};
 use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use projections::order_status::{self, OrderStatusRow};
@@ -24,8 +25,13 @@ use sqlx::Row;
 
 use super::settlement::{self, Outcome};
 use crate::state::AppState;
+use crate::store::load;
 use crate::store::{Actor, EventMetadata, Source};
-use gateways::{order_id_from_order_no, ChargeState, GatewayEvent};
+use gateways::alipay::wire::sub_codes::TRADE_NOT_EXIST;
+use gateways::{
+    gateway_refund_id_for_refund_no, order_id_from_order_no, refund_no_for, ChargeState,
+    GatewayError, GatewayEvent,
+};
 
 /// Orders pending longer than this are looked up at the gateway.
 pub const DEFAULT_PENDING_AGE: Duration = Duration::from_secs(60);
@@ -91,6 +97,8 @@ pub struct Report {
     pub flagged: usize,
     /// Orders closed as expired.
     pub expired: usize,
+    /// Pending refunds settled from the gateway's answer.
+    pub refunds_settled: usize,
     /// Orders the gateway could not tell us about; tried again next pass.
     pub gateway_errors: usize,
     /// Orders whose payment or expiry could not be recorded; tried again next pass.
@@ -112,6 +120,7 @@ impl Report {
         self.confirmed > 0
             || self.flagged > 0
             || self.expired > 0
+            || self.refunds_settled > 0
             || self.gateway_errors > 0
             || self.failed > 0
     }
@@ -128,11 +137,12 @@ impl fmt::Display for Report {
         writeln!(
             formatter,
             "reconciled: {} orders checked, {} payments confirmed, {} flagged for review, \
-             {} orders expired, {} gateway errors, {} failed",
+             {} orders expired, {} refunds settled, {} gateway errors, {} failed",
             self.checked,
             self.confirmed,
             self.flagged,
             self.expired,
+            self.refunds_settled,
             self.gateway_errors,
             self.failed
         )?;
@@ -283,7 +293,8 @@ impl Lock {
 
 /// What the gateway says about an order's charge.
 enum Lookup {
-    Paid(ChargeState),
+    /// Paid, as reported by the named provider (the inbox records it with the payment).
+    Paid(ChargeState, &'static str),
     Unpaid,
     Unknown,
 }
@@ -322,10 +333,9 @@ async fn pass(
 
     // 2. Past expiry: close the order once the gateway's money (if any) is in the ledger. An
     //    order the money paid is refused by the aggregate, so only unpaid orders close; one
-    //    paid the wrong amount closes too, its money staying flagged for review. The gateway
-    //    port has no call to close a charge yet, so the QR code stays payable at the gateway
-    //    until its own expiry (which we set to ours); money arriving after this is kept as a
-    //    late payment owed back.
+    //    paid the wrong amount closes too, its money staying flagged for review. The QR code
+    //    stays payable at the gateway until its own expiry (which we set to ours); money
+    //    arriving after this is kept as a late payment owed back.
     let expired = order_status::pending_expired_before(
         &state.store.read,
         &tables,
@@ -363,9 +373,100 @@ async fn pass(
         }
     }
 
-    // 4. Gateway events no order took.
+    // 4. Refunds still pending: their notice was lost, or the gateway (Alipay) sends none we
+    //    act on. Each is settled from the gateway's answer, as its notice would have been.
+    if let Some(before) = cutoff {
+        let orders = sqlx::query(&format!(
+            "SELECT order_id FROM {} WHERE refund_pending_minor > 0 AND updated_at < $1 \
+             ORDER BY updated_at LIMIT $2",
+            tables.order_status
+        ))
+        .bind(timestamp(&before))
+        .bind(PENDING_BATCH_MAX)
+        .fetch_all(&state.store.read)
+        .await?;
+        for row in orders {
+            let order_id: String = row.try_get("order_id")?;
+            look_up_refunds(state, &order_id, &request_id, &mut report).await;
+        }
+    }
+
+    // 5. Gateway events no order took.
     report.unsettled = unsettled_events(state).await?;
     Ok(report)
+}
+
+/// Asks the gateway about each pending refund of the order and settles those it reports
+/// done. A refund whose gateway id was never recorded is asked for by our refund number,
+/// which is how Alipay and WeChat Pay know it.
+async fn look_up_refunds(state: &AppState, order_id: &str, request_id: &str, report: &mut Report) {
+    let order = match state.store.read.acquire().await {
+        Ok(mut connection) => load::load::<Order>(&mut connection, order_id).await,
+        Err(error) => {
+            report.failed += 1;
+            tracing::warn!(order_id, %error, "could not read the order");
+            return;
+        }
+    };
+    let order = match order {
+        Ok(loaded) => loaded.state,
+        Err(error) => {
+            report.failed += 1;
+            tracing::warn!(order_id, %error, "could not load the order");
+            return;
+        }
+    };
+    let (Some(channel), Some(charge_id)) = (order.channel(), order.charge_id().cloned()) else {
+        return;
+    };
+    let Ok(gateway) = state.gateway_for(channel) else {
+        report.gateway_errors += 1;
+        return;
+    };
+    let pending = order
+        .refunds()
+        .iter()
+        .filter(|refund| refund.status == RefundStatus::Pending);
+    for refund in pending {
+        let gateway_refund_id = match &refund.gateway_refund_id {
+            Some(id) => id.clone(),
+            None => match gateway_refund_id_for_refund_no(&refund_no_for(&refund.refund_id)) {
+                Some(id) => id,
+                None => continue,
+            },
+        };
+        let answer = match gateway
+            .retrieve_refund(&charge_id, &gateway_refund_id)
+            .await
+        {
+            Ok(answer) => answer,
+            Err(error) => {
+                report.gateway_errors += 1;
+                tracing::warn!(order_id, code = error.code(), %error, "could not look the refund up");
+                continue;
+            }
+        };
+        let mut facts = answer.facts;
+        // The answer may not carry our id back; the refund asked about is ours.
+        facts.refund_id = Some(refund.refund_id);
+        match settlement::settle_refund_answer(
+            state,
+            gateway.provider(),
+            answer.state,
+            facts,
+            Source::Reconciler,
+            request_id,
+        )
+        .await
+        {
+            Ok(Some(settled)) if settled.outcome == Outcome::Applied => report.refunds_settled += 1,
+            Ok(_) => {}
+            Err(error) => {
+                report.failed += 1;
+                tracing::warn!(order_id, %error, "recording a refund failed");
+            }
+        }
+    }
 }
 
 /// Asks the gateway about the order's charge and records a payment it reports. True when the
@@ -380,7 +481,9 @@ async fn check(
 ) -> bool {
     report.checked += 1;
     match look_up(state, row).await {
-        Lookup::Paid(charge) => settle_paid(state, row, charge, request_id, report).await,
+        Lookup::Paid(charge, provider) => {
+            settle_paid(state, row, charge, provider, request_id, report).await
+        }
         Lookup::Unpaid => true,
         Lookup::Unknown => {
             report.gateway_errors += 1;
@@ -397,7 +500,10 @@ async fn look_up(state: &AppState, row: &OrderStatusRow) -> Lookup {
     else {
         return Lookup::Unpaid;
     };
-    match state.gateway.retrieve_charge(&charge_id).await {
+    let Some(gateway) = gateway_of(state, row) else {
+        return Lookup::Unknown;
+    };
+    match gateway.retrieve_charge(&charge_id).await {
         Ok(charge) if charge.order_no != order_no_of(row) => {
             tracing::warn!(
                 order_id = %row.order_id,
@@ -407,8 +513,13 @@ async fn look_up(state: &AppState, row: &OrderStatusRow) -> Lookup {
             );
             Lookup::Unknown
         }
-        Ok(charge) if charge.paid => Lookup::Paid(charge),
+        Ok(charge) if charge.paid => Lookup::Paid(charge, gateway.provider()),
         Ok(_) => Lookup::Unpaid,
+        // Alipay only opens a trade once the buyer scans the QR code: a trade it does not
+        // know is one nobody has paid yet.
+        Err(GatewayError::Rejected {
+            code: Some(code), ..
+        }) if code == TRADE_NOT_EXIST => Lookup::Unpaid,
         Err(error) => {
             tracing::warn!(
                 order_id = %row.order_id,
@@ -433,6 +544,7 @@ async fn settle_paid(
     state: &AppState,
     row: &OrderStatusRow,
     charge: ChargeState,
+    provider: &str,
     request_id: &str,
     report: &mut Report,
 ) -> bool {
@@ -446,7 +558,16 @@ async fn settle_paid(
         }
     };
     let event = GatewayEvent::ChargeSucceeded { event_id, charge };
-    match settlement::settle(state, &event, &raw, Source::Reconciler, request_id).await {
+    match settlement::settle(
+        state,
+        provider,
+        &event,
+        &raw,
+        Source::Reconciler,
+        request_id,
+    )
+    .await
+    {
         Ok(settled) => match settled.outcome {
             Outcome::Applied => {
                 if settled
@@ -475,6 +596,29 @@ async fn settle_paid(
             report.failed += 1;
             tracing::warn!(order_id = %row.order_id, %error, "recording a payment failed");
             false
+        }
+    }
+}
+
+/// The gateway that created the order's charge: its channel's.
+fn gateway_of<'a>(
+    state: &'a AppState,
+    row: &OrderStatusRow,
+) -> Option<&'a std::sync::Arc<dyn gateways::PaymentGateway>> {
+    let gateway = row
+        .channel
+        .parse::<Channel>()
+        .map_err(|error| error.to_string())
+        .and_then(|channel| {
+            state
+                .gateway_for(channel)
+                .map_err(|error| error.to_string())
+        });
+    match gateway {
+        Ok(gateway) => Some(gateway),
+        Err(error) => {
+            tracing::warn!(order_id = %row.order_id, %error, "no gateway for the order");
+            None
         }
     }
 }

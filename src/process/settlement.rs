@@ -7,8 +7,8 @@
 //! even when no order matches it.
 
 use aggregates::{
-    GrantedPeriod, Order, OrderCommand, OrderError, OrderEvent, OrderId, OrderStatus, Subscription,
-    SubscriptionCommand, SubscriptionError, SubscriptionEvent, UserId,
+    GatewayEventId, GrantedPeriod, Order, OrderCommand, OrderError, OrderEvent, OrderId,
+    OrderStatus, Subscription, SubscriptionCommand, SubscriptionError, SubscriptionEvent, UserId,
 };
 use chrono::Utc;
 use cqrs_es::Aggregate;
@@ -22,7 +22,7 @@ use crate::store::{
     append, jitter, Actor, Appended, Attempt, EventMetadata, Source, Store, StreamAppend,
     COMMAND_RETRIES_MAX, RETRY_BACKOFF_INITIAL, RETRY_BACKOFF_MAX,
 };
-use gateways::{order_id_from_order_no, GatewayEvent};
+use gateways::{order_id_from_order_no, GatewayEvent, RefundFacts, RefundState};
 
 impl Settled {
     /// Where the event landed, as remembered for its redeliveries.
@@ -90,19 +90,20 @@ pub enum SettlementError {
     Append(String),
 }
 
-/// Settles one verified event. `raw` is the body as received, kept for audit.
+/// Settles one verified event from `provider` (the name its gateway records, part of the
+/// inbox key with the event id). `raw` is the body as received, kept for audit.
 ///
 /// One transaction per fact: the order's new events, the membership they activate or take
 /// back, the views, and the inbox row with the event's outcome commit together. A redelivery
 /// of an event already settled is answered from the inbox with one read and no write.
 pub async fn settle(
     state: &AppState,
+    provider: &str,
     event: &GatewayEvent,
     raw: &str,
     source: Source,
     request_id: &str,
 ) -> Result<Settled, SettlementError> {
-    let provider = state.gateway.provider();
     let event_id = event.event_id().to_string();
     if let Some(landed) = state.settled.get(provider, &event_id) {
         return Ok(Settled {
@@ -218,6 +219,65 @@ pub async fn settle(
             .remember(provider, &event_id, settled.landed());
     }
     Ok(settled)
+}
+
+/// The event id of a refund settled from the gateway's own answer (to our refund request or
+/// a lookup) rather than from a notice: one per refund, so settling it again from another
+/// answer is a duplicate.
+pub fn answered_refund_event_id(facts: &RefundFacts) -> Option<GatewayEventId> {
+    let refund_id = facts.refund_id?;
+    GatewayEventId::parse(&format!(
+        "{ANSWERED_REFUND_EVENT_PREFIX}{}",
+        refund_id.as_uuid().simple()
+    ))
+    .ok()
+}
+
+const ANSWERED_REFUND_EVENT_PREFIX: &str = "evt_refund_";
+
+/// Settles a refund the gateway answered final (`Succeeded` or `Failed`), as its notice would
+/// have: some gateways (Alipay) finish a refund in the answer and send no notice we act on,
+/// and a notice may never come. None for a refund still pending, or one not ours.
+pub async fn settle_refund_answer(
+    state: &AppState,
+    provider: &str,
+    refund_state: RefundState,
+    facts: RefundFacts,
+    source: Source,
+    request_id: &str,
+) -> Result<Option<Settled>, SettlementError> {
+    let Some(event_id) = answered_refund_event_id(&facts) else {
+        return Ok(None);
+    };
+    let raw = serde_json::json!({
+        "object": "refund",
+        "source": source.as_str(),
+        "id": facts.gateway_refund_id.as_str(),
+        "charge": facts.charge_id.as_str(),
+        "refund_id": facts.refund_id.map(|id| id.to_string()),
+        "amount": facts.amount.amount_minor(),
+        "status": match refund_state {
+            RefundState::Succeeded => "succeeded",
+            RefundState::Failed => "failed",
+            RefundState::Pending => "pending",
+        },
+        "failure_code": facts.failure_code,
+    })
+    .to_string();
+    let event = match refund_state {
+        RefundState::Pending => return Ok(None),
+        RefundState::Succeeded => GatewayEvent::RefundSucceeded {
+            event_id,
+            refund: facts,
+        },
+        RefundState::Failed => GatewayEvent::RefundFailed {
+            event_id,
+            refund: facts,
+        },
+    };
+    settle(state, provider, &event, &raw, source, request_id)
+        .await
+        .map(Some)
 }
 
 /// One attempt: load, decide for the order and the membership, append, record, commit.
