@@ -47,7 +47,16 @@ async fn deliver(app: &App, body: &[u8], signatures: &[String]) -> (StatusCode, 
     }
     let response = request.send().await.unwrap();
     let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    // The body is the provider's reply; what the ledger made of the delivery is a header.
+    let outcome = response
+        .headers()
+        .get("x-webhook-outcome")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let mut answer = response.json().await.unwrap_or(Value::Null);
+    if let (Some(outcome), Some(object)) = (outcome, answer.as_object_mut()) {
+        object.insert("outcome".to_owned(), Value::String(outcome));
+    }
+    (status, answer)
 }
 
 async fn signed_delivery(app: &App, body: &[u8]) -> (StatusCode, Value) {
