@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _};
 use gateways::pingpp::signature;
 use payledger::auth::Role;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::Row;
 
 use super::payments::short;
@@ -154,10 +154,11 @@ pub(super) async fn deliver(
         .send()
         .await?;
     let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    let outcome = body
-        .get("outcome")
-        .and_then(Value::as_str)
+    // The body is the provider's own reply; the ledger names its outcome in a header.
+    let outcome = response
+        .headers()
+        .get("x-webhook-outcome")
+        .and_then(|value| value.to_str().ok())
         .unwrap_or("none")
         .to_owned();
     Ok((status, outcome))
