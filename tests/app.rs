@@ -167,7 +167,7 @@ impl App {
             base,
             state,
             sandbox,
-            client: reqwest::Client::new(),
+            client: crate::helpers::http_client(),
             keys,
             shutdown: Some(sender),
         }

@@ -136,7 +136,7 @@ async fn the_in_process_sandbox_api_needs_the_key_printed_at_start_up() {
         "the key is not printed: {}",
         server.stderr()
     );
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     for path in [
         "/sandbox/knobs",
         "/sandbox/deliveries",

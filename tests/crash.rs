@@ -468,6 +468,7 @@ async fn survives_a_crash(db: &TestDb) {
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(5))
         .no_proxy()
         .build()
         .unwrap();

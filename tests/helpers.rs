@@ -7,6 +7,16 @@ use payledger::config::DatabaseUrl;
 use payledger::store::{self, Store};
 use sqlx::{Connection, Executor, PgConnection};
 
+/// An HTTP client for the tests. Its idle connections are dropped before the server's own
+/// idle limit (the header read timeout, 10 s by default) closes them, so a request is never
+/// sent on a connection the server is closing at that moment.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
 /// Used when neither `PAYLEDGER_TEST_POSTGRES_URL` nor a postgres `DATABASE_URL` is set.
 /// The PostgreSQL tests are never skipped: without a server they fail and say why.
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";

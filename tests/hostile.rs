@@ -2014,6 +2014,7 @@ fn http_client(pooled: bool) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(if pooled { CONCURRENCY } else { 0 })
+        .pool_idle_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(40))
         .build()
         .unwrap()
@@ -2349,7 +2350,7 @@ impl Drop for Binary {
 async fn the_binary_never_logs_its_secrets_on(db: &TestDb) {
     assert_eq!(BINARY_JWT_SECRET.len(), 40);
     let (mut binary, base) = Binary::start(db.url.as_str());
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
 
     // Key generation for the sandbox happens at start-up.
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -134,7 +134,7 @@ fn event(
 async fn a_burst_over_two_server_processes_pays_activates_and_refunds_once() {
     let db = TestDb::postgres().await;
     let servers = Servers::start(db.url.as_str(), 2);
-    let client = reqwest::Client::new();
+    let client = crate::helpers::http_client();
     for index in 0..2 {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while client

@@ -18,6 +18,9 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
         .no_proxy()
         .timeout(REQUEST_TIMEOUT)
         .pool_max_idle_per_host(4)
+        // Below the server's idle keep-alive limit (its 10 s header read timeout), so no
+        // request goes out on a connection the server is closing.
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
         .build()?)
 }
 
