@@ -103,15 +103,8 @@ pub async fn read_stream(
     aggregate_type: &str,
     aggregate_id: &str,
 ) -> Result<Vec<StoredEvent>, LogError> {
-    let sql = format!(
-        "{SELECT_COLUMNS} WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .fetch_all(pool)
-        .await?;
-    rows.iter().map(decode_row).collect()
+    let mut connection = pool.acquire().await?;
+    read_stream_in(&mut connection, aggregate_type, aggregate_id).await
 }
 
 /// One aggregate's events in stream order, read through `connection` (e.g. a writer's
