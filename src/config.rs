@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::api::client_ip::TrustedProxies;
 use crate::auth::{TokenPolicy, TOKEN_LIFETIME_SECONDS_MAX_DEFAULT};
 use crate::process::reconciler::{ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE};
 use crate::server::ServeLimits;
@@ -88,6 +89,8 @@ pub struct Settings {
     pub serve: ServeLimits,
     /// When and how often the background reconciler runs.
     pub reconciler: ReconcilerSettings,
+    /// Proxies whose `X-Forwarded-For` names the client (none by default).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Every bad variable found at start-up, not only the first.
@@ -214,6 +217,17 @@ impl Settings {
             }
             other => other.map(Secret::new),
         };
+        let trusted_proxies =
+            match TrustedProxies::parse(&text("PAYLEDGER_TRUSTED_PROXIES").unwrap_or_default()) {
+                Ok(proxies) => proxies,
+                Err(bad) => {
+                    problems.push(InvalidVariable {
+                        variable: "PAYLEDGER_TRUSTED_PROXIES",
+                        reason: format!("not an IP address or CIDR block: {}", bad.join(", ")),
+                    });
+                    TrustedProxies::default()
+                }
+            };
         let issuer = text("PAYLEDGER_JWT_ISSUER");
         let audience = text("PAYLEDGER_JWT_AUDIENCE");
 
@@ -294,6 +308,7 @@ impl Settings {
                     sandbox,
                     serve,
                     reconciler,
+                    trusted_proxies,
                 })
             }
             _ => Err(ConfigError(problems)),
@@ -622,6 +637,26 @@ mod tests {
             .to_string();
         assert!(text.contains("PAYLEDGER_METRICS_TOKEN"), "{text}");
         assert!(!text.contains("short"), "a secret leaked into {text}");
+    }
+
+    #[test]
+    fn no_proxy_is_trusted_unless_named_and_bad_entries_are_refused() {
+        assert_eq!(
+            settings(&[]).unwrap().trusted_proxies,
+            TrustedProxies::default()
+        );
+        let named = settings(&[("PAYLEDGER_TRUSTED_PROXIES", "10.0.0.0/8, ::1")]).unwrap();
+        assert_eq!(
+            named.trusted_proxies,
+            TrustedProxies::parse("10.0.0.0/8,::1").unwrap()
+        );
+        let text = settings(&[("PAYLEDGER_TRUSTED_PROXIES", "10.0.0.0/8, my-proxy")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("PAYLEDGER_TRUSTED_PROXIES") && text.contains("my-proxy"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 
 use aggregates::{OrderError, SubscriptionError};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cqrs_es::AggregateError;
@@ -48,6 +49,13 @@ pub enum ApiError {
     /// The payment gateway failed us: 502, 503 or 504.
     #[error("{0}")]
     Gateway(GatewayError),
+    /// 429: too many requests of this kind from this caller; `Retry-After` says when.
+    #[error("{message}")]
+    TooMany {
+        code: &'static str,
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// 503: the database or the gateway is unavailable; try again.
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -69,6 +77,7 @@ impl ApiError {
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Webhook(WebhookRejection::Signature(_)) => StatusCode::UNAUTHORIZED,
@@ -85,6 +94,7 @@ impl ApiError {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
             | Self::Invalid { code, .. }
+            | Self::TooMany { code, .. }
             | Self::Unavailable { code, .. } => code,
             Self::Auth(error) => error.code(),
             Self::Webhook(rejection) => rejection.code(),
@@ -131,7 +141,15 @@ impl IntoResponse for ApiError {
             _ => tracing::info!(code = self.code(), "request refused"),
         }
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::TooMany { retry_after, .. } = &self {
+            // Whole seconds, rounded up: a client that waits this long is admitted.
+            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
     }
 }
 
@@ -288,6 +306,15 @@ impl From<crate::ledger::LedgerError> for ApiError {
             L::UnknownPlan => Self::invalid("plan.unknown", message),
             L::AmountOutOfRange { .. } => Self::invalid("order.amount_out_of_range", message),
             L::InvalidUser => Self::invalid("user.invalid", message),
+            L::RateLimited { retry_after } => Self::TooMany {
+                code: "order.rate_limited",
+                message,
+                retry_after,
+            },
+            L::TooManyOpenOrders { .. } => Self::Conflict {
+                code: "order.too_many_open",
+                message,
+            },
             L::InvalidRefundAmount(_) => Self::invalid("refund.invalid_amount", message),
             L::NothingToRefund => Self::Conflict {
                 code: "order.invalid_transition",

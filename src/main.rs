@@ -1,6 +1,7 @@
 //! Entry point: read settings, open the store, migrate, then run the chosen command.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -12,6 +13,7 @@ use gateways::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
 use payledger::auth::{self, Role, TokenKeys};
 use payledger::cli::{Cli, Command, WebhookCommand};
 use payledger::config::{self, ConfigError, LogFormat, Secret, Settings};
+use payledger::ledger::{CreationQuota, QuotaSettings};
 use payledger::limits::OrderLimits;
 use payledger::server::{GatewaySetup, Service};
 use payledger::store::{self, Store};
@@ -149,9 +151,12 @@ async fn serve(
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
     let (gateway, generated_key) = gateway_setup(settings)?;
     let limits = OrderLimits::from_env().map_err(ConfigError)?;
+    let quota = QuotaSettings::from_env().map_err(ConfigError)?;
     let database = store.kind();
     let mut service = Service::start(store, tokens.clone(), &settings.public_url, &gateway).await?;
     service.state.limits = limits;
+    service.state.quota = Arc::new(CreationQuota::new(quota));
+    service.state.trusted_proxies = Arc::new(settings.trusted_proxies.clone());
     tracing::info!(routing = ?service.state.gateways, "payment gateways configured");
     if service.sandbox.is_some() {
         println!(

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use aggregates::{Channel, Order, PlanCatalog, Subscription};
 
+use crate::api::client_ip::TrustedProxies;
 use crate::auth::TokenKeys;
+use crate::ledger::{CreationQuota, QuotaSettings};
 use crate::limits::OrderLimits;
 use crate::metrics::Metrics;
 use crate::process::projection::Views;
@@ -31,6 +33,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Bounds on an order's amount, checked at creation.
     pub limits: OrderLimits,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<TrustedProxies>,
+    /// How many orders one user may start per minute and hold open.
+    pub quota: Arc<CreationQuota>,
     /// Gateway events this process saw settled, so redeliveries cost nothing.
     pub settled: Arc<SettledEvents>,
 }
@@ -47,6 +53,8 @@ impl AppState {
             gateways,
             metrics: Arc::new(Metrics::default()),
             limits: OrderLimits::default(),
+            trusted_proxies: Arc::default(),
+            quota: Arc::new(CreationQuota::new(QuotaSettings::default())),
             settled: Arc::default(),
         }
     }

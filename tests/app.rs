@@ -9,6 +9,7 @@ use chrono::Utc;
 use gateways::config::GatewayConfig;
 use gateways::pingpp::keys;
 use payledger::auth::{Role, TokenKeys};
+use payledger::ledger::{CreationQuota, QuotaSettings};
 use payledger::limits::OrderLimits;
 use payledger::server::{GatewaySetup, Service};
 use payledger::store::{Actor, EventMetadata, Source};
@@ -65,6 +66,7 @@ impl App {
             base,
             &setup,
             OrderLimits::default(),
+            |_| {},
         )
         .await
     }
@@ -82,6 +84,7 @@ impl App {
             base,
             &setup,
             OrderLimits::default(),
+            |_| {},
         )
         .await
     }
@@ -134,7 +137,34 @@ impl App {
         gateway: &GatewayConfig,
     ) -> Self {
         let setup = GatewaySetup::from(gateway.clone());
-        Self::start_limited(store, listener, base, &setup, OrderLimits::default()).await
+        Self::start_limited(
+            store,
+            listener,
+            base,
+            &setup,
+            OrderLimits::default(),
+            |_| {},
+        )
+        .await
+    }
+
+    /// The service with the in-process sandbox and the given per-user creation quota (the
+    /// other constructors lift it, so tests about other things may create many orders).
+    pub async fn spawn_with_quota(db: &TestDb, quota: QuotaSettings) -> Self {
+        Self::spawn_configured(db, |state| {
+            state.quota = std::sync::Arc::new(CreationQuota::new(quota));
+        })
+        .await
+    }
+
+    /// The service with the in-process sandbox, its state adjusted by `configure` before it
+    /// serves.
+    pub async fn spawn_configured(db: &TestDb, configure: impl FnOnce(&mut AppState)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let setup = sandbox_setup(&base);
+        let limits = OrderLimits::default();
+        Self::start_limited(db.store.clone(), listener, base, &setup, limits, configure).await
     }
 
     /// The service with the in-process sandbox and the given order limits.
@@ -142,7 +172,7 @@ impl App {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let setup = sandbox_setup(&base);
-        Self::start_limited(db.store.clone(), listener, base, &setup, limits).await
+        Self::start_limited(db.store.clone(), listener, base, &setup, limits, |_| {}).await
     }
 
     async fn start_limited(
@@ -151,12 +181,15 @@ impl App {
         base: String,
         setup: &GatewaySetup,
         limits: OrderLimits,
+        configure: impl FnOnce(&mut AppState),
     ) -> Self {
         let keys = TokenKeys::from_secret(SECRET);
         let mut service = Service::start(store, keys.clone(), &base, setup)
             .await
             .unwrap();
         service.state.limits = limits;
+        service.state.quota = std::sync::Arc::new(CreationQuota::new(QuotaSettings::unbounded()));
+        configure(&mut service.state);
         let state = service.state.clone();
         let sandbox = service.sandbox.clone();
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();

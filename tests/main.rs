@@ -4,7 +4,9 @@
 mod api;
 mod app;
 mod binary;
+mod client_ip;
 mod crash;
+mod creation_quota;
 mod helpers;
 mod hostile;
 mod legacy_log;

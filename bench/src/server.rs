@@ -120,6 +120,9 @@ impl ServerEnv {
             .env("PAYMENT_PROVIDER", "sandbox")
             .env("PINGPP_API_KEY", SANDBOX_API_KEY)
             .env("RUST_LOG", "warn")
+            // The load comes from a few simulated users: lift the per-user creation quota.
+            .env("PAYLEDGER_ORDER_RATE_PER_MINUTE", u32::MAX.to_string())
+            .env("PAYLEDGER_ORDER_OPEN_MAX", u32::MAX.to_string())
             .stdin(Stdio::null());
         command
     }

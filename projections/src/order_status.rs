@@ -102,6 +102,29 @@ pub async fn pending_expired_before(
     .await
 }
 
+/// A user's orders still awaiting payment whose QR code is payable at `now` (RFC 3339),
+/// newest first.
+pub async fn open_for_user(
+    pool: &AnyPool,
+    tables: &Tables,
+    user_id: &str,
+    now: &str,
+    limit: i64,
+) -> Result<Vec<OrderStatusRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {t} WHERE user_id = $1 AND status IN ('created', 'pending') \
+         AND (expires_at IS NULL OR expires_at > $2) ORDER BY created_at DESC LIMIT $3",
+        t = tables.order_status
+    );
+    let rows = sqlx::query(&sql)
+        .bind(user_id)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
 /// Orders still awaiting payment whose last change is older than `before` (RFC 3339), oldest
 /// first: the ones whose webhook may have been lost. Orders already flagged for review (money
 /// of the wrong amount arrived) are left out: their money is recorded.

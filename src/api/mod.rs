@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, each handler thin.
 
 mod body;
+pub mod client_ip;
 mod extract;
 mod health;
 mod membership;

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::header::{ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::Utc;
 use cqrs_es::Aggregate;
 use projections::order_status::OrderStatusRow;
@@ -15,6 +15,7 @@ use projections::Tables;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::client_ip::PeerAddr;
 use super::extract::{AppJson, AppPath, AppQuery, Caller};
 use super::request::{api_metadata, position_header};
 use crate::error::ApiError;
@@ -36,6 +37,7 @@ pub struct CreateOrder {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    peer: Option<Extension<PeerAddr>>,
     headers: HeaderMap,
     AppJson(body): AppJson<CreateOrder>,
 ) -> Result<Response, ApiError> {
@@ -45,7 +47,7 @@ pub async fn create(
             ApiError::invalid("channel.unknown", "channel must be alipay_qr or wx_pub_qr")
         })?,
         user_id: UserId::parse(&caller.0.user_id).map_err(|_| LedgerError::InvalidUser)?,
-        client_ip: client_ip(&headers),
+        client_ip: client_ip(&state, peer, &headers),
         idempotency_key: idempotency_key(&headers)?,
         metadata: api_metadata(&headers, &caller.0),
     };
@@ -55,6 +57,10 @@ pub async fn create(
         }
         Placed::Replayed { order_id } => {
             respond_with_order(&state, &order_id, None, StatusCode::CREATED).await
+        }
+        // Nothing new was created: the open order is answered as it stands.
+        Placed::AlreadyOpen { order_id } => {
+            respond_with_order(&state, &order_id, None, StatusCode::OK).await
         }
     }
 }
@@ -180,16 +186,12 @@ pub async fn events(
     Ok(Json(json!({ "order_id": order_id, "events": events })))
 }
 
-/// The payer's address for the gateway's risk checks: the first proxy hop when one is named,
-/// else loopback (the gateway requires the field).
-fn client_ip(headers: &HeaderMap) -> String {
-    headers
-        .get("x-forwarded-for")
-        .or_else(|| headers.get("x-real-ip"))
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(',').next())
-        .and_then(|first| first.trim().parse::<std::net::IpAddr>().ok())
-        .map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string())
+/// The payer's address for the gateway's risk checks (the gateway requires the field).
+fn client_ip(state: &AppState, peer: Option<Extension<PeerAddr>>, headers: &HeaderMap) -> String {
+    let peer = peer.map_or(std::net::Ipv4Addr::LOCALHOST.into(), |Extension(peer)| {
+        peer.0.ip()
+    });
+    state.trusted_proxies.client_ip(peer, headers).to_string()
 }
 
 /// Ids are UUIDs; anything else (including path tricks) is simply not an order.

@@ -10,6 +10,10 @@ pub enum LedgerError {
     UnknownPlan,
     #[error("orders must cost between {min_minor} and {max_minor} fen")]
     AmountOutOfRange { min_minor: i64, max_minor: i64 },
+    #[error("too many orders started; retry in {} s", retry_after.as_secs().max(1))]
+    RateLimited { retry_after: std::time::Duration },
+    #[error("{open_max} orders are already awaiting payment; pay or let one expire first")]
+    TooManyOpenOrders { open_max: u32 },
     #[error("the token's subject is not a user id")]
     InvalidUser,
     #[error("amount must be a positive number of minor units (fen): {0}")]

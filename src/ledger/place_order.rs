@@ -4,6 +4,7 @@
 use aggregates::{Channel, OrderCommand, OrderId, PlanId, UserId};
 use chrono::Utc;
 use gateways::ChargeRequest;
+use projections::Tables;
 
 use super::idempotency::{self, Claim, IdempotencyKey};
 use super::LedgerError;
@@ -33,9 +34,17 @@ pub enum Placed {
     New { order_id: String, position: i64 },
     /// The same request came before with this idempotency key: that request's order.
     Replayed { order_id: String },
+    /// The user already holds as many open orders as allowed, one of them for this plan and
+    /// channel: that order (its QR code is still payable) rather than a new one.
+    AlreadyOpen { order_id: String },
 }
 
 pub async fn place_order(state: &AppState, request: PlaceOrder) -> Result<Placed, LedgerError> {
+    // Every creation request counts, whatever becomes of it.
+    state
+        .quota
+        .admit(request.user_id.as_ref(), std::time::Instant::now())
+        .map_err(|retry_after| LedgerError::RateLimited { retry_after })?;
     let plan = state
         .catalog
         .find(&request.plan_id)
@@ -68,6 +77,10 @@ pub async fn place_order(state: &AppState, request: PlaceOrder) -> Result<Placed
     }
 
     let now = Utc::now();
+    if let Some(open) = open_order_at_cap(state, &request, now).await? {
+        idempotency::release(&state.store.read, key, user, IDEMPOTENCY_SCOPE).await;
+        return open.map(|order_id| Placed::AlreadyOpen { order_id });
+    }
     let create = OrderCommand::Create {
         order_id,
         user_id: request.user_id.clone(),
@@ -121,4 +134,32 @@ pub async fn place_order(state: &AppState, request: PlaceOrder) -> Result<Placed
         order_id: id,
         position,
     })
+}
+
+/// When the user already holds the most open orders allowed: the one for the same plan and
+/// channel, or the refusal. `None` while the user may open another.
+async fn open_order_at_cap(
+    state: &AppState,
+    request: &PlaceOrder,
+    now: chrono::DateTime<Utc>,
+) -> Result<Option<Result<String, LedgerError>>, LedgerError> {
+    let open_max = state.quota.settings.open_max;
+    let open = projections::order_status::open_for_user(
+        &state.store.read,
+        &Tables::live(),
+        request.user_id.as_ref(),
+        &projections::schema::timestamp(&now),
+        i64::from(open_max),
+    )
+    .await?;
+    if open.len() < usize::try_from(open_max).unwrap_or(usize::MAX) {
+        return Ok(None);
+    }
+    let same = open.into_iter().find(|row| {
+        row.plan_id == request.plan_id.as_str() && row.channel == request.channel.as_str()
+    });
+    Ok(Some(match same {
+        Some(row) => Ok(row.order_id),
+        None => Err(LedgerError::TooManyOpenOrders { open_max }),
+    }))
 }
