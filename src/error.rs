@@ -107,6 +107,25 @@ impl ApiError {
         }
     }
 
+    /// What the client is told. A gateway failure's detail (its address, a TCP error, the
+    /// provider's own text) is logged, never sent: the code says what kind it was.
+    fn public_message(&self) -> String {
+        match self {
+            Self::Gateway(error) => match error {
+                GatewayError::Timeout => "the payment gateway did not answer in time; try again",
+                GatewayError::Unreachable(_) | GatewayError::Upstream(_) => {
+                    "the payment gateway is unavailable; try again later"
+                }
+                GatewayError::Authentication | GatewayError::Protocol(_) => {
+                    "the payment gateway could not serve this request; it has been logged"
+                }
+                GatewayError::Rejected { .. } => "the payment gateway refused the request",
+            }
+            .to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::NotFound {
             code,
@@ -138,9 +157,10 @@ impl IntoResponse for ApiError {
         match &self {
             Self::Internal(detail) => tracing::error!(%detail, "internal error"),
             Self::Unavailable { message, .. } => tracing::warn!(%message, "unavailable"),
+            Self::Gateway(error) => tracing::warn!(code = self.code(), %error, "gateway failed"),
             _ => tracing::info!(code = self.code(), "request refused"),
         }
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let body = json!({ "error": { "code": self.code(), "message": self.public_message() } });
         let mut response = (self.status(), Json(body)).into_response();
         if let Self::TooMany { retry_after, .. } = &self {
             // Whole seconds, rounded up: a client that waits this long is admitted.

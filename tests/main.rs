@@ -7,6 +7,7 @@ mod binary;
 mod client_ip;
 mod crash;
 mod creation_quota;
+mod gateway_errors;
 mod helpers;
 mod hostile;
 mod legacy_log;
