@@ -72,6 +72,11 @@ on_both_stores! {
         let types: Vec<&str> = events["events"].as_array().unwrap().iter().map(|event| event["type"].as_str().unwrap()).collect();
         assert_eq!(types, ["OrderCreated", "ChargeRequested", "PaymentConfirmed", "RefundRequested", "Refunded"]);
         assert_eq!(events["events"][2]["metadata"]["source"], "webhook");
+        // The customer learns that staff refunded, not which member of staff.
+        assert_eq!(events["events"][3]["metadata"]["actor"], "admin");
+        let staff_view: Value = app.client.get(app.url(&format!("/v1/orders/{order_id}/events")))
+            .bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+        assert_eq!(staff_view["events"][3]["metadata"]["actor"], "admin:ops");
 
         audit_is_clean(db).await;
         app.stop().await;

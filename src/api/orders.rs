@@ -1,5 +1,6 @@
 //! Orders: create one for a plan (a QR code to pay), poll it, read its history.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aggregates::{Channel, OrderId, PlanId, UserId};
@@ -12,7 +13,7 @@ use chrono::Utc;
 use cqrs_es::Aggregate;
 use projections::order_status::OrderStatusRow;
 use projections::Tables;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::client_ip::PeerAddr;
@@ -159,31 +160,63 @@ pub async fn show(
         .into_response())
 }
 
+/// `GET /v1/orders/{id}/events`.
+#[derive(Debug, Serialize)]
+pub struct OrderEvents {
+    order_id: String,
+    events: Vec<OrderEvent>,
+}
+
+#[derive(Debug, Serialize)]
+struct OrderEvent {
+    position: i64,
+    sequence: i64,
+    #[serde(rename = "type")]
+    event_type: String,
+    version: String,
+    payload: Value,
+    metadata: HashMap<String, String>,
+    recorded_at: String,
+}
+
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     AppPath(id): AppPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OrderEvents>, ApiError> {
     let order_id = parse_order_id(&id)?;
     visible_order(&state, &caller, &order_id).await?;
     let events =
         projections::log::read_stream(&state.store.read, aggregates::Order::TYPE, &order_id)
             .await?;
-    let events: Vec<Value> = events
+    let staff_view = caller.0.is_admin();
+    let events = events
         .into_iter()
-        .map(|event| {
-            json!({
-                "position": event.position,
-                "sequence": event.sequence,
-                "type": event.event_type,
-                "version": event.event_version,
-                "payload": event.payload,
-                "metadata": event.metadata,
-                "recorded_at": event.recorded_at,
-            })
+        .map(|event| OrderEvent {
+            position: event.position,
+            sequence: event.sequence,
+            event_type: event.event_type,
+            version: event.event_version,
+            payload: event.payload,
+            metadata: if staff_view {
+                event.metadata
+            } else {
+                without_staff_ids(event.metadata)
+            },
+            recorded_at: event.recorded_at,
         })
         .collect();
-    Ok(Json(json!({ "order_id": order_id, "events": events })))
+    Ok(Json(OrderEvents { order_id, events }))
+}
+
+/// A customer sees that staff acted, not which member of staff: `admin:<id>` becomes `admin`.
+fn without_staff_ids(mut metadata: HashMap<String, String>) -> HashMap<String, String> {
+    if let Some(actor) = metadata.get_mut(crate::store::metadata_keys::ACTOR) {
+        if actor.starts_with("admin:") {
+            "admin".clone_into(actor);
+        }
+    }
+    metadata
 }
 
 /// The payer's address for the gateway's risk checks (the gateway requires the field).

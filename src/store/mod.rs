@@ -24,4 +24,4 @@ pub use connect::{migrate, Backend, Store, StoreError};
 pub use decide::Decide;
 pub use hub::{Commit, CommitEvents, CommitHub};
 pub use locks::Locks;
-pub use metadata::{Actor, EventMetadata, Source};
+pub use metadata::{keys as metadata_keys, Actor, EventMetadata, Source};
