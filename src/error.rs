@@ -158,7 +158,11 @@ impl IntoResponse for ApiError {
             Self::Internal(detail) => tracing::error!(%detail, "internal error"),
             Self::Unavailable { message, .. } => tracing::warn!(%message, "unavailable"),
             Self::Gateway(error) => tracing::warn!(code = self.code(), %error, "gateway failed"),
-            _ => tracing::info!(code = self.code(), "request refused"),
+            _ => {
+                if let Some(left_out) = crate::log_budget::REFUSALS.take() {
+                    tracing::info!(code = self.code(), left_out, "request refused");
+                }
+            }
         }
         let body = json!({ "error": { "code": self.code(), "message": self.public_message() } });
         let mut response = (self.status(), Json(body)).into_response();

@@ -2149,6 +2149,10 @@ on_both_stores! {
         the_binary_never_logs_its_secrets_on(db).await;
     }
 
+    async fn a_flood_of_refused_webhooks_is_counted_but_logged_within_a_budget(db: &TestDb) {
+        a_flood_of_refused_webhooks_on(db).await;
+    }
+
     // A request refused before its body has arrived (401 for a missing token, 404 for an
     // unknown path, 405 for a wrong method) must leave the connection usable; one whose body is
     // too large to read (413) closes it and says so (`Connection: close`), or a keep-alive
@@ -2516,5 +2520,89 @@ async fn the_binary_never_logs_its_secrets_on(db: &TestDb) {
         leaks.is_empty(),
         "the logs contain {leaks:?}:\n{}",
         lines.join("\n")
+    );
+}
+
+/// Waits until the binary answers `/healthz`.
+async fn wait_healthy(binary: &mut Binary, client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = binary.exited() {
+            panic!("payledger exited with {status}:\n{}", binary.output());
+        }
+        let healthy = client.get(format!("{base}/healthz")).send().await;
+        if healthy.is_ok_and(|response| response.status() == StatusCode::OK) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "payledger never became healthy:\n{}",
+            binary.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn a_flood_of_refused_webhooks_on(db: &TestDb) {
+    const SENDERS: usize = 16;
+    const FLOOD: usize = SENDERS * 200;
+    let (mut binary, base) = Binary::start(db.url.as_str());
+    let client = crate::helpers::http_client();
+    wait_healthy(&mut binary, &client, &base).await;
+
+    let started = Instant::now();
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|_| {
+            let client = client.clone();
+            let url = format!("{base}/v1/webhooks/pingpp");
+            tokio::spawn(async move {
+                for _ in 0..FLOOD / SENDERS {
+                    let response = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("x-pingplusplus-signature", "bm90IGEgc2lnbmF0dXJl")
+                        .body(r#"{"id":"evt_flood","type":"charge.succeeded"}"#)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+
+    let keys = TokenKeys::from_secret(BINARY_JWT_SECRET.as_bytes());
+    let admin = fresh(&keys, "auditor", Role::Admin);
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("payledger_webhooks_rejected_total {FLOOD}")),
+        "every refusal is counted:\n{metrics}"
+    );
+    let output = binary.stop();
+    let lines = output
+        .lines()
+        .filter(|line| line.contains("webhook refused"))
+        .count();
+    let budget =
+        usize::try_from(seconds * u64::from(payledger::log_budget::LINES_PER_SECOND)).unwrap();
+    assert!(
+        (1..=budget).contains(&lines),
+        "{lines} refusal lines for {FLOOD} refusals in {seconds} s (budget {budget})"
+    );
+    assert!(
+        output.contains("left_out"),
+        "the lines say how many were left out"
     );
 }

@@ -53,12 +53,15 @@ pub async fn receive(
         Ok(event) => event,
         Err(rejection) => {
             state.metrics.webhook_rejected();
-            tracing::warn!(
-                provider,
-                code = rejection.code(),
-                bytes = body.len(),
-                "webhook refused"
-            );
+            if let Some(left_out) = crate::log_budget::REFUSALS.take() {
+                tracing::warn!(
+                    provider,
+                    code = rejection.code(),
+                    bytes = body.len(),
+                    left_out,
+                    "webhook refused"
+                );
+            }
             return Ok(reply(
                 gateway.webhook_reply(WebhookVerdict::Refused(&rejection)),
                 None,
