@@ -92,6 +92,41 @@ on_both_stores! {
         app.stop().await;
     }
 
+    async fn another_orders_paid_charge_is_never_money_of_a_failed_order(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let paid = app.create_order("twice").await;
+        let paid_id = paid["id"].as_str().unwrap().to_owned();
+        app.pay(&paid, "").await;
+        app.poll_until(&paid_id, "twice", |body| body["status"] == "paid").await;
+
+        let failed = app.create_order("twice").await;
+        let failed_id = failed["id"].as_str().unwrap().to_owned();
+        let mut failure = paid_charge(&app, &failed).await;
+        failure["paid"] = json!(false);
+        failure["time_paid"] = Value::Null;
+        failure["failure_code"] = json!("USER_CANCEL");
+        let body = event_body("evt_failed0000001", "charge.failed", failure);
+        let (status, answer) = signed_delivery(&app, &body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        app.poll_until(&failed_id, "twice", |body| body["status"] == "failed").await;
+        let before = events_of(&app, &failed_id).await;
+
+        // The first order's paid charge, named with the failed order's number.
+        let mut reused = paid_charge(&app, &paid).await;
+        reused["order_no"] = json!(failed_id.replace('-', ""));
+        let body = event_body("evt_reused0000001", "charge.succeeded", reused);
+        let (status, answer) = signed_delivery(&app, &body).await;
+        assert_eq!(status, StatusCode::OK, "kept for review, not redelivered: {answer}");
+        assert_eq!(answer["outcome"], "unmatched");
+        assert_eq!(events_of(&app, &failed_id).await, before, "no late money recorded");
+        let (_, shown) = app.get(&format!("/v1/orders/{failed_id}"), "twice").await;
+        assert_eq!(shown["status"], "failed");
+        assert_eq!(shown["needs_refund_amount"], 0, "{shown}");
+        let (_, history) = app.get("/v1/transactions", "twice").await;
+        assert_eq!(history["items"].as_array().unwrap().len(), 1, "the money counted once: {history}");
+        app.stop().await;
+    }
+
     async fn two_signature_headers_are_refused_as_ambiguous(db: &TestDb) {
         let app = App::spawn(db).await;
         let order = app.create_order("twice").await;

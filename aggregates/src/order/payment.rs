@@ -73,8 +73,10 @@ fn confirm_requested(
     }])
 }
 
-/// The order is paid already: the same charge again is a redelivery, another charge is a
-/// second payment the customer must get back.
+/// The order is paid already, so its one charge is recorded: that charge again is a
+/// redelivery. Any other charge is another order's (or none of ours): a conflict for review,
+/// never money of this order, which would count it twice. (Older logs hold
+/// `DuplicatePaymentReceived` events for such charges; they still replay.)
 fn receive_after_payment(
     order: &OrderDetails,
     receipt: Receipt,
@@ -82,12 +84,8 @@ fn receive_after_payment(
     if order.recorded_charges.contains(&receipt.charge_id) {
         return Ok(Vec::new());
     }
-    Ok(vec![OrderEvent::DuplicatePaymentReceived {
-        charge_id: receipt.charge_id,
-        gateway_event_id: receipt.gateway_event_id,
-        amount: receipt.amount,
-        received_at: receipt.at,
-    }])
+    ensure_requested_charge(order, &receipt.charge_id)?;
+    Ok(Vec::new())
 }
 
 /// The order closed unpaid, but the customer paid anyway (e.g. scanned a stale QR code).
@@ -95,8 +93,15 @@ fn receive_after_close(
     order: &OrderDetails,
     receipt: Receipt,
 ) -> Result<Vec<OrderEvent>, OrderError> {
+    // A charge belongs to the order that requested it: another order's charge named with
+    // this order's number is a conflict for review, not money of this order (it would be
+    // counted twice). An order closed before its charge was recorded takes any charge: it
+    // can only be the one its creation asked for.
     if order.recorded_charges.contains(&receipt.charge_id) {
         return Ok(Vec::new());
+    }
+    if order.charge.is_some() {
+        ensure_requested_charge(order, &receipt.charge_id)?;
     }
     Ok(vec![OrderEvent::LatePaymentReceived {
         charge_id: receipt.charge_id,

@@ -104,18 +104,24 @@ fn a_confirmation_before_any_charge_is_rejected() {
 }
 
 #[test]
-fn a_second_charge_paying_a_paid_order_is_a_duplicate_that_needs_refund() {
-    let duplicate = OrderEvent::DuplicatePaymentReceived {
+fn another_orders_charge_naming_a_paid_order_is_a_conflict_not_money() {
+    given(paid_order())
+        .when(confirm("ch_second", "evt_second", cny(PRICE)))
+        .then_expect_error(OrderError::ChargeMismatch {
+            expected: charge("ch_first"),
+            received: charge("ch_second"),
+        });
+}
+
+#[test]
+fn a_duplicate_recorded_by_an_older_version_still_replays_and_needs_refund() {
+    let mut events = paid_order();
+    events.push(OrderEvent::DuplicatePaymentReceived {
         charge_id: charge("ch_second"),
         gateway_event_id: event_id("evt_second"),
         amount: cny(PRICE),
         received_at: at(6),
-    };
-    given(paid_order())
-        .when(confirm("ch_second", "evt_second", cny(PRICE)))
-        .then_expect_events(vec![duplicate.clone()]);
-    let mut events = paid_order();
-    events.push(duplicate);
+    });
     let order = replay(&events);
     assert_eq!(order.status(), Some(OrderStatus::Paid));
     assert_eq!(order.paid_amount(), Some(cny(PRICE)));
@@ -194,6 +200,45 @@ fn a_late_payment_is_recorded_once() {
     given(events)
         .when(confirm("ch_first", "evt_retry", cny(PRICE)))
         .then_expect_events(vec![]);
+}
+
+#[test]
+fn another_orders_charge_naming_a_closed_order_is_a_conflict_not_late_money() {
+    for status in [
+        OrderStatus::Expired,
+        OrderStatus::Cancelled,
+        OrderStatus::Failed,
+    ] {
+        let mut events = pending_order();
+        events.push(closed(status));
+        given(events)
+            .when(confirm("ch_paid_elsewhere", "evt_reused", cny(PRICE)))
+            .then_expect_error(OrderError::ChargeMismatch {
+                expected: charge("ch_first"),
+                received: charge("ch_paid_elsewhere"),
+            });
+    }
+}
+
+#[test]
+fn an_order_closed_before_its_charge_was_recorded_takes_late_money_from_that_charge() {
+    // The process stopped between the gateway creating the charge and recording it.
+    let events = vec![
+        created(),
+        OrderEvent::OrderCancelled {
+            reason: "no charge was recorded".to_owned(),
+            cancelled_at: at(3),
+        },
+    ];
+    given(events)
+        .when(confirm("ch_unrecorded", "evt_paid", cny(PRICE)))
+        .then_expect_events(vec![OrderEvent::LatePaymentReceived {
+            charge_id: charge("ch_unrecorded"),
+            gateway_event_id: event_id("evt_paid"),
+            amount: cny(PRICE),
+            status_at_arrival: OrderStatus::Cancelled,
+            received_at: at(6),
+        }]);
 }
 
 #[test]
