@@ -228,6 +228,8 @@ impl From<OrderError> for ApiError {
             | OrderError::InvalidTransition { .. }
             | OrderError::NotYetExpired { .. }
             | OrderError::ChargeMismatch { .. }
+            | OrderError::RefundAmountMismatch { .. }
+            | OrderError::GatewayRefundMismatch { .. }
             | OrderError::RefundExceedsRefundable { .. }
             | OrderError::RefundAlreadyRequested { .. }
             | OrderError::TooManyRefunds { .. }

@@ -127,6 +127,50 @@ on_both_stores! {
         app.stop().await;
     }
 
+    async fn a_refund_success_for_another_amount_charge_or_refund_is_never_recorded(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let order = app.create_order("refundee").await;
+        let order_id = order["id"].as_str().unwrap().to_owned();
+        app.pay(&order, "").await;
+        app.poll_until(&order_id, "refundee", |body| body["status"] == "paid").await;
+        // The sandbox confirms refunds late, so the forged notices arrive first.
+        let knobs = sandbox::KnobsUpdate { refund_delay_ms: Some(1_500), ..Default::default() };
+        app.sandbox.as_ref().unwrap().update_knobs(knobs).unwrap();
+        let admin = app.token("ops", payledger::auth::Role::Admin);
+        let (status, refund) = app
+            .post(&format!("/v1/orders/{order_id}/refunds"), &admin, json!({"amount": 100, "reason": "goodwill"}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{refund}");
+        let refund_id = refund["id"].as_str().unwrap().to_owned();
+        let charge = app.charge_of(&order_id).await;
+        let other_order = app.create_order("refundee").await;
+        let other_charge = app.charge_of(other_order["id"].as_str().unwrap()).await;
+        let before = events_of(&app, &order_id).await;
+
+        let forged = |event_id: &str, amount: i64, charge: &str| {
+            let refund = json!({
+                "id": format!("re_forged{event_id}"), "object": "refund", "amount": amount,
+                "status": "succeeded", "charge": charge, "charge_order_no": order_id.replace('-', ""),
+                "description": "forged", "time_succeed": 1_795_000_200,
+                "metadata": { "refund_id": refund_id },
+            });
+            event_body(&format!("evt_{event_id}"), "refund.succeeded", refund)
+        };
+        for body in [forged("toomuch000001", 999_999, &charge), forged("othercharge01", 100, &other_charge)] {
+            let (status, answer) = signed_delivery(&app, &body).await;
+            assert_eq!(status, StatusCode::OK, "kept for review, not redelivered: {answer}");
+            assert_eq!(answer["outcome"], "unmatched");
+        }
+        assert_eq!(events_of(&app, &order_id).await, before, "no refund recorded");
+
+        // The genuine notice completes the refund as requested.
+        let refunded = app
+            .poll_until(&order_id, "refundee", |body| body["refunded_amount"] == 100)
+            .await;
+        assert_eq!(refunded["status"], "partially_refunded");
+        app.stop().await;
+    }
+
     async fn two_signature_headers_are_refused_as_ambiguous(db: &TestDb) {
         let app = App::spawn(db).await;
         let order = app.create_order("twice").await;

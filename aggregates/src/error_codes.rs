@@ -8,8 +8,8 @@ use chrono::{TimeZone, Utc};
 use uuid::Uuid;
 
 use crate::{
-    ChannelError, ChargeId, Currency, IdError, IdProblem, Money, MoneyError, OrderError, OrderId,
-    OrderStatus, PlanId, RefundId, SubscriptionError, UserId,
+    ChannelError, ChargeId, Currency, GatewayRefundId, IdError, IdProblem, Money, MoneyError,
+    OrderError, OrderId, OrderStatus, PlanId, RefundId, SubscriptionError, UserId,
 };
 
 /// Naming every variant in a match without a wildcard makes a new variant a compile error
@@ -28,6 +28,8 @@ fn order_variant(error: &OrderError) {
         | OrderError::RefundExceedsRefundable { .. }
         | OrderError::RefundAlreadyRequested { .. }
         | OrderError::UnknownRefund { .. }
+        | OrderError::RefundAmountMismatch { .. }
+        | OrderError::GatewayRefundMismatch { .. }
         | OrderError::TooManyRefunds { .. }
         | OrderError::TextTooLong { .. }
         | OrderError::Ledger(_) => {}
@@ -91,6 +93,16 @@ fn every_code() -> Vec<(&'static str, &'static str)> {
         },
         OrderError::RefundAlreadyRequested { refund_id },
         OrderError::UnknownRefund { refund_id },
+        OrderError::RefundAmountMismatch {
+            refund_id,
+            expected: cny,
+            received: cny,
+        },
+        OrderError::GatewayRefundMismatch {
+            refund_id,
+            expected: GatewayRefundId::parse("re_1").unwrap(),
+            received: GatewayRefundId::parse("re_2").unwrap(),
+        },
         OrderError::TooManyRefunds { max: 1 },
         OrderError::TextTooLong {
             field: "reason",

@@ -8,7 +8,8 @@
 
 use aggregates::{
     GatewayEventId, GrantedPeriod, Order, OrderCommand, OrderError, OrderEvent, OrderId,
-    OrderStatus, Subscription, SubscriptionCommand, SubscriptionError, SubscriptionEvent, UserId,
+    OrderStatus, ReportedRefund, Subscription, SubscriptionCommand, SubscriptionError,
+    SubscriptionEvent, UserId,
 };
 use chrono::Utc;
 use cqrs_es::Aggregate;
@@ -562,7 +563,10 @@ async fn already_settled(
 /// or it came too early (deferred, redelivered later).
 fn classify(error: &OrderError) -> Outcome {
     match error {
-        OrderError::NotCreated | OrderError::ChargeMismatch { .. } => Outcome::Unmatched,
+        OrderError::NotCreated
+        | OrderError::ChargeMismatch { .. }
+        | OrderError::RefundAmountMismatch { .. }
+        | OrderError::GatewayRefundMismatch { .. } => Outcome::Unmatched,
         OrderError::UnknownRefund { .. } | OrderError::InvalidTransition { .. } => {
             Outcome::Deferred
         }
@@ -625,6 +629,10 @@ async fn target_order(
                         refund_id,
                         gateway_refund_id: Some(refund.gateway_refund_id.clone()),
                         gateway_event_id: Some(event_id.clone()),
+                        reported: Some(ReportedRefund {
+                            charge_id: refund.charge_id.clone(),
+                            amount: refund.amount,
+                        }),
                         at: now,
                     },
                 )

@@ -57,11 +57,13 @@ pub enum OrderCommand {
         reason: String,
         at: DateTime<Utc>,
     },
-    /// The gateway reports that a requested refund went through.
+    /// The gateway reports that a requested refund went through. `reported`, when the gateway
+    /// said which charge and how much, must match the order's charge and the amount requested.
     ConfirmRefund {
         refund_id: RefundId,
         gateway_refund_id: Option<GatewayRefundId>,
         gateway_event_id: Option<GatewayEventId>,
+        reported: Option<ReportedRefund>,
         at: DateTime<Utc>,
     },
     /// The gateway reports that a requested refund failed; its reservation is released.
@@ -113,4 +115,11 @@ impl OrderCommand {
             | OrderCommand::RequestRefund { .. } => None,
         }
     }
+}
+
+/// What the gateway says a refund was: of which charge, for how much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportedRefund {
+    pub charge_id: ChargeId,
+    pub amount: Money,
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::ids::{ChargeId, PlanId, RefundId};
+use crate::ids::{ChargeId, GatewayRefundId, PlanId, RefundId};
 use crate::money::{Currency, Money, MoneyError};
 
 use super::OrderStatus;
@@ -45,6 +45,21 @@ pub enum OrderError {
     RefundAlreadyRequested { refund_id: RefundId },
     #[error("no refund {refund_id} was requested on this order")]
     UnknownRefund { refund_id: RefundId },
+    /// The gateway reports refund `refund_id` done for another amount than was requested.
+    #[error("refund {refund_id} was requested for {expected}, the gateway reports {received}")]
+    RefundAmountMismatch {
+        refund_id: RefundId,
+        expected: Money,
+        received: Money,
+    },
+    /// The gateway reports refund `refund_id` under another of its refund ids than the one it
+    /// gave when the refund was requested.
+    #[error("refund {refund_id} is the gateway's {expected}, not {received}")]
+    GatewayRefundMismatch {
+        refund_id: RefundId,
+        expected: GatewayRefundId,
+        received: GatewayRefundId,
+    },
     #[error("an order takes at most {max} refund requests")]
     TooManyRefunds { max: usize },
     #[error("{field} is longer than {max_chars} characters")]
@@ -74,6 +89,8 @@ impl OrderError {
             OrderError::RefundExceedsRefundable { .. } => "order.refund_exceeds_paid",
             OrderError::RefundAlreadyRequested { .. } => "order.refund_already_requested",
             OrderError::UnknownRefund { .. } => "order.unknown_refund",
+            OrderError::RefundAmountMismatch { .. } => "order.refund_amount_mismatch",
+            OrderError::GatewayRefundMismatch { .. } => "order.gateway_refund_mismatch",
             OrderError::TooManyRefunds { .. } => "order.too_many_refunds",
             OrderError::TextTooLong { .. } => "order.text_too_long",
             OrderError::Ledger(_) => "order.ledger",

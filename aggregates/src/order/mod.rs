@@ -16,7 +16,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-pub use command::OrderCommand;
+pub use command::{OrderCommand, ReportedRefund};
 pub use error::OrderError;
 pub use event::OrderEvent;
 pub use refund::{RefundRecord, RefundStatus};

@@ -133,7 +133,10 @@ pub(super) fn fail(
     }])
 }
 
-fn ensure_requested_charge(order: &OrderDetails, received: &ChargeId) -> Result<(), OrderError> {
+pub(super) fn ensure_requested_charge(
+    order: &OrderDetails,
+    received: &ChargeId,
+) -> Result<(), OrderError> {
     match &order.charge {
         Some(charge) if &charge.charge_id == received => Ok(()),
         Some(charge) => Err(OrderError::ChargeMismatch {

@@ -7,8 +7,10 @@ use crate::ids::{GatewayEventId, GatewayRefundId, RefundId};
 use crate::money::Money;
 use crate::text::{clip, fits, MAX_REASON_CHARS};
 
+use super::command::ReportedRefund;
 use super::error::OrderError;
 use super::event::OrderEvent;
+use super::payment::ensure_requested_charge;
 use super::refund::{RefundRecord, RefundStatus};
 use super::state::OrderDetails;
 
@@ -68,24 +70,54 @@ pub(super) fn request(
     }])
 }
 
+/// The facts of one refund success reported by the gateway.
+pub(super) struct Confirmation {
+    pub(super) refund_id: RefundId,
+    pub(super) gateway_refund_id: Option<GatewayRefundId>,
+    pub(super) gateway_event_id: Option<GatewayEventId>,
+    pub(super) reported: Option<ReportedRefund>,
+    pub(super) at: DateTime<Utc>,
+}
+
+/// A refund went through, if the gateway's account of it is the refund we asked for: the
+/// order's charge, the amount requested, and the gateway's id for it when we learnt one. Any
+/// difference is a conflict for review; the reservation stays until it is settled.
 pub(super) fn confirm(
     order: &OrderDetails,
-    refund_id: RefundId,
-    gateway_refund_id: Option<GatewayRefundId>,
-    gateway_event_id: Option<GatewayEventId>,
-    at: DateTime<Utc>,
+    confirmation: Confirmation,
 ) -> Result<Vec<OrderEvent>, OrderError> {
-    let record = pending(order, refund_id)?;
-    Ok(record
-        .map(|record| OrderEvent::Refunded {
-            refund_id,
-            gateway_refund_id,
-            gateway_event_id,
-            amount: record.amount,
-            refunded_at: at,
-        })
-        .into_iter()
-        .collect())
+    let refund_id = confirmation.refund_id;
+    let Some(record) = pending(order, refund_id)? else {
+        return Ok(Vec::new());
+    };
+    if let Some(reported) = &confirmation.reported {
+        ensure_requested_charge(order, &reported.charge_id)?;
+        if reported.amount != record.amount {
+            return Err(OrderError::RefundAmountMismatch {
+                refund_id,
+                expected: record.amount,
+                received: reported.amount,
+            });
+        }
+    }
+    if let (Some(expected), Some(received)) =
+        (&record.gateway_refund_id, &confirmation.gateway_refund_id)
+    {
+        if expected != received {
+            return Err(OrderError::GatewayRefundMismatch {
+                refund_id,
+                expected: expected.clone(),
+                received: received.clone(),
+            });
+        }
+    }
+    Ok(vec![OrderEvent::Refunded {
+        refund_id,
+        gateway_refund_id: confirmation.gateway_refund_id,
+        gateway_event_id: confirmation.gateway_event_id,
+        amount: record.amount,
+        refunded_at: confirmation.at,
+    }])
 }
 
 /// The facts of one refund failure reported by the gateway.

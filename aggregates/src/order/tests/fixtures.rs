@@ -146,6 +146,7 @@ pub fn confirm_refund(n: u128, event: &str) -> OrderCommand {
         refund_id: refund_id(n),
         gateway_refund_id: None,
         gateway_event_id: event_id(event),
+        reported: None,
         at: at(200),
     }
 }

@@ -120,6 +120,7 @@ fn command(step: Step, now: chrono::DateTime<chrono::Utc>) -> OrderCommand {
             refund_id: refund_id(refund),
             gateway_refund_id: None,
             gateway_event_id: gateway_event(event),
+            reported: None,
             at: now,
         },
         Step::FailRefund { refund, event } => OrderCommand::FailRefund {

@@ -1,7 +1,7 @@
 //! Giving money back: reservations, limits, settlement and repeated gateway notices.
 
 use super::fixtures::*;
-use crate::order::{RefundStatus, MAX_REFUNDS_PER_ORDER};
+use crate::order::{RefundStatus, ReportedRefund, MAX_REFUNDS_PER_ORDER};
 use crate::{Currency, Money, OrderCommand, OrderError, OrderEvent, OrderStatus};
 
 fn with(extra: Vec<OrderEvent>) -> Vec<OrderEvent> {
@@ -262,4 +262,52 @@ fn refund_notices_on_an_unpaid_order_are_rejected() {
         from: OrderStatus::Expired,
         command: "ConfirmRefund",
     });
+}
+
+fn reported(command: OrderCommand, charge_id: &str, amount_minor: i64) -> OrderCommand {
+    match command {
+        OrderCommand::ConfirmRefund {
+            refund_id,
+            gateway_refund_id,
+            gateway_event_id,
+            at,
+            ..
+        } => OrderCommand::ConfirmRefund {
+            refund_id,
+            gateway_refund_id,
+            gateway_event_id,
+            reported: Some(ReportedRefund {
+                charge_id: charge(charge_id),
+                amount: cny(amount_minor),
+            }),
+            at,
+        },
+        other => other,
+    }
+}
+
+#[test]
+fn a_refund_is_confirmed_only_as_it_was_requested() {
+    let mut events = paid_order();
+    events.push(refund_requested(1, 100));
+    given(events.clone())
+        .when(reported(confirm_refund(1, "evt_refunded"), "ch_first", 100))
+        .then_expect_events(vec![refunded(1, "evt_refunded", 100)]);
+    given(events.clone())
+        .when(reported(
+            confirm_refund(1, "evt_refunded"),
+            "ch_first",
+            999_999,
+        ))
+        .then_expect_error(OrderError::RefundAmountMismatch {
+            refund_id: refund_id(1),
+            expected: cny(100),
+            received: cny(999_999),
+        });
+    given(events)
+        .when(reported(confirm_refund(1, "evt_refunded"), "ch_other", 100))
+        .then_expect_error(OrderError::ChargeMismatch {
+            expected: charge("ch_first"),
+            received: charge("ch_other"),
+        });
 }
