@@ -251,3 +251,19 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+on_both_stores! {
+    async fn the_root_is_a_small_static_page_for_a_person(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let response = app.client.get(app.url("/")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert_eq!(response.headers()["content-security-policy"], "default-src 'none'");
+        let page = response.text().await.unwrap();
+        assert!(page.contains("<h1>payledger</h1>") && page.contains("/healthz"), "{page}");
+        let (status, body) = app.post("/", "", json!({})).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body["error"]["code"], "request.method_not_allowed");
+        app.stop().await;
+    }
+}

@@ -1382,7 +1382,6 @@ fn unknown_routes() -> BoxedStrategy<Case> {
             2,
             (
                 text(&[
-                    "/",
                     "/v1",
                     "/v1/",
                     "/v2/plans",

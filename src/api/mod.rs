@@ -4,6 +4,7 @@ mod body;
 pub mod client_ip;
 mod extract;
 mod health;
+mod landing;
 mod membership;
 mod orders;
 mod plans;
@@ -25,6 +26,7 @@ pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 /// The whole service as a router; tests drive it over a real port.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(landing::page))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
         .route("/v1/plans", get(plans::list))
