@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::api::client_ip::TrustedProxies;
 use crate::auth::{TokenPolicy, TOKEN_LIFETIME_SECONDS_MAX_DEFAULT};
-use crate::process::reconciler::{ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE};
+use crate::process::reconciler::{
+    ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE, PENDING_BATCH_MAX,
+};
 use crate::server::ServeLimits;
 
 /// The default listen address: loopback only, so a bare `cargo run` exposes nothing.
@@ -247,6 +249,7 @@ impl Settings {
         let reconciler = ReconcilerSettings {
             pending_age: seconds("PAYLEDGER_RECONCILE_AFTER_SECS", DEFAULT_PENDING_AGE),
             interval: seconds("PAYLEDGER_RECONCILE_INTERVAL_SECS", DEFAULT_INTERVAL),
+            pending_batch: PENDING_BATCH_MAX,
         };
         let lifetime_max = seconds(
             "PAYLEDGER_JWT_MAX_TTL_SECS",

@@ -25,12 +25,14 @@ use crate::helpers::{on_both_stores, TestDb};
 const AT_ONCE: ReconcilerSettings = ReconcilerSettings {
     pending_age: Duration::ZERO,
     interval: Duration::from_secs(30),
+    pending_batch: reconciler::PENDING_BATCH_MAX,
 };
 
 /// Only orders past expiry are looked at.
 const EXPIRY_ONLY: ReconcilerSettings = ReconcilerSettings {
     pending_age: Duration::from_secs(24 * 60 * 60),
     interval: Duration::from_secs(30),
+    pending_batch: reconciler::PENDING_BATCH_MAX,
 };
 
 /// A provider's protocol and the channel routed to it.

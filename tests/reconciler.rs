@@ -27,12 +27,14 @@ use crate::helpers::on_both_stores;
 const AT_ONCE: ReconcilerSettings = ReconcilerSettings {
     pending_age: Duration::ZERO,
     interval: Duration::from_secs(30),
+    pending_batch: reconciler::PENDING_BATCH_MAX,
 };
 
 /// Only orders past expiry are looked at (nothing has been pending for a day).
 const EXPIRY_ONLY: ReconcilerSettings = ReconcilerSettings {
     pending_age: Duration::from_secs(24 * 60 * 60),
     interval: Duration::from_secs(30),
+    pending_batch: reconciler::PENDING_BATCH_MAX,
 };
 
 async fn events_of(app: &App, order_id: &str) -> Vec<StoredEvent> {
@@ -347,6 +349,37 @@ on_both_stores! {
         let later = reconciler::run_once_at(&app.state, &AT_ONCE, Utc::now() + chrono::Duration::minutes(16)).await.unwrap();
         assert_eq!(later.expired, 1, "{later}");
         app.poll_until(&id, "vera", |body| body["status"] == "expired").await;
+        app.stop().await;
+    }
+}
+
+on_both_stores! {
+    async fn a_flood_of_abandoned_orders_cannot_starve_a_lost_payment(db: &TestDb) {
+        const BATCH: i64 = 4;
+        const FLOOD: usize = 9;
+        let settings = ReconcilerSettings { pending_batch: BATCH, ..AT_ONCE };
+        let app = App::spawn(db).await;
+        for _ in 0..FLOOD {
+            app.create_order("flooder").await;
+        }
+        let order = app.create_order("payer").await;
+        let order_id = order["id"].as_str().unwrap().to_owned();
+        pay_and_lose_the_webhook(&app, &order).await;
+
+        // Each pass takes the orders never checked first, so the payment is found within
+        // the passes it takes to look at every order once.
+        let passes_needed = (FLOOD + 1).div_ceil(usize::try_from(BATCH).unwrap());
+        let mut passes = 0;
+        while status_of(&app, &order_id).await != "paid" {
+            passes += 1;
+            assert!(passes <= passes_needed, "not found in {passes_needed} passes");
+            let report = reconciler::run_once(&app.state, &settings).await.unwrap();
+            assert!(report.checked <= usize::try_from(BATCH).unwrap());
+            assert_eq!(report.more_due, passes < passes_needed, "pass {passes}: {report:?}");
+        }
+        // The abandoned orders each got their one look and now wait before the next.
+        let report = reconciler::run_once(&app.state, &settings).await.unwrap();
+        assert_eq!(report.checked, 0, "{report:?}");
         app.stop().await;
     }
 }

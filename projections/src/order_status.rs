@@ -125,24 +125,32 @@ pub async fn open_for_user(
     rows.iter().map(decode).collect()
 }
 
-/// Orders still awaiting payment whose last change is older than `before` (RFC 3339), oldest
-/// first: the ones whose webhook may have been lost. Orders already flagged for review (money
+/// Orders still awaiting payment whose last change is older than `before` and whose next
+/// check in `schedule` (the reconciler's table) is due at `now`: never-checked orders first,
+/// oldest first, then by when their check fell due. Orders already flagged for review (money
 /// of the wrong amount arrived) are left out: their money is recorded.
-pub async fn pending_older_than(
+pub async fn pending_due_for_check(
     pool: &AnyPool,
     tables: &Tables,
+    schedule: &str,
     before: &str,
+    now: &str,
     limit: i64,
 ) -> Result<Vec<OrderStatusRow>, sqlx::Error> {
-    oldest_where(
-        pool,
-        tables,
-        "status = 'pending' AND needs_review = 0 AND updated_at < $1",
-        "updated_at",
-        before,
-        limit,
-    )
-    .await
+    let sql = format!(
+        "SELECT o.* FROM {t} o LEFT JOIN {schedule} s ON s.order_id = o.order_id \
+         WHERE o.status = 'pending' AND o.needs_review = 0 AND o.updated_at < $1 \
+         AND (s.next_check_at IS NULL OR s.next_check_at <= $2) \
+         ORDER BY (s.order_id IS NOT NULL), COALESCE(s.next_check_at, o.updated_at) LIMIT $3",
+        t = tables.order_status
+    );
+    let rows = sqlx::query(&sql)
+        .bind(before)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
 }
 
 /// Orders that never got a charge (the process stopped between recording the order and the

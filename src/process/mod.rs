@@ -3,6 +3,7 @@
 pub mod membership;
 pub mod order_cache;
 pub mod projection;
+pub mod reconcile_schedule;
 pub mod reconciler;
 pub mod settled_events;
 pub mod settlement;

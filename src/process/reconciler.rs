@@ -23,6 +23,7 @@ use sqlx::any::Any;
 use sqlx::pool::PoolConnection;
 use sqlx::Row;
 
+use super::reconcile_schedule;
 use super::settlement::{self, Outcome};
 use crate::state::AppState;
 use crate::store::load;
@@ -38,7 +39,9 @@ pub const DEFAULT_PENDING_AGE: Duration = Duration::from_secs(60);
 /// Pause between two passes of the background reconciler.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 /// Pending orders looked up per pass, oldest first; the rest wait for the next pass.
-const PENDING_BATCH_MAX: i64 = 200;
+pub const PENDING_BATCH_MAX: i64 = 200;
+/// Pause between passes while more pending orders are due than one pass takes.
+const CATCH_UP_PAUSE: Duration = Duration::from_secs(1);
 /// Expired orders closed per pass.
 const EXPIRY_BATCH_MAX: i64 = 200;
 /// Unsettled gateway events listed in a report, newest first.
@@ -58,10 +61,13 @@ const GATEWAY_EVENT_ID_CHARS_MAX: usize = 64;
 /// When and how often to reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReconcilerSettings {
-    /// Orders pending longer than this are looked up at the gateway.
+    /// Orders pending longer than this are looked up at the gateway (and, while unpaid, again
+    /// after this, doubling up to `reconcile_schedule::RECHECK_MAX`).
     pub pending_age: Duration,
     /// Pause between two passes of the background reconciler.
     pub interval: Duration,
+    /// Pending orders looked up per pass; a full batch starts the next pass at once.
+    pub pending_batch: i64,
 }
 
 impl Default for ReconcilerSettings {
@@ -69,6 +75,7 @@ impl Default for ReconcilerSettings {
         Self {
             pending_age: DEFAULT_PENDING_AGE,
             interval: DEFAULT_INTERVAL,
+            pending_batch: PENDING_BATCH_MAX,
         }
     }
 }
@@ -99,6 +106,8 @@ pub struct Report {
     pub expired: usize,
     /// Pending refunds settled from the gateway's answer.
     pub refunds_settled: usize,
+    /// More pending orders were due than this pass took: the next starts at once.
+    pub more_due: bool,
     /// Orders the gateway could not tell us about; tried again next pass.
     pub gateway_errors: usize,
     /// Orders whose payment or expiry could not be recorded; tried again next pass.
@@ -173,10 +182,16 @@ pub enum ReconcileError {
 
 /// Runs the reconciler until the task is dropped: a pass every `interval`.
 pub async fn follow(state: AppState, settings: ReconcilerSettings) {
+    let mut pause = settings.interval;
     loop {
         // Waiting first spreads instances that restart together, and lets the views catch up.
-        tokio::time::sleep(settings.interval).await;
-        match run_once(&state, &settings).await {
+        tokio::time::sleep(pause).await;
+        let result = run_once(&state, &settings).await;
+        pause = match &result {
+            Ok(report) if report.more_due => CATCH_UP_PAUSE.min(settings.interval),
+            _ => settings.interval,
+        };
+        match result {
             Ok(report) if report.did_something() => tracing::info!(
                 checked = report.checked,
                 confirmed = report.confirmed,
@@ -314,21 +329,21 @@ async fn pass(
     let cutoff = chrono::Duration::from_std(settings.pending_age)
         .ok()
         .and_then(|age| now.checked_sub_signed(age));
+    //    Each order is checked when due: never-checked first, then after a growing wait, so a
+    //    flood of abandoned orders cannot starve a real payment.
+    reconcile_schedule::forget_settled(&state.store.read).await?;
     let stale = match cutoff {
         Some(before) => {
-            order_status::pending_older_than(
-                &state.store.read,
-                &tables,
-                &timestamp(&before),
-                PENDING_BATCH_MAX,
-            )
-            .await?
+            reconcile_schedule::due(&state.store.read, before, now, settings.pending_batch).await?
         }
         None => Vec::new(),
     };
+    report.more_due = i64::try_from(stale.len()).unwrap_or(i64::MAX) >= settings.pending_batch;
     for row in stale {
         let may_close = check(state, &row, &request_id, &mut report).await;
         closable.insert(row.order_id.clone(), may_close);
+        reconcile_schedule::checked(&state.store.read, &row.order_id, now, settings.pending_age)
+            .await?;
     }
 
     // 2. Past expiry: close the order once the gateway's money (if any) is in the ledger. An
