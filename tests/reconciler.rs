@@ -383,3 +383,37 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+on_both_stores! {
+    async fn late_money_on_an_expired_order_can_be_refunded(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let order = app.create_order("lena").await;
+        let order_id = order["id"].as_str().unwrap().to_owned();
+        let later = Utc::now() + chrono::Duration::minutes(16);
+        let report = reconciler::run_once_at(&app.state, &EXPIRY_ONLY, later).await.unwrap();
+        assert_eq!(report.expired, 1, "{report}");
+        app.pay(&order, "late=1").await;
+        app.poll_until(&order_id, "lena", |body| body["needs_refund_amount"] == 9900).await;
+
+        let admin = app.token("ops", payledger::auth::Role::Admin);
+        let refund_path = format!("/v1/orders/{order_id}/refunds");
+        let (status, body) =
+            app.post(&refund_path, &admin, json!({"amount": 9901, "reason": "late"})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "no more than was received: {body}");
+        assert_eq!(body["error"]["code"], "order.refund_exceeds_paid");
+        let (status, refund) =
+            app.post(&refund_path, &admin, json!({"amount": 9900, "reason": "late"})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{refund}");
+        let settled = app
+            .poll_until(&order_id, "lena", |body| body["refunded_amount"] == 9900)
+            .await;
+        assert_eq!(settled["status"], "expired", "the order stays closed");
+        assert_eq!(settled["needs_refund_amount"], 0, "nothing owed any more");
+        assert_eq!(count_of(&app, &order_id, "Refunded").await, 1);
+        let (status, _) =
+            app.post(&refund_path, &admin, json!({"amount": 1, "reason": "again"})).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        crate::app::audit_is_clean(db).await;
+        app.stop().await;
+    }
+}

@@ -673,12 +673,16 @@ impl State {
             } => {
                 if let Some(row) = order.change() {
                     let amount = amount.amount_minor();
-                    row.status = if row.refunded_minor + amount >= row.paid_minor {
-                        "refunded"
+                    if matches!(row.status.as_str(), "expired" | "failed" | "cancelled") {
+                        row.needs_refund_minor -= amount;
                     } else {
-                        "partially_refunded"
+                        row.status = if row.refunded_minor + amount >= row.paid_minor {
+                            "refunded"
+                        } else {
+                            "partially_refunded"
+                        }
+                        .to_owned();
                     }
-                    .to_owned();
                     row.refund_pending_minor -= amount;
                     row.refunded_minor += amount;
                     row.touch(refunded_at, position);

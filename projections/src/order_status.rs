@@ -35,6 +35,9 @@ pub struct OrderStatusRow {
     pub last_position: i64,
 }
 
+/// Statuses of an order closed unpaid, as SQL literals: refunds there give back late money.
+const CLOSED_STATUSES: &str = "'expired', 'failed', 'cancelled'";
+
 const COLUMNS: &str = "order_id, user_id, plan_id, plan_name, tier, period, channel, status, \
     amount_minor, currency, paid_minor, refunded_minor, refund_pending_minor, needs_refund_minor, \
     needs_review, charge_id, qr_code, expires_at, paid_at, created_at, updated_at, last_position";
@@ -367,13 +370,18 @@ pub async fn apply(
             refunded_at,
             ..
         } => (
-            // Mirrors the aggregate: the order is refunded once everything paid went back.
+            // Mirrors the aggregate: a paid order is refunded once everything paid went back;
+            // a closed one stays closed and owes that much less of its late money.
             format!(
                 "UPDATE {t} SET refund_pending_minor = refund_pending_minor - $2, \
                  refunded_minor = refunded_minor + $2, \
-                 status = CASE WHEN refunded_minor + $2 >= paid_minor THEN 'refunded' \
+                 needs_refund_minor = CASE WHEN status IN ({closed}) \
+                               THEN needs_refund_minor - $2 ELSE needs_refund_minor END, \
+                 status = CASE WHEN status IN ({closed}) THEN status \
+                               WHEN refunded_minor + $2 >= paid_minor THEN 'refunded' \
                                ELSE 'partially_refunded' END, \
-                 updated_at = $3, last_position = $4 WHERE order_id = $1"
+                 updated_at = $3, last_position = $4 WHERE order_id = $1",
+                closed = CLOSED_STATUSES
             ),
             vec![
                 Bind::Text(order_id.to_owned()),

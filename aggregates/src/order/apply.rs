@@ -153,15 +153,18 @@ impl OrderDetails {
                     record.settled_at = Some(*refunded_at);
                 }
                 self.refunded = settled(self.refunded.checked_add(*amount), self.refunded);
-                let fully_refunded = self
-                    .payment
-                    .as_ref()
-                    .is_some_and(|payment| payment.amount == self.refunded);
-                self.status = if fully_refunded {
-                    OrderStatus::Refunded
-                } else {
-                    OrderStatus::PartiallyRefunded
-                };
+                // Late money going back leaves a closed order closed (owing that much less).
+                if !self.status.is_closed() {
+                    let fully_refunded = self
+                        .payment
+                        .as_ref()
+                        .is_some_and(|payment| payment.amount == self.refunded);
+                    self.status = if fully_refunded {
+                        OrderStatus::Refunded
+                    } else {
+                        OrderStatus::PartiallyRefunded
+                    };
+                }
             }
             OrderEvent::RefundFailed {
                 refund_id,
@@ -221,10 +224,16 @@ impl OrderDetails {
             .payment
             .as_ref()
             .map_or(0, |payment| payment.amount.amount_minor());
+        // A closed order's refunds give back the late money it holds.
+        let owed = if self.status.is_closed() {
+            self.held_for_refund.map_or(0, |held| held.amount_minor())
+        } else {
+            paid
+        };
         debug_assert!(self.refunded.amount_minor() <= self.reserved.amount_minor());
         debug_assert!(
-            self.reserved.amount_minor() <= paid,
-            "refunds reserved beyond paid"
+            self.reserved.amount_minor() <= owed,
+            "refunds reserved beyond what is owed"
         );
         debug_assert_eq!(
             self.status == OrderStatus::Refunded,

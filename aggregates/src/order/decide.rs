@@ -161,8 +161,9 @@ fn route(order: &OrderDetails, command: OrderCommand) -> Result<Vec<OrderEvent>,
             command @ C::Cancel { .. },
         ) => invalid(order, &command),
 
+        // A paid order gives back its payment; a closed one, the late money it holds.
         (
-            S::Paid | S::PartiallyRefunded,
+            S::Paid | S::PartiallyRefunded | S::Expired | S::Failed | S::Cancelled,
             C::RequestRefund {
                 refund_id,
                 amount,
@@ -170,13 +171,12 @@ fn route(order: &OrderDetails, command: OrderCommand) -> Result<Vec<OrderEvent>,
                 at,
             },
         ) => refunding::request(order, refund_id, amount, reason, at),
-        (
-            S::Created | S::Pending | S::Refunded | S::Expired | S::Failed | S::Cancelled,
-            command @ C::RequestRefund { .. },
-        ) => invalid(order, &command),
+        (S::Created | S::Pending | S::Refunded, command @ C::RequestRefund { .. }) => {
+            invalid(order, &command)
+        }
 
         (
-            S::Paid | S::PartiallyRefunded | S::Refunded,
+            S::Paid | S::PartiallyRefunded | S::Refunded | S::Expired | S::Failed | S::Cancelled,
             C::ConfirmRefund {
                 refund_id,
                 gateway_refund_id,
@@ -194,13 +194,10 @@ fn route(order: &OrderDetails, command: OrderCommand) -> Result<Vec<OrderEvent>,
                 at,
             },
         ),
-        (
-            S::Created | S::Pending | S::Expired | S::Failed | S::Cancelled,
-            command @ C::ConfirmRefund { .. },
-        ) => invalid(order, &command),
+        (S::Created | S::Pending, command @ C::ConfirmRefund { .. }) => invalid(order, &command),
 
         (
-            S::Paid | S::PartiallyRefunded | S::Refunded,
+            S::Paid | S::PartiallyRefunded | S::Refunded | S::Expired | S::Failed | S::Cancelled,
             C::FailRefund {
                 refund_id,
                 gateway_refund_id,
@@ -220,10 +217,7 @@ fn route(order: &OrderDetails, command: OrderCommand) -> Result<Vec<OrderEvent>,
                 at,
             },
         ),
-        (
-            S::Created | S::Pending | S::Expired | S::Failed | S::Cancelled,
-            command @ C::FailRefund { .. },
-        ) => invalid(order, &command),
+        (S::Created | S::Pending, command @ C::FailRefund { .. }) => invalid(order, &command),
     }
 }
 

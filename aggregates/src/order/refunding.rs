@@ -47,13 +47,23 @@ pub(super) fn request(
             max: MAX_REFUNDS_PER_ORDER,
         });
     }
-    let paid = order.payment.as_ref().map(|payment| payment.amount).ok_or(
-        OrderError::InvalidTransition {
+    // What may go back: the payment of a paid order, or the late money a closed order holds.
+    let owed = order
+        .payment
+        .as_ref()
+        .map(|payment| payment.amount)
+        .or_else(|| {
+            order
+                .status
+                .is_closed()
+                .then_some(order.held_for_refund)
+                .flatten()
+        })
+        .ok_or(OrderError::InvalidTransition {
             from: order.status,
             command: "RequestRefund",
-        },
-    )?;
-    let refundable = paid
+        })?;
+    let refundable = owed
         .checked_sub(order.reserved)
         .map_err(OrderError::Ledger)?;
     if amount.amount_minor() > refundable.amount_minor() {

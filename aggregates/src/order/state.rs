@@ -186,12 +186,17 @@ impl Order {
         payment.amount.checked_sub(order.reserved).ok()
     }
 
-    /// Late or duplicate money held on this order that must go back to the customer;
-    /// `None` when there is none.
+    /// Late or duplicate money held on this order that must still go back to the customer;
+    /// `None` when there is none. A closed order's refunds give back its late money.
     pub fn needs_refund(&self) -> Option<Money> {
-        self.details
-            .as_ref()
-            .and_then(|order| order.held_for_refund)
+        let order = self.details.as_ref()?;
+        let held = order.held_for_refund?;
+        if !order.status.is_closed() || order.refunded.is_zero() {
+            return Some(held);
+        }
+        held.checked_sub(order.refunded)
+            .ok()
+            .filter(|owed| !owed.is_zero())
     }
 
     /// Whether a person must look at this order (money arrived with the wrong amount).

@@ -28,6 +28,14 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Expired, Cancelled or Failed: closed unpaid. Late money it holds can still be refunded.
+    pub const fn is_closed(&self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Expired | OrderStatus::Cancelled | OrderStatus::Failed
+        )
+    }
+
     pub const fn as_str(&self) -> &'static str {
         match self {
             OrderStatus::Created => "created",

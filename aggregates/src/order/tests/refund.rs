@@ -258,10 +258,54 @@ fn refund_notices_on_an_unpaid_order_are_rejected() {
         OrderEvent::OrderExpired { expired_at: at(1) },
     ])
     .when(confirm_refund(1, "evt_refund"))
+    .then_expect_error(OrderError::UnknownRefund {
+        refund_id: refund_id(1),
+    });
+    given(vec![
+        created(),
+        OrderEvent::OrderExpired { expired_at: at(1) },
+    ])
+    .when(request_refund(1, 100))
     .then_expect_error(OrderError::InvalidTransition {
         from: OrderStatus::Expired,
-        command: "ConfirmRefund",
+        command: "RequestRefund",
     });
+}
+
+#[test]
+fn late_money_on_a_closed_order_can_be_given_back_and_the_order_stays_closed() {
+    let late = OrderEvent::LatePaymentReceived {
+        charge_id: charge("ch_first"),
+        gateway_event_id: event_id("evt_late"),
+        amount: cny(PRICE),
+        status_at_arrival: OrderStatus::Expired,
+        received_at: at(20),
+    };
+    let mut events = vec![created(), charge_requested()];
+    events.extend([OrderEvent::OrderExpired { expired_at: at(15) }, late]);
+    given(events.clone())
+        .when(request_refund(1, PRICE + 1))
+        .then_expect_error(OrderError::RefundExceedsRefundable {
+            requested: cny(PRICE + 1),
+            refundable: cny(PRICE),
+        });
+    given(events.clone())
+        .when(request_refund(1, PRICE))
+        .then_expect_events(vec![refund_requested(1, PRICE)]);
+    events.push(refund_requested(1, PRICE));
+    given(events.clone())
+        .when(confirm_refund(1, "evt_refunded"))
+        .then_expect_events(vec![refunded(1, "evt_refunded", PRICE)]);
+    events.push(refunded(1, "evt_refunded", PRICE));
+    let order = replay(&events);
+    assert_eq!(order.status(), Some(OrderStatus::Expired));
+    assert_eq!(order.needs_refund(), None, "nothing owed any more");
+    given(events).when(request_refund(2, 1)).then_expect_error(
+        OrderError::RefundExceedsRefundable {
+            requested: cny(1),
+            refundable: cny(0),
+        },
+    );
 }
 
 fn reported(command: OrderCommand, charge_id: &str, amount_minor: i64) -> OrderCommand {
