@@ -6,6 +6,7 @@ use std::time::Duration;
 use aggregates::{Channel, Order, PlanCatalog, Subscription};
 
 use crate::auth::TokenKeys;
+use crate::checkout::CheckoutSettings;
 use crate::limits::OrderLimits;
 use crate::metrics::Metrics;
 use crate::process::projection::Views;
@@ -33,6 +34,10 @@ pub struct AppState {
     pub limits: OrderLimits,
     /// Gateway events this process saw settled, so redeliveries cost nothing.
     pub settled: Arc<SettledEvents>,
+    /// Browser origins, redirect origins and link lifetime of hosted checkouts.
+    pub checkout: Arc<CheckoutSettings>,
+    /// Where this service is reachable (no trailing slash), for links it hands out.
+    pub public_url: Arc<str>,
 }
 
 impl AppState {
@@ -48,6 +53,8 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             limits: OrderLimits::default(),
             settled: Arc::default(),
+            checkout: Arc::default(),
+            public_url: Arc::from(""),
         }
     }
 }

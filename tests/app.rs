@@ -145,6 +145,15 @@ impl App {
         Self::start_limited(db.store.clone(), listener, base, &setup, limits).await
     }
 
+    /// The service with the in-process sandbox, its state adjusted by `configure` before it
+    /// serves (checkout settings, a catalog of its own).
+    pub async fn spawn_configured(db: &TestDb, configure: impl FnOnce(&mut AppState)) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let setup = sandbox_setup(&base);
+        Self::start_configured(db.store.clone(), listener, base, &setup, configure).await
+    }
+
     async fn start_limited(
         store: payledger::store::Store,
         listener: tokio::net::TcpListener,
@@ -152,11 +161,21 @@ impl App {
         setup: &GatewaySetup,
         limits: OrderLimits,
     ) -> Self {
+        Self::start_configured(store, listener, base, setup, |state| state.limits = limits).await
+    }
+
+    async fn start_configured(
+        store: payledger::store::Store,
+        listener: tokio::net::TcpListener,
+        base: String,
+        setup: &GatewaySetup,
+        configure: impl FnOnce(&mut AppState),
+    ) -> Self {
         let keys = TokenKeys::from_secret(SECRET);
         let mut service = Service::start(store, keys.clone(), &base, setup)
             .await
             .unwrap();
-        service.state.limits = limits;
+        configure(&mut service.state);
         let state = service.state.clone();
         let sandbox = service.sandbox.clone();
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();

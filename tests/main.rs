@@ -4,6 +4,7 @@
 mod api;
 mod app;
 mod binary;
+mod checkout;
 mod crash;
 mod helpers;
 mod hostile;
@@ -13,6 +14,7 @@ mod processes;
 mod projection_batch;
 mod projections;
 mod providers;
+mod qr_svg;
 mod reconciler;
 mod reliability;
 mod slow_clients;
