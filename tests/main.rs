@@ -4,6 +4,7 @@
 mod api;
 mod app;
 mod binary;
+mod browser;
 mod checkout;
 mod crash;
 mod helpers;
@@ -19,5 +20,6 @@ mod reconciler;
 mod reliability;
 mod slow_clients;
 mod store;
+mod webdriver;
 mod webhook_gaps;
 mod webhooks;

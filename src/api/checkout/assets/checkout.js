@@ -125,6 +125,10 @@
         link.href = target.toString();
         link.hidden = false;
       }
+      const cancel = byId('cancel');
+      if (cancel) {
+        cancel.hidden = true;
+      }
       show('paid');
       tell('success', order);
     } else if (order.status === 'expired') {
@@ -249,6 +253,10 @@
     });
   }
 
+  if (!data.base) {
+    // The result page's secret is its fragment: another fragment is another link.
+    window.addEventListener('hashchange', function () { window.location.reload(); });
+  }
   if (!base) {
     show('gone');
   } else if (data.order) {
