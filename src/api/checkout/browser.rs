@@ -42,6 +42,9 @@ pub struct PageOrder {
     /// The log position the page long-polls after.
     position: i64,
     qr_url: Option<String>,
+    /// With the in-process sandbox, the page the code leads to, so a desktop browser can
+    /// pay without a phone. Never set for a real gateway's code.
+    sandbox_pay_url: Option<String>,
     membership_ends_at: Option<String>,
 }
 
@@ -72,7 +75,11 @@ pub async fn place(
         Placed::Replayed { order_id } => order_id,
     };
     let entry = order_entry(&state, &order_id).await?;
-    Ok((StatusCode::CREATED, Json(page_order(&secret, &entry))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(page_order(&state, &secret, &entry)),
+    )
+        .into_response())
 }
 
 pub async fn follow(
@@ -83,7 +90,7 @@ pub async fn follow(
     let order_id = parse_order_id(&id)?;
     checkout::visible_order(&state, &secret, &order_id).await?;
     match long_poll(&state, &order_id, &params, &|_: &CachedOrder| true).await? {
-        Some(entry) => Ok(Json(page_order(&secret, &entry)).into_response()),
+        Some(entry) => Ok(Json(page_order(&state, &secret, &entry)).into_response()),
         None => Ok(StatusCode::NOT_MODIFIED.into_response()),
     }
 }
@@ -98,9 +105,10 @@ pub async fn qr_svg(
     crate::api::qr::svg_response(&entry.row)
 }
 
-fn page_order(secret: &str, entry: &CachedOrder) -> PageOrder {
+fn page_order(state: &AppState, secret: &str, entry: &CachedOrder) -> PageOrder {
     let row = &entry.row;
     let payable = row.status == "pending" && row.qr_code.is_some();
+    let sandbox = format!("{}{}/", state.public_url, sandbox::MOUNT_PATH);
     PageOrder {
         id: row.order_id.clone(),
         status: row.status.clone(),
@@ -112,6 +120,10 @@ fn page_order(secret: &str, entry: &CachedOrder) -> PageOrder {
         expires_at: row.expires_at.clone(),
         position: row.last_position,
         qr_url: payable.then(|| format!("{}/orders/{}/qr.svg", page_path(secret), row.order_id)),
+        sandbox_pay_url: row
+            .qr_code
+            .clone()
+            .filter(|code| payable && code.starts_with(&sandbox)),
         membership_ends_at: entry
             .membership
             .as_ref()

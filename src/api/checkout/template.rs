@@ -197,6 +197,7 @@ fn paying(text: &Strings) -> String {
         concat!(
             r#"<p class="hint">{}</p>"#,
             r#"<img id="qr" class="qr" alt="{}" width="232" height="232">"#,
+            r#"<p class="hint"><a id="sandbox-link" class="quiet" target="_blank" rel="noopener" href="/" hidden>{}</a></p>"#,
             r#"<dl class="facts">"#,
             r#"<dt>{}</dt><dd class="amount">¥<span id="amount"></span></dd>"#,
             r#"<dt>{}</dt><dd id="plan-name"></dd>"#,
@@ -206,6 +207,7 @@ fn paying(text: &Strings) -> String {
         ),
         escape(text.scan),
         escape(text.scan),
+        escape(text.sandbox_pay),
         escape(text.amount),
         escape(text.plan),
         escape(text.order_number),

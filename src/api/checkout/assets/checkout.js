@@ -106,6 +106,11 @@
       if (image.getAttribute('src') !== order.qr_url) {
         image.setAttribute('src', order.qr_url);
       }
+      const sandbox = byId('sandbox-link');
+      if (order.sandbox_pay_url) {
+        sandbox.href = order.sandbox_pay_url;
+      }
+      sandbox.hidden = !order.sandbox_pay_url;
       byId('amount').textContent = order.amount_yuan;
       byId('plan-name').textContent = order.plan_name;
       byId('order-id').textContent = order.id;
