@@ -291,3 +291,74 @@ async fn markup_in_a_plan_s_name_is_shown_as_text() {
     app.stop().await;
     db.finish().await;
 }
+
+/// A merchant's page on another origin that opens `checkout_url` with `embed.js` and writes
+/// what the modal reported into `#result`.
+fn shop_page(service: &str, checkout_url: &str) -> String {
+    format!(
+        r#"<!doctype html><html><head><meta name="viewport" content="width=device-width, initial-scale=1"></head><body><p id="result">open</p>
+<script src="{service}/checkout/embed.js"></script>
+<script>
+PayledgerCheckout.open({checkout_url:?}, {{
+  onSuccess: function (orderId) {{ document.getElementById('result').textContent = 'paid ' + orderId; }},
+  onCancel: function () {{ document.getElementById('result').textContent = 'cancelled'; }}
+}});
+</script></body></html>"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embed_js_opens_the_checkout_in_a_modal_and_reports_the_payment_to_the_shop() {
+    let shop = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shop_origin = format!("http://{}", shop.local_addr().unwrap());
+    let db = TestDb::sqlite().await;
+    let allowed = shop_origin.clone();
+    let app = App::spawn_configured(&db, move |state| {
+        state.checkout = Arc::new(CheckoutSettings {
+            allowed_redirects: vec![Origin::parse(&allowed).unwrap()],
+            ..CheckoutSettings::default()
+        });
+    })
+    .await;
+    let (_, opened) = open_checkout(
+        &app,
+        &app.token("noah", Role::User),
+        json!({
+            "plan_id": "pro-monthly",
+            "channel": "alipay_qr",
+        }),
+    )
+    .await;
+    let page = shop_page(&app.base, opened["url"].as_str().unwrap());
+    let shop_server = tokio::spawn(async move {
+        let router = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || async move { axum::response::Html(page) }),
+        );
+        axum::serve(shop, router).await.unwrap();
+    });
+
+    let browser = Browser::start(PHONE_WIDTH, PHONE_HEIGHT, "en-US").await;
+    browser.goto(&format!("{shop_origin}/")).await;
+    browser.enter_frame("iframe").await;
+    browser.wait_for_state("pay", PAGE_READY).await;
+    let order_id = browser.text("#order-id").await;
+    browser.leave_frames().await;
+    browser.screenshot("7-embedded").await;
+
+    app.pay(&json!({ "id": order_id }), "").await;
+    let expected = format!("paid {order_id}");
+    let deadline = tokio::time::Instant::now() + SUCCESS_SHOWN_WITHIN;
+    while browser.text("#result").await != expected {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the shop was not told of the payment"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(browser.find("iframe").await.is_none(), "the modal closed");
+    browser.quit().await;
+    shop_server.abort();
+    app.stop().await;
+    db.finish().await;
+}

@@ -217,6 +217,23 @@ impl Browser {
         .await
     }
 
+    /// Sends the following commands into the frame `css` selects.
+    pub async fn enter_frame(&self, css: &str) {
+        let element = self.element(css).await;
+        self.command(
+            reqwest::Method::POST,
+            "/frame",
+            Some(json!({"id": {ELEMENT_KEY: element}})),
+        )
+        .await;
+    }
+
+    /// Back to the top-level page.
+    pub async fn leave_frames(&self) {
+        self.command(reqwest::Method::POST, "/frame", Some(json!({"id": null})))
+            .await;
+    }
+
     /// Waits up to `timeout` for the checkout page to reach `state` (the panel it shows).
     pub async fn wait_for_state(&self, state: &str, timeout: Duration) -> Duration {
         let started = tokio::time::Instant::now();

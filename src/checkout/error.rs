@@ -47,3 +47,85 @@ pub enum CheckoutError {
     #[error("the checkout's database failed: {0}")]
     Database(#[from] sqlx::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+    use crate::error::ApiError;
+
+    #[test]
+    fn every_refusal_has_its_status_and_stable_code() {
+        let cases = [
+            (
+                CheckoutError::SessionNotFound,
+                StatusCode::NOT_FOUND,
+                "checkout.session_not_found",
+            ),
+            (
+                CheckoutError::SessionExpired,
+                StatusCode::NOT_FOUND,
+                "checkout.session_expired",
+            ),
+            (
+                CheckoutError::RedirectNotAllowed {
+                    field: "success_url",
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "checkout.redirect_not_allowed",
+            ),
+            (
+                CheckoutError::UnknownChannel,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "channel.unknown",
+            ),
+            (
+                CheckoutError::ActingForOthers,
+                StatusCode::FORBIDDEN,
+                "auth.forbidden",
+            ),
+            (
+                CheckoutError::PlanRequired,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "checkout.plan_required",
+            ),
+            (
+                CheckoutError::ChannelRequired,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "checkout.channel_required",
+            ),
+            (
+                CheckoutError::NotThisCheckout {
+                    expected: "pro-monthly".to_owned(),
+                },
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "checkout.not_this_checkout",
+            ),
+            (
+                CheckoutError::TooManyOrders(20),
+                StatusCode::CONFLICT,
+                "checkout.too_many_orders",
+            ),
+            (
+                CheckoutError::OrderNotFound,
+                StatusCode::NOT_FOUND,
+                "order.not_found",
+            ),
+            (
+                CheckoutError::NotPayable,
+                StatusCode::CONFLICT,
+                "order.not_payable",
+            ),
+            (
+                CheckoutError::Ledger(LedgerError::UnknownPlan),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "plan.unknown",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let api = ApiError::from(error);
+            assert_eq!((api.status(), api.code()), (status, code));
+        }
+    }
+}

@@ -238,3 +238,39 @@ fn retry(heading: &str, text: &Strings) -> String {
         escape(text.retry)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use aggregates::PlanCatalog;
+
+    use super::*;
+
+    #[test]
+    fn merchant_urls_and_plan_names_are_escaped_everywhere() {
+        let mut plan = PlanCatalog::standard().plans()[1].clone();
+        plan.name = "<img src=x onerror=alert(1)>".to_owned();
+        let model = PageModel {
+            lang: Lang::En,
+            base: Some("/checkout/abc".to_owned()),
+            order: None,
+            plans: vec![plan],
+            channels: vec![Channel::AlipayQr],
+            success_url: Some("https://shop.example/?a=\"><script>alert(1)</script>".to_owned()),
+            cancel_url: Some("https://shop.example/'onmouseover='alert(1)".to_owned()),
+        };
+        let page = checkout_page(&model);
+        assert!(!page.contains("<img src=x"), "{page}");
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(!page.contains("'onmouseover"), "{page}");
+        assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
+        assert!(
+            page.contains(r#"data-autostart="1""#),
+            "one plan, one channel"
+        );
+        // The only script is the embedded file.
+        assert_eq!(page.matches("<script").count(), 1);
+        assert!(page.contains(r#"<script src="/checkout/assets/checkout.js" defer></script>"#));
+    }
+}

@@ -258,6 +258,13 @@
     });
   }
 
+  const language = document.querySelector('a.lang');
+  if (language && embedded) {
+    const target = new URL(language.getAttribute('href'), window.location.href);
+    target.searchParams.set('embed', '1');
+    target.hash = window.location.hash;
+    language.href = target.toString();
+  }
   if (!data.base) {
     // The result page's secret is its fragment: another fragment is another link.
     window.addEventListener('hashchange', function () { window.location.reload(); });

@@ -24,7 +24,16 @@
       width: 'min(440px, 100vw)', height: 'min(680px, 100vh)', border: '0',
       borderRadius: '12px', background: '#fff'
     });
+    const closer = document.createElement('button');
+    closer.type = 'button';
+    closer.textContent = '\u00d7';
+    closer.setAttribute('aria-label', 'Close');
+    Object.assign(closer.style, {
+      position: 'absolute', top: '8px', right: '8px', width: '40px', height: '40px',
+      border: '0', borderRadius: '20px', background: '#fff', fontSize: '24px', cursor: 'pointer'
+    });
     overlay.appendChild(frame);
+    overlay.appendChild(closer);
 
     function close() {
       window.removeEventListener('message', onMessage);
@@ -52,7 +61,7 @@
     }
     window.addEventListener('message', onMessage);
     overlay.addEventListener('click', function (event) {
-      if (event.target === overlay) {
+      if (event.target === overlay || event.target === closer) {
         close();
         if (handlers.onCancel) {
           handlers.onCancel();
