@@ -58,13 +58,7 @@ pub async fn place(
         plan_id: body.plan_id,
         channel: body.channel,
     };
-    let metadata = |session: &checkout::Session| EventMetadata {
-        request_id: request_id(&headers),
-        actor: Actor::User(session.user_id.clone()),
-        source: Source::Api,
-        gateway_event_id: None,
-        recorded_at: Utc::now(),
-    };
+    let metadata = |session: &checkout::Session| buyer_metadata(&headers, session);
     let placed =
         checkout::order_through(&state, &secret, choice, client_ip(&headers), metadata).await?;
     let order_id = match placed {
@@ -75,11 +69,19 @@ pub async fn place(
         Placed::Replayed { order_id } => order_id,
     };
     let entry = order_entry(&state, &order_id).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(page_order(&state, &secret, &entry)),
-    )
-        .into_response())
+    let body = Json(page_order(&state, &secret, &entry));
+    Ok((StatusCode::CREATED, body).into_response())
+}
+
+/// The buyer acts as the session's user: the link is the merchant's word that they are.
+fn buyer_metadata(headers: &HeaderMap, session: &checkout::Session) -> EventMetadata {
+    EventMetadata {
+        request_id: request_id(headers),
+        actor: Actor::User(session.user_id.clone()),
+        source: Source::Api,
+        gateway_event_id: None,
+        recorded_at: Utc::now(),
+    }
 }
 
 pub async fn follow(
