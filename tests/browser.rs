@@ -292,6 +292,41 @@ async fn markup_in_a_plan_s_name_is_shown_as_text() {
     db.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_the_long_poll_fails_the_page_polls_every_3_s_and_still_sees_the_payment() {
+    let db = TestDb::sqlite().await;
+    let app = App::spawn_configured(&db, own_origin).await;
+    let (_, opened) = open_checkout(&app, &app.token("olga", Role::User), json!({})).await;
+    let browser = Browser::start(PHONE_WIDTH, PHONE_HEIGHT, "en-US").await;
+    browser.goto(opened["url"].as_str().unwrap()).await;
+    browser.wait_for_state("choose", PAGE_READY).await;
+    // A proxy that cuts long requests, as some do: every long poll fails at once.
+    let refuse_long_polls = "const original = window.fetch; window.longPollsRefused = 0; \
+        window.fetch = function (url) { \
+          if (String(url).indexOf('after=') >= 0) { \
+            window.longPollsRefused += 1; return Promise.reject(new TypeError('cut')); } \
+          return original.apply(this, arguments); }; return null;";
+    browser.execute(refuse_long_polls, json!([])).await;
+    browser.click("#choose-form button[type=submit]").await;
+    browser.wait_for_state("pay", PAGE_READY).await;
+    let order_id = browser.text("#order-id").await;
+    app.pay(&json!({ "id": order_id }), "").await;
+    // One fallback poll interval, and a second for the browser and the webhook.
+    browser
+        .wait_for_state("paid", Duration::from_secs(3) + Duration::from_secs(2))
+        .await;
+    let refused = browser
+        .execute("return window.longPollsRefused;", json!([]))
+        .await;
+    assert!(
+        refused.as_u64().unwrap() >= 1,
+        "the long poll was never tried: {refused}"
+    );
+    browser.quit().await;
+    app.stop().await;
+    db.finish().await;
+}
+
 /// A merchant's page on another origin that opens `checkout_url` with `embed.js` and writes
 /// what the modal reported into `#result`.
 fn shop_page(service: &str, checkout_url: &str) -> String {
