@@ -8,6 +8,8 @@
 (function () {
   const LONG_POLL_WAIT_SECONDS = 25;
   const FALLBACK_POLL_MS = 3000;
+  // Long enough to read the membership's end date, short enough not to strand the buyer.
+  const SUCCESS_REDIRECT_MS = 5000;
   const OPEN_STATUSES = ['created', 'pending'];
   const PAID_STATUSES = ['paid', 'partially_refunded', 'refunded'];
 
@@ -23,6 +25,7 @@
   let current = null;
   let following = 0;
   let countdown = null;
+  let returning = null;
 
   function byId(id) {
     return document.getElementById(id);
@@ -129,6 +132,9 @@
         target.searchParams.set('order_id', order.id);
         link.href = target.toString();
         link.hidden = false;
+        if (!embedded && !returning) {
+          returning = setTimeout(function () { window.location.assign(link.href); }, SUCCESS_REDIRECT_MS);
+        }
       }
       const cancel = byId('cancel');
       if (cancel) {
