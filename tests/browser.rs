@@ -139,7 +139,10 @@ async fn the_page_shows_the_charge_s_code_and_turns_to_success_without_a_reload(
     // Then back to the shop, with the order's id.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while browser.current_url().await != back {
-        assert!(tokio::time::Instant::now() < deadline, "the page did not return to the shop");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page did not return to the shop"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     browser.quit().await;
