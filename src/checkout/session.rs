@@ -15,6 +15,9 @@ use crate::store::EventMetadata;
 /// checkout, and a leaked link cannot be used to flood the gateway.
 pub const SESSION_ORDERS_MAX: i64 = 20;
 
+/// Used only if a configured lifetime could not be expressed (it always can: see settings).
+const SESSION_TTL_FALLBACK_SECONDS: i64 = 30 * 60;
+
 /// A merchant's request to open a checkout for `user_id`.
 #[derive(Debug, Clone)]
 pub struct OpenSession {
@@ -47,8 +50,9 @@ pub async fn open_session(state: &AppState, request: OpenSession) -> Result<Open
             return Err(CheckoutError::RedirectNotAllowed { field });
         }
     }
+    // Settings bound the lifetime to a day, which always converts.
     let ttl = chrono::Duration::from_std(state.checkout.session_ttl)
-        .unwrap_or(chrono::Duration::minutes(30));
+        .unwrap_or_else(|_| chrono::Duration::seconds(SESSION_TTL_FALLBACK_SECONDS));
     let session = Session {
         id: uuid::Uuid::new_v4().to_string(),
         user_id: request.user_id.as_str().to_owned(),
