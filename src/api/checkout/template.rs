@@ -2,7 +2,7 @@
 //! written here, in the page's language, each value escaped; the script only shows the
 //! right one and fills in values as text.
 
-use aggregates::{Channel, Period, Plan};
+use aggregates::{Channel, Period, Plan, Tier};
 
 use super::html::escape;
 use super::i18n::{Lang, Strings};
@@ -137,8 +137,9 @@ fn chooser(model: &PageModel, text: &Strings) -> String {
                 plan.id.as_str(),
                 index == 0,
                 &format!(
-                    r#"<span class="name">{}</span><span class="price">¥{} / {}</span>"#,
+                    r#"<span class="name">{}</span><span class="tier">{}</span><span class="price">¥{} / {}</span>"#,
                     escape(&plan.name),
+                    escape(tier(plan.tier, text)),
                     super::yuan(plan.price.amount_minor()),
                     escape(period(plan.period, text))
                 ),
@@ -183,6 +184,14 @@ fn option(name: &str, value: &str, checked: bool, label: &str) -> String {
         escape(value),
         if checked { " checked" } else { "" }
     )
+}
+
+fn tier(tier: Tier, text: &Strings) -> &'static str {
+    match tier {
+        Tier::Free => text.tier_free,
+        Tier::Pro => text.tier_pro,
+        Tier::Enterprise => text.tier_enterprise,
+    }
 }
 
 fn period(period: Period, text: &Strings) -> &'static str {
