@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aggregates::{Money, OrderCommand, Period, Plan, PlanCatalog, PlanId, Tier};
+use aggregates::{ChargeId, Money, OrderCommand, Period, Plan, PlanCatalog, PlanId, Tier};
 use chrono::Utc;
 use payledger::auth::Role;
 use payledger::checkout::origin::Origin;
@@ -213,6 +213,59 @@ async fn an_expired_code_offers_a_new_one_and_cancel_returns_to_the_shop() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    browser.quit().await;
+    app.stop().await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_payment_says_so_and_offers_a_new_code() {
+    let db = TestDb::sqlite().await;
+    let app = App::spawn_configured(&db, own_origin).await;
+    let (_, opened) = open_checkout(
+        &app,
+        &app.token("pia", Role::User),
+        json!({
+            "plan_id": "enterprise-monthly",
+            "channel": "alipay_qr",
+        }),
+    )
+    .await;
+    let browser = Browser::start(PHONE_WIDTH, PHONE_HEIGHT, "en-US").await;
+    browser.goto(opened["url"].as_str().unwrap()).await;
+    browser.wait_for_state("pay", PAGE_READY).await;
+    let first = browser.text("#order-id").await;
+    let failed = OrderCommand::FailPayment {
+        charge_id: ChargeId::parse(&app.charge_of(&first).await).unwrap(),
+        gateway_event_id: None,
+        failure_code: Some("card_declined".to_owned()),
+        failure_message: Some("declined".to_owned()),
+        at: Utc::now(),
+    };
+    let metadata = EventMetadata {
+        request_id: "test-fail".to_owned(),
+        actor: Actor::Gateway,
+        source: Source::Webhook,
+        gateway_event_id: None,
+        recorded_at: Utc::now(),
+    };
+    app.state
+        .orders
+        .execute(&first, failed, &metadata)
+        .await
+        .unwrap();
+    browser.wait_for_state("failed", SUCCESS_SHOWN_WITHIN).await;
+    assert_eq!(
+        browser.text_content("#status").await,
+        "The payment did not go through"
+    );
+    browser.screenshot("8-failed").await;
+    browser
+        .click("[data-panel=failed] [data-action=retry]")
+        .await;
+    browser.wait_for_state("pay", PAGE_READY).await;
+    assert_ne!(browser.text("#order-id").await, first, "a new order");
+    assert_eq!(browser.text("#amount").await, "499.00");
     browser.quit().await;
     app.stop().await;
     db.finish().await;
