@@ -229,7 +229,7 @@ fn paid(text: &Strings) -> String {
         concat!(
             r#"<h2 class="ok">{}</h2>"#,
             r#"<p>{} <strong id="member-until"></strong></p>"#,
-            r#"<p class="mono small" id="paid-order"></p>"#,
+            r#"<p class="mono small order-ref" id="paid-order"></p>"#,
             r#"<a id="success-link" class="button primary" href="/" hidden>{}</a>"#,
             r#"<p><a id="details-link" class="quiet" href="/" hidden>{}</a></p>"#
         ),
@@ -242,7 +242,10 @@ fn paid(text: &Strings) -> String {
 
 fn retry(heading: &str, text: &Strings) -> String {
     format!(
-        r#"<h2 class="bad">{}</h2><button type="button" class="primary" data-action="retry">{}</button>"#,
+        concat!(
+            r#"<h2 class="bad">{}</h2><p class="mono small order-ref"></p>"#,
+            r#"<button type="button" class="primary" data-action="retry">{}</button>"#
+        ),
         escape(heading),
         escape(text.retry)
     )

@@ -100,6 +100,9 @@
 
   function render(order) {
     current = order;
+    for (const reference of document.querySelectorAll('.order-ref')) {
+      reference.textContent = order.id;
+    }
     if (OPEN_STATUSES.indexOf(order.status) >= 0) {
       if (!order.qr_url) {
         show('loading');
@@ -125,7 +128,6 @@
       byId('member-until').textContent = ends
         ? ends.toLocaleDateString(document.documentElement.lang)
         : '';
-      byId('paid-order').textContent = order.id;
       const link = byId('success-link');
       if (data.successUrl) {
         const target = new URL(data.successUrl);
