@@ -311,6 +311,20 @@ on_both_stores! {
         app.stop().await;
     }
 
+    async fn a_checkout_link_places_a_bounded_number_of_orders(db: &TestDb) {
+        let app = App::spawn_configured(db, shop_settings).await;
+        let (_, opened) = open_checkout(&app, &app.token("ines", Role::User), json!({"plan_id": "pro-monthly", "channel": "alipay_qr"})).await;
+        let secret = secret_of(opened["url"].as_str().unwrap());
+        for _ in 0..payledger::checkout::SESSION_ORDERS_MAX {
+            let (status, order) = place_through(&app, &secret, json!({})).await;
+            assert_eq!(status, StatusCode::CREATED, "{order}");
+        }
+        let (status, refused) = place_through(&app, &secret, json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+        assert_eq!(refused["error"]["code"], "checkout.too_many_orders");
+        app.stop().await;
+    }
+
     async fn an_expired_checkout_link_opens_nothing(db: &TestDb) {
         let app = App::spawn_configured(db, |state| {
             shop_settings(state);
