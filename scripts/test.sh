@@ -3,7 +3,8 @@
 # Runs every test of the workspace: formatting, clippy and `cargo test`, with
 # a PostgreSQL server for the PostgreSQL-backed tests. Needs only the Rust
 # toolchain; PostgreSQL is found or started as described in lib/postgres.sh
-# (installed with apt-get when missing and running as root).
+# (installed with apt-get when missing and running as root), and Chromium with
+# chromedriver for the browser tests is installed the same way (lib/chromium.sh).
 #
 # Usage:
 #   scripts/test.sh                         # everything (what CI runs)
@@ -47,6 +48,8 @@ cd -- "$script_dir/.."
 
 # shellcheck source-path=SCRIPTDIR source=lib/postgres.sh
 . "$script_dir/lib/postgres.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/chromium.sh
+. "$script_dir/lib/chromium.sh"
 
 pg_select
 
@@ -63,6 +66,8 @@ if [[ ${PAYLEDGER_TEST_DRY_RUN:-} == 1 ]]; then
     echo "test.sh: dry run finished in ${SECONDS}s"
     exit 0
 fi
+
+chromium_ensure
 
 if ! command -v cargo >/dev/null 2>&1; then
     echo "test.sh: error: cargo not found; install the Rust toolchain (rustup)" >&2

@@ -363,3 +363,34 @@ impl From<crate::ledger::LedgerError> for ApiError {
         }
     }
 }
+
+/// Checkout refusals, each to its one status and stable code.
+impl From<crate::checkout::CheckoutError> for ApiError {
+    fn from(error: crate::checkout::CheckoutError) -> Self {
+        use crate::checkout::CheckoutError as C;
+        let message = error.to_string();
+        match error {
+            C::SessionNotFound => Self::not_found("checkout.session_not_found", message),
+            C::SessionExpired => Self::not_found("checkout.session_expired", message),
+            C::RedirectNotAllowed { .. } => Self::invalid("checkout.redirect_not_allowed", message),
+            C::UnknownChannel => Self::invalid("channel.unknown", message),
+            C::ActingForOthers => Self::Auth(AuthError::Forbidden),
+            C::PlanRequired => Self::invalid("checkout.plan_required", message),
+            C::ChannelRequired => Self::invalid("checkout.channel_required", message),
+            C::NotThisCheckout { .. } => Self::invalid("checkout.not_this_checkout", message),
+            C::TooManyOrders(_) => Self::Conflict {
+                code: "checkout.too_many_orders",
+                message,
+            },
+            C::OrderNotFound => Self::not_found("order.not_found", message),
+            C::NotPayable => Self::Conflict {
+                code: "order.not_payable",
+                message,
+            },
+            C::Qr(error) => Self::internal(error),
+            C::Random(error) => Self::internal(error),
+            C::Ledger(error) => error.into(),
+            C::Database(error) => error.into(),
+        }
+    }
+}

@@ -11,6 +11,7 @@ use gateways::config::Provider;
 use gateways::pingpp::keys;
 use gateways::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
 use payledger::auth::{self, Role, TokenKeys};
+use payledger::checkout::{self, CheckoutSettings};
 use payledger::cli::{Cli, Command, WebhookCommand};
 use payledger::config::{self, ConfigError, LogFormat, Secret, Settings};
 use payledger::ledger::{CreationQuota, QuotaSettings};
@@ -152,11 +153,13 @@ async fn serve(
     let (gateway, generated_key) = gateway_setup(settings)?;
     let limits = OrderLimits::from_env().map_err(ConfigError)?;
     let quota = QuotaSettings::from_env().map_err(ConfigError)?;
+    let checkout = CheckoutSettings::from_env().map_err(ConfigError)?;
     let database = store.kind();
     let mut service = Service::start(store, tokens.clone(), &settings.public_url, &gateway).await?;
     service.state.limits = limits;
     service.state.quota = Arc::new(CreationQuota::new(quota));
     service.state.trusted_proxies = Arc::new(settings.trusted_proxies.clone());
+    service.state.checkout = std::sync::Arc::new(checkout);
     tracing::info!(routing = ?service.state.gateways, "payment gateways configured");
     if service.sandbox.is_some() {
         println!(
@@ -178,6 +181,8 @@ async fn serve(
             "Demo token for user {DEMO_USER} (valid {} min):\n{token}",
             ttl.num_minutes()
         );
+        let url = demo_checkout(&service.state).await?;
+        println!("Demo checkout for user {DEMO_USER} (open it in a browser):\n{url}");
     }
     service.spawn_reconciler(settings.reconciler);
     service
@@ -185,6 +190,26 @@ async fn serve(
         .await?;
     tracing::info!("payledger stopped");
     Ok(())
+}
+
+/// A checkout link for the demo user, with the plan and channel left to the buyer.
+async fn demo_checkout(state: &payledger::AppState) -> anyhow::Result<String> {
+    let opened = checkout::open_session(
+        state,
+        checkout::OpenSession {
+            user_id: aggregates::UserId::parse(DEMO_USER)?,
+            plan_id: None,
+            channel: None,
+            success_url: None,
+            cancel_url: None,
+        },
+    )
+    .await?;
+    Ok(format!(
+        "{}{}",
+        state.public_url,
+        checkout::page_path(&opened.secret)
+    ))
 }
 
 /// The gateway configuration. With the in-process sandbox and no `PINGPP_API_KEY`, the

@@ -257,7 +257,8 @@ impl Service {
         let public_url = public_url.trim_end_matches('/');
         let (routing, sandbox) = build_gateways(public_url, setup)?;
         let (views, projector_task) = projection::start(&store).await?;
-        let state = AppState::new(store, views, tokens, routing);
+        let mut state = AppState::new(store, views, tokens, routing);
+        state.public_url = Arc::from(public_url);
         let process_task = tokio::spawn(membership::finish(state.store.clone()));
         Ok(Self {
             state,

@@ -7,6 +7,7 @@ use aggregates::{Channel, Order, PlanCatalog, Subscription};
 
 use crate::api::client_ip::TrustedProxies;
 use crate::auth::TokenKeys;
+use crate::checkout::CheckoutSettings;
 use crate::ledger::{CreationQuota, QuotaSettings};
 use crate::limits::OrderLimits;
 use crate::metrics::Metrics;
@@ -39,6 +40,10 @@ pub struct AppState {
     pub quota: Arc<CreationQuota>,
     /// Gateway events this process saw settled, so redeliveries cost nothing.
     pub settled: Arc<SettledEvents>,
+    /// Browser origins, redirect origins and link lifetime of hosted checkouts.
+    pub checkout: Arc<CheckoutSettings>,
+    /// Where this service is reachable (no trailing slash), for links it hands out.
+    pub public_url: Arc<str>,
 }
 
 impl AppState {
@@ -56,6 +61,8 @@ impl AppState {
             trusted_proxies: Arc::default(),
             quota: Arc::new(CreationQuota::new(QuotaSettings::default())),
             settled: Arc::default(),
+            checkout: Arc::default(),
+            public_url: Arc::from(""),
         }
     }
 }

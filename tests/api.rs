@@ -88,9 +88,9 @@ on_both_stores! {
         let head_before = projections::log::head(&db.store.read).await.unwrap();
 
         let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
-            (app.client.get(app.url("/v1/plans")), StatusCode::UNAUTHORIZED, "auth.missing_token"),
-            (app.client.get(app.url("/v1/plans")).bearer_auth("not.a.token"), StatusCode::UNAUTHORIZED, "auth.invalid_token"),
-            (app.client.get(app.url("/v1/plans")).bearer_auth(TokenKeys::from_secret(b"another-secret-another-secret-another").issue("bob", Role::User, chrono::Duration::hours(1), Utc::now()).unwrap()), StatusCode::UNAUTHORIZED, "auth.invalid_token"),
+            (app.client.get(app.url("/v1/membership")), StatusCode::UNAUTHORIZED, "auth.missing_token"),
+            (app.client.get(app.url("/v1/membership")).bearer_auth("not.a.token"), StatusCode::UNAUTHORIZED, "auth.invalid_token"),
+            (app.client.get(app.url("/v1/membership")).bearer_auth(TokenKeys::from_secret(b"another-secret-another-secret-another").issue("bob", Role::User, chrono::Duration::hours(1), Utc::now()).unwrap()), StatusCode::UNAUTHORIZED, "auth.invalid_token"),
             (app.client.post(app.url("/v1/orders")).bearer_auth(&user).json(&json!({"plan_id": "gold-forever", "channel": "alipay_qr"})), StatusCode::UNPROCESSABLE_ENTITY, "plan.unknown"),
             (app.client.post(app.url("/v1/orders")).bearer_auth(&user).json(&json!({"plan_id": "free-monthly", "channel": "alipay_qr"})), StatusCode::UNPROCESSABLE_ENTITY, "order.not_purchasable"),
             (app.client.post(app.url("/v1/orders")).bearer_auth(&user).json(&json!({"plan_id": "pro-monthly", "channel": "cash"})), StatusCode::UNPROCESSABLE_ENTITY, "channel.unknown"),

@@ -158,7 +158,7 @@ impl App {
     }
 
     /// The service with the in-process sandbox, its state adjusted by `configure` before it
-    /// serves.
+    /// serves (checkout settings, a catalog of its own, a quota).
     pub async fn spawn_configured(db: &TestDb, configure: impl FnOnce(&mut AppState)) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -304,3 +304,34 @@ async fn json_logs_are_one_object_per_line() {
     }
     assert!(server.stdout().contains("DEVELOPMENT MODE"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_a_checkout_link_a_browser_can_pay_through() {
+    let server = Binary::start(&[]).await;
+    let stdout = server.stdout();
+    let url = stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("Demo checkout for user demo-user"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no demo checkout link printed: {stdout}"))
+        .trim()
+        .to_owned();
+    assert!(
+        url.starts_with(&format!("{}/checkout/", server.base)),
+        "{url}"
+    );
+    let client = crate::helpers::http_client();
+    let page = client.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("收银台"));
+    let order = client
+        .post(format!("{url}/orders"))
+        .json(&json!({"plan_id": "pro-monthly", "channel": "alipay_qr"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status(), StatusCode::CREATED);
+    let order: serde_json::Value = order.json().await.unwrap();
+    assert_eq!(order["status"], "pending");
+    assert!(order["sandbox_pay_url"].is_string(), "{order}");
+}

@@ -403,7 +403,7 @@ fn bad_auth() -> BoxedStrategy<(Auth, Expect)> {
 /// Every authenticated route, with a body that would be valid.
 fn authenticated_route() -> BoxedStrategy<(Method, &'static str, Option<&'static str>)> {
     select(vec![
-        (Method::GET, "/v1/plans", None),
+        (Method::GET, "/v1/orders/{pending}/qr.svg", None),
         (Method::POST, "/v1/orders", Some(VALID_ORDER)),
         (Method::GET, "/v1/orders/{paid}", None),
         (
@@ -2179,7 +2179,7 @@ on_both_stores! {
             ),
         ];
         // The harness itself: a refusal without a body leaves the connection in use.
-        let (status, _, reusable) = refuse_then_reuse(&addr, "GET /v1/plans HTTP/1.1\r\n", b"", false).await;
+        let (status, _, reusable) = refuse_then_reuse(&addr, "GET /v1/membership HTTP/1.1\r\n", b"", false).await;
         assert_eq!(status, 401);
         assert!(reusable, "a refusal of a request without a body closed the connection");
         let mut broken = Vec::new();
@@ -2456,7 +2456,7 @@ async fn the_binary_never_logs_its_secrets_on(db: &TestDb) {
         BINARY_API_KEY,
     ];
     for token in refused {
-        for path in ["/v1/plans", "/v1/membership"] {
+        for path in ["/v1/transactions", "/v1/membership"] {
             let response = client
                 .get(format!("{base}{path}"))
                 .bearer_auth(token)

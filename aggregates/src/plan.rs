@@ -81,6 +81,11 @@ pub struct PlanCatalog {
 }
 
 impl PlanCatalog {
+    /// A catalog of the given plans (a deployment's own, or a test's).
+    pub fn new(plans: Vec<Plan>) -> PlanCatalog {
+        PlanCatalog { plans }
+    }
+
     /// The plans we sell today, priced in fen.
     pub fn standard() -> PlanCatalog {
         let plan = |id, name: &str, tier, period, price_minor| Plan {

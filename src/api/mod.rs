@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, each handler thin.
 
 mod body;
+mod checkout;
 pub mod client_ip;
 mod extract;
 mod health;
@@ -8,15 +9,23 @@ mod landing;
 mod membership;
 mod orders;
 mod plans;
+mod qr;
 mod refunds;
 mod request;
 mod transactions;
 mod webhooks;
 
+use std::time::Duration;
+
 use axum::extract::DefaultBodyLimit;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::Router;
 
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::checkout::origin::Origin;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -25,7 +34,8 @@ pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 
 /// The whole service as a router; tests drive it over a real port.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let cors = cors_layer(&state.checkout.cors_origins);
+    let router = Router::new()
         .route("/", get(landing::page))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
@@ -33,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders", post(orders::create))
         .route("/v1/orders/{id}", get(orders::show))
         .route("/v1/orders/{id}/events", get(orders::events))
+        .route("/v1/orders/{id}/qr.svg", get(orders::qr_svg))
         .route("/v1/orders/{id}/refunds", post(refunds::create))
         .route("/v1/transactions", get(transactions::list))
         .route("/v1/membership", get(membership::show))
@@ -41,9 +52,43 @@ pub fn router(state: AppState) -> Router {
             post(webhooks::receive)
                 .layer(DefaultBodyLimit::max(webhooks::WEBHOOK_BODY_LIMIT_BYTES)),
         )
+        .merge(checkout::routes())
         .fallback(|| async { ApiError::not_found("route.not_found", "no route for this path") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(axum::middleware::from_fn(body::read_whole_body))
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// How long a browser may cache a preflight's answer.
+const CORS_PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Lets pages on `origins` call the API from a browser, with a bearer token (never cookies:
+/// the API has none). No origins, no CORS headers at all.
+fn cors_layer(origins: &[Origin]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin.as_str()).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                AUTHORIZATION,
+                CONTENT_TYPE,
+                IF_NONE_MATCH,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([ETAG, request::POSITION_HEADER])
+            .max_age(CORS_PREFLIGHT_MAX_AGE),
+    )
 }

@@ -124,20 +124,10 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let order_id = parse_order_id(&id)?;
-    let mut entry = visible_entry(&state, &caller, &order_id).await?;
-    if let (Some(after), Some(wait)) = (params.after, params.wait) {
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(wait.min(LONG_POLL_WAIT_MAX_SECONDS));
-        while entry.row.last_position <= after {
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return Ok(StatusCode::NOT_MODIFIED.into_response());
-            }
-            let seen = state.views.position().max(after);
-            state.views.wait_past(seen, deadline - now).await;
-            entry = visible_entry(&state, &caller, &order_id).await?;
-        }
-    }
+    let may_see = |entry: &CachedOrder| caller.may_see(&entry.row.user_id);
+    let Some(entry) = long_poll(&state, &order_id, &params, &may_see).await? else {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    };
     let body = order_json(&entry);
     let etag = format!(
         "\"{}-{}\"",
@@ -220,7 +210,11 @@ fn without_staff_ids(mut metadata: HashMap<String, String>) -> HashMap<String, S
 }
 
 /// The payer's address for the gateway's risk checks (the gateway requires the field).
-fn client_ip(state: &AppState, peer: Option<Extension<PeerAddr>>, headers: &HeaderMap) -> String {
+pub(super) fn client_ip(
+    state: &AppState,
+    peer: Option<Extension<PeerAddr>>,
+    headers: &HeaderMap,
+) -> String {
     let peer = peer.map_or(std::net::Ipv4Addr::LOCALHOST.into(), |Extension(peer)| {
         peer.0.ip()
     });
@@ -249,10 +243,65 @@ async fn visible_entry(
     caller: &Caller,
     order_id: &str,
 ) -> Result<CachedOrder, ApiError> {
+    visible_to(state, order_id, &|entry: &CachedOrder| {
+        caller.may_see(&entry.row.user_id)
+    })
+    .await
+}
+
+/// The order when `may_see` allows it; any other is "not found".
+async fn visible_to(
+    state: &AppState,
+    order_id: &str,
+    may_see: &impl Fn(&CachedOrder) -> bool,
+) -> Result<CachedOrder, ApiError> {
     match load_order(state, order_id).await? {
-        Some(entry) if caller.may_see(&entry.row.user_id) => Ok(entry),
+        Some(entry) if may_see(&entry) => Ok(entry),
         _ => Err(ApiError::not_found("order.not_found", "no such order")),
     }
+}
+
+/// The order, for a caller whose right to see it was checked otherwise (a checkout link).
+pub(super) async fn order_entry(state: &AppState, order_id: &str) -> Result<CachedOrder, ApiError> {
+    visible_to(state, order_id, &|_: &CachedOrder| true).await
+}
+
+/// The long-poll by position: with `after` and `wait`, answers once the order has an event
+/// past `after` (`None` when none came within the wait, at most
+/// [`LONG_POLL_WAIT_MAX_SECONDS`]); without them, at once. A page that has seen position N
+/// learns of the payment the moment it is committed, never shows a stale QR code after it.
+pub(super) async fn long_poll(
+    state: &AppState,
+    order_id: &str,
+    params: &PollParams,
+    may_see: &impl Fn(&CachedOrder) -> bool,
+) -> Result<Option<CachedOrder>, ApiError> {
+    let mut entry = visible_to(state, order_id, may_see).await?;
+    if let (Some(after), Some(wait)) = (params.after, params.wait) {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(wait.min(LONG_POLL_WAIT_MAX_SECONDS));
+        while entry.row.last_position <= after {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let seen = state.views.position().max(after);
+            state.views.wait_past(seen, deadline - now).await;
+            entry = visible_to(state, order_id, may_see).await?;
+        }
+    }
+    Ok(Some(entry))
+}
+
+/// `GET /v1/orders/{id}/qr.svg`: the pending order's payment credential as an SVG QR code.
+pub async fn qr_svg(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(id): AppPath<String>,
+) -> Result<Response, ApiError> {
+    let order_id = parse_order_id(&id)?;
+    let row = visible_order(&state, &caller, &order_id).await?;
+    super::qr::svg_response(&row)
 }
 
 async fn load_order(state: &AppState, order_id: &str) -> Result<Option<CachedOrder>, ApiError> {
