@@ -315,10 +315,21 @@ on_both_stores! {
         let app = App::spawn_configured(db, shop_settings).await;
         let (_, opened) = open_checkout(&app, &app.token("ines", Role::User), json!({"plan_id": "pro-monthly", "channel": "alipay_qr"})).await;
         let secret = secret_of(opened["url"].as_str().unwrap());
-        for _ in 0..payledger::checkout::SESSION_ORDERS_MAX {
-            let (status, order) = place_through(&app, &secret, json!({})).await;
-            assert_eq!(status, StatusCode::CREATED, "{order}");
+        // All at once: the bound holds for concurrent requests too.
+        let tasks: Vec<_> = (0..payledger::checkout::SESSION_ORDERS_MAX + 5)
+            .map(|_| {
+                let client = app.client.clone();
+                let url = app.url(&format!("/checkout/{secret}/orders"));
+                tokio::spawn(async move { client.post(url).json(&json!({})).send().await.unwrap().status() })
+            })
+            .collect();
+        let mut created = 0_i64;
+        for task in tasks {
+            let status = task.await.unwrap();
+            assert!(status == StatusCode::CREATED || status == StatusCode::CONFLICT, "{status}");
+            created += i64::from(status == StatusCode::CREATED);
         }
+        assert_eq!(created, payledger::checkout::SESSION_ORDERS_MAX);
         let (status, refused) = place_through(&app, &secret, json!({})).await;
         assert_eq!(status, StatusCode::CONFLICT, "{refused}");
         assert_eq!(refused["error"]["code"], "checkout.too_many_orders");

@@ -124,10 +124,6 @@ pub async fn order_through(
         choice.channel,
         CheckoutError::ChannelRequired,
     )?;
-    let (count, _) = store::orders_of(&state.store.read, &session.id).await?;
-    if count >= SESSION_ORDERS_MAX {
-        return Err(CheckoutError::TooManyOrders(SESSION_ORDERS_MAX));
-    }
     let request = PlaceOrder {
         user_id: UserId::parse(&session.user_id).map_err(|_| LedgerError::InvalidUser)?,
         plan_id: PlanId::parse(&plan).map_err(|_| LedgerError::UnknownPlan)?,
@@ -138,6 +134,9 @@ pub async fn order_through(
         idempotency_key: None,
         metadata: metadata(&session),
     };
+    if !store::take_order_slot(&state.store.read, &session.id, SESSION_ORDERS_MAX).await? {
+        return Err(CheckoutError::TooManyOrders(SESSION_ORDERS_MAX));
+    }
     let placed = ledger::place_order(state, request).await?;
     let order_id = match &placed {
         Placed::New { order_id, .. }

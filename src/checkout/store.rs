@@ -112,19 +112,28 @@ pub async fn owns_order(
     Ok(row.is_some())
 }
 
-/// How many orders the session placed, and the newest one.
-pub async fn orders_of(
+/// Takes one of the session's `orders_max` order slots; false when they are all taken. One
+/// conditional update, so concurrent requests cannot pass the bound together. A slot is
+/// spent by the attempt, whether or not the gateway then issues a charge.
+pub async fn take_order_slot(
     pool: &AnyPool,
     session_id: &str,
-) -> Result<(i64, Option<String>), sqlx::Error> {
-    let count: i64 = sqlx::query(
-        "SELECT CAST(count(*) AS BIGINT) AS n FROM checkout_session_orders WHERE session_id = $1",
+    orders_max: i64,
+) -> Result<bool, sqlx::Error> {
+    let taken = sqlx::query(
+        "UPDATE checkout_sessions SET orders_placed = orders_placed + 1 \
+         WHERE id = $1 AND orders_placed < $2",
     )
     .bind(session_id)
-    .fetch_one(pool)
-    .await?
-    .try_get("n")?;
-    let newest = sqlx::query(
+    .bind(orders_max)
+    .execute(pool)
+    .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+/// The newest order the session placed.
+pub async fn newest_order(pool: &AnyPool, session_id: &str) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query(
         "SELECT order_id FROM checkout_session_orders WHERE session_id = $1 \
          ORDER BY created_at DESC, order_id DESC LIMIT 1",
     )
@@ -132,6 +141,5 @@ pub async fn orders_of(
     .fetch_optional(pool)
     .await?
     .map(|row| row.try_get::<String, _>("order_id"))
-    .transpose()?;
-    Ok((count, newest))
+    .transpose()
 }

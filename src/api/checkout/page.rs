@@ -66,7 +66,7 @@ pub async fn result_page(
 
 async fn model(state: &AppState, secret: &str, lang: Lang) -> Result<PageModel, CheckoutError> {
     let session = checkout::open(state, secret).await?;
-    let (_, newest) = store::orders_of(&state.store.read, &session.id).await?;
+    let newest = store::newest_order(&state.store.read, &session.id).await?;
     Ok(PageModel {
         lang,
         base: Some(page_path(secret)),
