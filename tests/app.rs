@@ -57,18 +57,7 @@ pub struct App {
 impl App {
     /// The service with its in-process sandbox gateway.
     pub async fn spawn(db: &TestDb) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let setup = sandbox_setup(&base);
-        Self::start_limited(
-            db.store.clone(),
-            listener,
-            base,
-            &setup,
-            OrderLimits::default(),
-            |_| {},
-        )
-        .await
+        Self::spawn_configured(db, |_| {}).await
     }
 
     /// The service with its in-process sandbox, set up by `configure` (e.g. a channel
@@ -78,15 +67,7 @@ impl App {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut setup = sandbox_setup(&base);
         configure(&mut setup);
-        Self::start_limited(
-            db.store.clone(),
-            listener,
-            base,
-            &setup,
-            OrderLimits::default(),
-            |_| {},
-        )
-        .await
+        Self::start_with_setup(db.store.clone(), listener, base, &setup, |_| {}).await
     }
 
     /// A second server on the same database, with its own connections, using `first`'s
@@ -137,15 +118,7 @@ impl App {
         gateway: &GatewayConfig,
     ) -> Self {
         let setup = GatewaySetup::from(gateway.clone());
-        Self::start_limited(
-            store,
-            listener,
-            base,
-            &setup,
-            OrderLimits::default(),
-            |_| {},
-        )
-        .await
+        Self::start_with_setup(store, listener, base, &setup, |_| {}).await
     }
 
     /// The service with the in-process sandbox and the given per-user creation quota (the
@@ -163,31 +136,27 @@ impl App {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let setup = sandbox_setup(&base);
-        let limits = OrderLimits::default();
-        Self::start_limited(db.store.clone(), listener, base, &setup, limits, configure).await
+        Self::start_with_setup(db.store.clone(), listener, base, &setup, configure).await
     }
 
     /// The service with the in-process sandbox and the given order limits.
     pub async fn spawn_limited(db: &TestDb, limits: OrderLimits) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let setup = sandbox_setup(&base);
-        Self::start_limited(db.store.clone(), listener, base, &setup, limits, |_| {}).await
+        Self::spawn_configured(db, move |state| state.limits = limits).await
     }
 
-    async fn start_limited(
+    /// Starts the service; tests about other things may create many orders, so the per-user
+    /// quota is lifted before `configure` runs.
+    async fn start_with_setup(
         store: payledger::store::Store,
         listener: tokio::net::TcpListener,
         base: String,
         setup: &GatewaySetup,
-        limits: OrderLimits,
         configure: impl FnOnce(&mut AppState),
     ) -> Self {
         let keys = TokenKeys::from_secret(SECRET);
         let mut service = Service::start(store, keys.clone(), &base, setup)
             .await
             .unwrap();
-        service.state.limits = limits;
         service.state.quota = std::sync::Arc::new(CreationQuota::new(QuotaSettings::unbounded()));
         configure(&mut service.state);
         let state = service.state.clone();

@@ -2354,24 +2354,8 @@ async fn the_binary_never_logs_its_secrets_on(db: &TestDb) {
     assert_eq!(BINARY_JWT_SECRET.len(), 40);
     let (mut binary, base) = Binary::start(db.url.as_str());
     let client = crate::helpers::http_client();
-
     // Key generation for the sandbox happens at start-up.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = binary.exited() {
-            panic!("payledger exited with {status}:\n{}", binary.output());
-        }
-        let healthy = client.get(format!("{base}/healthz")).send().await;
-        if healthy.is_ok_and(|response| response.status() == StatusCode::OK) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "payledger never became healthy:\n{}",
-            binary.output()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_healthy(&mut binary, &client, &base).await;
 
     let keys = TokenKeys::from_secret(BINARY_JWT_SECRET.as_bytes());
     let buyer = fresh(&keys, "buyer", Role::User);
