@@ -485,6 +485,11 @@ fn read_dev_secret(path: &Path) -> io::Result<Vec<u8>> {
     Ok(secret.to_vec())
 }
 
+/// A fresh random secret, as 64 hex digits.
+pub fn random_hex_secret() -> String {
+    hex_encode(&random_bytes())
+}
+
 /// 32 bytes from two version 4 UUIDs. Their randomness comes from the operating system, and the
 /// few fixed version bits still leave 244 random bits, well above what HS256 needs.
 fn random_bytes() -> [u8; 32] {

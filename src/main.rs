@@ -425,14 +425,27 @@ async fn run_sandbox(
     let public_pem = keys::public_key_to_pem(&signing_key.to_public_key())?;
     println!("Sandbox gateway on http://{addr}/sandbox/v1, delivering webhooks to {webhook_url}");
     println!("Its webhook signing public key (give it to the ledger as PINGPP_PUBLIC_KEY_PATH):\n{public_pem}");
-    let api_key = std::env::var("PINGPP_API_KEY")
+    // Its API marks charges paid: never open to anyone. Without a configured key, a fresh
+    // one for this run, printed (the operator asked for a sandbox; no real money moves).
+    let api_key = match std::env::var("PINGPP_API_KEY")
         .ok()
-        .filter(|key| !key.is_empty())
-        .map(payledger::config::Secret::new);
+        .filter(|key| !key.trim().is_empty())
+    {
+        Some(key) => Secret::new(key),
+        None => {
+            let key = Secret::new(format!("sk_test_{}", auth::random_hex_secret()));
+            println!(
+                "Its API (/sandbox/v1, /sandbox/knobs, /sandbox/deliveries) needs: \
+                 Authorization: Bearer {} (set PINGPP_API_KEY to choose one)",
+                key.expose()
+            );
+            key
+        }
+    };
     sandbox::serve_standalone(
         addr,
         SandboxConfig {
-            api_key,
+            api_key: Some(api_key),
             signing_key,
             webhook_url: webhook_url.to_owned(),
             public_url: format!("http://{addr}"),

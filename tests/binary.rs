@@ -335,3 +335,65 @@ async fn the_demo_prints_a_checkout_link_a_browser_can_pay_through() {
     assert_eq!(order["status"], "pending");
     assert!(order["sandbox_pay_url"].is_string(), "{order}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standalone_sandbox_api_needs_the_key_it_prints() {
+    let dir = Binary::scratch();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stdout = dir.join("stdout.log");
+    let child = Binary::command(&dir, &[])
+        .args(["sandbox", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["--webhook-url", "http://127.0.0.1:9/v1/webhooks/pingpp"])
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+        .spawn()
+        .unwrap();
+    // Owns the process and the directory, so both go however the test ends.
+    let _guard = Binary {
+        child: Some(child),
+        dir: dir.clone(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let key = loop {
+        let printed = std::fs::read_to_string(&stdout).unwrap_or_default();
+        if let Some(key) = printed
+            .split_whitespace()
+            .find(|word| word.starts_with("sk_test_"))
+        {
+            break key.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no key printed: {printed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let client = crate::helpers::http_client();
+    let url = format!("http://127.0.0.1:{port}/sandbox/v1/charges");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let anonymous = loop {
+        match client.post(&url).json(&serde_json::json!({})).send().await {
+            Ok(response) => break response.status(),
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("the sandbox never answered: {error}"),
+        }
+    };
+    assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "open without its key");
+    let with_key = client
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        with_key,
+        StatusCode::BAD_REQUEST,
+        "the key opens it (the body is incomplete)"
+    );
+}
