@@ -14,7 +14,7 @@ use cqrs_es::Aggregate;
 use projections::order_status::OrderStatusRow;
 use projections::Tables;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::client_ip::PeerAddr;
 use super::extract::{AppJson, AppPath, AppQuery, Caller};
@@ -104,7 +104,7 @@ async fn respond_with_order(
     Ok((
         status,
         [position_header(position)],
-        Json(order_json(&entry)),
+        Json(OrderBody::of(&entry)),
     )
         .into_response())
 }
@@ -128,7 +128,7 @@ pub async fn show(
     let Some(entry) = long_poll(&state, &order_id, &params, &may_see).await? else {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     };
-    let body = order_json(&entry);
+    let body = OrderBody::of(&entry);
     let etag = format!(
         "\"{}-{}\"",
         entry.row.last_position,
@@ -325,43 +325,73 @@ async fn load_order(state: &AppState, order_id: &str) -> Result<Option<CachedOrd
     Ok(Some(entry))
 }
 
-fn membership_marker(body: &Value) -> String {
-    body.get("membership")
-        .and_then(|membership| membership.get("ends_at"))
-        .and_then(Value::as_str)
-        .map_or_else(
-            || "none".to_owned(),
-            |ends_at| ends_at.replace(['"', ' '], ""),
-        )
+/// What makes the order's ETag change besides its own events: its membership's end.
+fn membership_marker(body: &OrderBody) -> String {
+    body.membership.as_ref().map_or_else(
+        || "none".to_owned(),
+        |membership| membership.ends_at.replace(['"', ' '], ""),
+    )
 }
 
-/// The polling endpoint's body.
-fn order_json(entry: &CachedOrder) -> Value {
-    let row = &entry.row;
-    let membership = entry.membership.as_ref().map_or(Value::Null, |current| {
+/// An order as the API shows it: the polling endpoint's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderBody {
+    pub id: String,
+    pub status: String,
+    pub plan_id: String,
+    pub channel: String,
+    /// Minor units (fen).
+    pub amount: i64,
+    pub currency: String,
+    pub refunded_amount: i64,
+    pub refund_pending_amount: i64,
+    pub paid_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The payment credential, while the order can still be paid.
+    pub qr_code: Option<String>,
+    pub needs_review: bool,
+    /// Late or duplicate money still owed back.
+    pub needs_refund_amount: i64,
+    /// The buyer's membership, when this order bought a grant that still counts.
+    pub membership: Option<OrderMembership>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderMembership {
+    pub tier: String,
+    pub ends_at: String,
+    pub active: bool,
+}
+
+impl OrderBody {
+    pub fn of(entry: &CachedOrder) -> Self {
+        let row = &entry.row;
         let now = projections::schema::timestamp(&Utc::now());
-        json!({
-            "tier": current.tier,
-            "ends_at": current.ends_at,
-            "active": current.status == "active" && current.ends_at > now,
-        })
-    });
-    json!({
-        "id": row.order_id,
-        "status": row.status,
-        "plan_id": row.plan_id,
-        "channel": row.channel,
-        "amount": row.amount_minor,
-        "currency": row.currency,
-        "refunded_amount": row.refunded_minor,
-        "refund_pending_amount": row.refund_pending_minor,
-        "paid_at": row.paid_at,
-        "expires_at": row.expires_at,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "qr_code": if row.status == "pending" { row.qr_code.clone() } else { None },
-        "needs_review": row.needs_review,
-        "needs_refund_amount": row.needs_refund_minor,
-        "membership": membership,
-    })
+        Self {
+            id: row.order_id.clone(),
+            status: row.status.clone(),
+            plan_id: row.plan_id.clone(),
+            channel: row.channel.clone(),
+            amount: row.amount_minor,
+            currency: row.currency.clone(),
+            refunded_amount: row.refunded_minor,
+            refund_pending_amount: row.refund_pending_minor,
+            paid_at: row.paid_at.clone(),
+            expires_at: row.expires_at.clone(),
+            created_at: row.created_at.clone(),
+            updated_at: row.updated_at.clone(),
+            qr_code: (row.status == "pending")
+                .then(|| row.qr_code.clone())
+                .flatten(),
+            needs_review: row.needs_review,
+            needs_refund_amount: row.needs_refund_minor,
+            membership: entry.membership.as_ref().map(|current| OrderMembership {
+                tier: current.tier.clone(),
+                ends_at: current.ends_at.clone(),
+                active: current.status == "active" && current.ends_at > now,
+            }),
+        }
+    }
 }
