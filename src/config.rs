@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::{TokenPolicy, TOKEN_LIFETIME_SECONDS_MAX_DEFAULT};
+use crate::merchant::MerchantSettings;
 use crate::process::reconciler::{ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE};
 use crate::server::ServeLimits;
 
@@ -88,6 +89,8 @@ pub struct Settings {
     pub serve: ServeLimits,
     /// When and how often the background reconciler runs.
     pub reconciler: ReconcilerSettings,
+    /// The merchant's webhook endpoint, the retry schedule, membership expiry timing.
+    pub merchant: MerchantSettings,
 }
 
 /// Every bad variable found at start-up, not only the first.
@@ -214,6 +217,7 @@ impl Settings {
             }
             other => other.map(Secret::new),
         };
+        let merchant = MerchantSettings::from_lookup(&lookup, &mut problems);
         let issuer = text("PAYLEDGER_JWT_ISSUER");
         let audience = text("PAYLEDGER_JWT_AUDIENCE");
 
@@ -294,6 +298,7 @@ impl Settings {
                     sandbox,
                     serve,
                     reconciler,
+                    merchant,
                 })
             }
             _ => Err(ConfigError(problems)),

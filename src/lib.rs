@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod ledger;
 pub mod limits;
+pub mod merchant;
 pub mod metrics;
 pub mod process;
 pub mod server;

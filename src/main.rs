@@ -175,6 +175,7 @@ async fn serve(
         );
     }
     service.spawn_reconciler(settings.reconciler);
+    service.spawn_merchant(&settings.merchant).await?;
     service
         .serve_with(listener, shutdown_signal(), settings.serve)
         .await?;

@@ -33,6 +33,8 @@ pub struct AppState {
     pub limits: OrderLimits,
     /// Gateway events this process saw settled, so redeliveries cost nothing.
     pub settled: Arc<SettledEvents>,
+    /// Wakes this process's merchant webhook senders (new or retried deliveries).
+    pub outbound: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             limits: OrderLimits::default(),
             settled: Arc::default(),
+            outbound: Arc::default(),
         }
     }
 }

@@ -1,18 +1,20 @@
 //! The HTTP API: one module per resource, each handler thin.
 
 mod body;
+mod events;
 mod extract;
 mod health;
-mod membership;
-mod orders;
+pub(crate) mod membership;
+pub(crate) mod orders;
 mod plans;
 mod refunds;
 mod request;
 mod transactions;
+mod webhook_endpoints;
 mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -33,6 +35,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{id}/refunds", post(refunds::create))
         .route("/v1/transactions", get(transactions::list))
         .route("/v1/membership", get(membership::show))
+        .route("/v1/events", get(events::list))
+        .route(
+            "/v1/webhook-endpoints",
+            post(webhook_endpoints::create).get(webhook_endpoints::list),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}",
+            delete(webhook_endpoints::delete),
+        )
+        .route("/v1/webhook-deliveries", get(webhook_endpoints::deliveries))
+        .route(
+            "/v1/webhook-deliveries/{id}/retry",
+            post(webhook_endpoints::retry),
+        )
         .route(
             "/v1/webhooks/{provider}",
             post(webhooks::receive)

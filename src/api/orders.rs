@@ -135,7 +135,7 @@ pub async fn show(
     let etag = format!(
         "\"{}-{}\"",
         entry.row.last_position,
-        membership_marker(&body)
+        membership_marker(&entry)
     );
     if headers
         .get(IF_NONE_MATCH)
@@ -241,14 +241,23 @@ async fn load_order(state: &AppState, order_id: &str) -> Result<Option<CachedOrd
     Ok(Some(entry))
 }
 
-fn membership_marker(body: &Value) -> String {
-    body.get("membership")
-        .and_then(|membership| membership.get("ends_at"))
-        .and_then(Value::as_str)
-        .map_or_else(
-            || "none".to_owned(),
-            |ends_at| ends_at.replace(['"', ' '], ""),
-        )
+/// The order as the polling endpoint shows it, for other readers (the merchant's events).
+pub(crate) async fn order_data(
+    state: &AppState,
+    order_id: &str,
+) -> Result<Option<Value>, ApiError> {
+    Ok(load_order(state, order_id)
+        .await?
+        .map(|entry| order_json(&entry)))
+}
+
+/// The part of the ETag that follows the membership the order bought: its last change (an
+/// extension, a revocation, its expiry) changes the order's answer too.
+fn membership_marker(entry: &CachedOrder) -> String {
+    entry.membership.as_ref().map_or_else(
+        || "none".to_owned(),
+        |membership| membership.last_position.to_string(),
+    )
 }
 
 /// The polling endpoint's body.

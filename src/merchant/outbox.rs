@@ -1,0 +1,122 @@
+//! The outbox follower: reads the log by position behind the views and enqueues one delivery
+//! per merchant event and endpoint, moving its checkpoint in the same transaction. A crash
+//! therefore never drops an event (the checkpoint did not move) nor invents one (deliveries
+//! are keyed by event and endpoint), and two processes never enqueue one event twice: the
+//! checkpoint moves by compare-and-set, and the loser's transaction is rolled back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Row;
+use tokio::sync::Notify;
+
+use super::events;
+use super::{deliveries, endpoints, MerchantError};
+use crate::state::AppState;
+
+/// The outbox's row in `process_checkpoints`.
+pub const PROCESS_NAME: &str = "merchant_outbox";
+/// Log events read per transaction.
+const BATCH_MAX: i64 = 200;
+/// How long the follower waits for the views to move before looking again anyway.
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// Pause after a failure before trying again.
+const ERROR_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Starts the checkpoint at the log's head the first time (history before the outbox existed
+/// is not delivered; the feed still serves it).
+pub async fn prepare(state: &AppState) -> Result<(), MerchantError> {
+    let head = projections::log::head(&state.store.read).await?;
+    sqlx::query(
+        "INSERT INTO process_checkpoints (process, position) VALUES ($1, $2) \
+         ON CONFLICT (process) DO NOTHING",
+    )
+    .bind(PROCESS_NAME)
+    .bind(head)
+    .execute(&state.store.read)
+    .await?;
+    Ok(())
+}
+
+/// Follows the log for as long as the service runs; wakes `senders` when it enqueued.
+pub async fn follow(state: AppState, give_up_after: Duration, senders: Arc<Notify>) {
+    loop {
+        match run_batch(&state, give_up_after).await {
+            Ok(Batch::Enqueued) => senders.notify_waiters(),
+            Ok(Batch::Moved) => {}
+            Ok(Batch::Idle(at)) => {
+                state.views.wait_past(at, IDLE_WAIT).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "the merchant outbox failed; retrying");
+                tokio::time::sleep(ERROR_BACKOFF).await;
+            }
+        }
+    }
+}
+
+enum Batch {
+    /// Deliveries were enqueued.
+    Enqueued,
+    /// The checkpoint moved (or another process moved it) without new deliveries.
+    Moved,
+    /// Nothing to read up to the views' position, which is this.
+    Idle(i64),
+}
+
+async fn run_batch(state: &AppState, give_up_after: Duration) -> Result<Batch, MerchantError> {
+    let checkpoint: i64 =
+        sqlx::query("SELECT position FROM process_checkpoints WHERE process = $1")
+            .bind(PROCESS_NAME)
+            .fetch_one(&state.store.read)
+            .await?
+            .try_get("position")?;
+    // Only what the views include: each event's data is read from them.
+    let views_at = state.views.position();
+    if views_at <= checkpoint {
+        return Ok(Batch::Idle(views_at.max(checkpoint)));
+    }
+    let log_events =
+        projections::log::read_range(&state.store.read, checkpoint, Some(views_at), BATCH_MAX)
+            .await?;
+    let Some(last) = log_events.last().map(|event| event.position) else {
+        return Ok(Batch::Idle(views_at));
+    };
+    let mut merchant_events = Vec::new();
+    for event in &log_events {
+        if let Some(found) = events::from_log(state, event)
+            .await
+            .map_err(|error| MerchantError::Data(error.to_string()))?
+        {
+            merchant_events.push(found);
+        }
+    }
+    let mut transaction = state.store.begin_write().await?;
+    // The checkpoint first: a concurrent outbox waits here, then finds it moved and stops.
+    let moved = sqlx::query(
+        "UPDATE process_checkpoints SET position = $1 WHERE process = $2 AND position = $3",
+    )
+    .bind(last)
+    .bind(PROCESS_NAME)
+    .bind(checkpoint)
+    .execute(&mut *transaction)
+    .await?
+    .rows_affected();
+    if moved != 1 {
+        transaction.rollback().await?;
+        return Ok(Batch::Moved);
+    }
+    let targets = endpoints::active(&mut *transaction).await?;
+    let mut enqueued = 0;
+    for (event, subject) in &merchant_events {
+        enqueued +=
+            deliveries::enqueue(&mut transaction, &targets, event, subject, give_up_after).await?;
+    }
+    transaction.commit().await?;
+    if enqueued > 0 {
+        tracing::debug!(enqueued, up_to = last, "merchant events enqueued");
+        Ok(Batch::Enqueued)
+    } else {
+        Ok(Batch::Moved)
+    }
+}
