@@ -10,6 +10,7 @@ use gateways::config::GatewayConfig;
 use gateways::pingpp::keys;
 use payledger::auth::{Role, TokenKeys};
 use payledger::limits::OrderLimits;
+use payledger::merchant::MerchantSettings;
 use payledger::server::{GatewaySetup, Service};
 use payledger::store::{Actor, EventMetadata, Source};
 use payledger::AppState;
@@ -145,6 +146,41 @@ impl App {
         Self::start_limited(db.store.clone(), listener, base, &setup, limits).await
     }
 
+    /// The service with its in-process sandbox, telling the merchant as `merchant` says.
+    pub async fn spawn_merchant(db: &TestDb, merchant: &MerchantSettings) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let setup = sandbox_setup(&base);
+        let store = db.store.clone();
+        Self::start_configured(
+            store,
+            listener,
+            base,
+            &setup,
+            OrderLimits::default(),
+            Some(merchant),
+        )
+        .await
+    }
+
+    /// Another server on the same database, with its own connections and its own in-process
+    /// sandbox, telling the merchant too: two instances sharing one ledger.
+    pub async fn spawn_another_merchant(db: &TestDb, merchant: &MerchantSettings) -> Self {
+        let store = payledger::store::Store::connect(&db.url).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let setup = sandbox_setup(&base);
+        Self::start_configured(
+            store,
+            listener,
+            base,
+            &setup,
+            OrderLimits::default(),
+            Some(merchant),
+        )
+        .await
+    }
+
     async fn start_limited(
         store: payledger::store::Store,
         listener: tokio::net::TcpListener,
@@ -152,11 +188,25 @@ impl App {
         setup: &GatewaySetup,
         limits: OrderLimits,
     ) -> Self {
+        Self::start_configured(store, listener, base, setup, limits, None).await
+    }
+
+    async fn start_configured(
+        store: payledger::store::Store,
+        listener: tokio::net::TcpListener,
+        base: String,
+        setup: &GatewaySetup,
+        limits: OrderLimits,
+        merchant: Option<&MerchantSettings>,
+    ) -> Self {
         let keys = TokenKeys::from_secret(SECRET);
         let mut service = Service::start(store, keys.clone(), &base, setup)
             .await
             .unwrap();
         service.state.limits = limits;
+        if let Some(merchant) = merchant {
+            service.spawn_merchant(merchant).await.unwrap();
+        }
         let state = service.state.clone();
         let sandbox = service.sandbox.clone();
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();

@@ -8,6 +8,7 @@ mod crash;
 mod helpers;
 mod hostile;
 mod legacy_log;
+mod merchant;
 mod metrics_access;
 mod processes;
 mod projection_batch;
