@@ -111,7 +111,15 @@ impl Receiver {
 
     /// Waits until it accepted an event of every type in `types`; returns them by type.
     pub async fn wait_for(&self, types: &[&str]) -> HashMap<String, Received> {
-        let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+        self.wait_for_within(types, DELIVERY_WAIT).await
+    }
+
+    pub async fn wait_for_within(
+        &self,
+        types: &[&str],
+        wait: Duration,
+    ) -> HashMap<String, Received> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let by_type: HashMap<String, Received> = self
                 .accepted()
@@ -520,4 +528,201 @@ on_both_stores! {
         assert_eq!(status, StatusCode::FORBIDDEN);
         app.stop().await;
     }
+}
+
+/// The ledger binary, for the tests that kill it or run its command line.
+const BINARY: &str = env!("CARGO_BIN_EXE_payledger");
+const JWT_SECRET: &str = "merchant-crash-jwt-secret-0123456789-abcdef";
+/// Longer than a dead process's lease on a delivery.
+const RESTART_WAIT: Duration = Duration::from_secs(45);
+
+impl Receiver {
+    /// From now on, answer 200.
+    pub fn accept_all(&self) {
+        self.state.script.lock().unwrap().clear();
+    }
+}
+
+/// The ledger as a child process, killed and its data removed however the test ends.
+struct Ledger {
+    child: Option<std::process::Child>,
+    dir: std::path::PathBuf,
+    port: u16,
+    database_url: String,
+    receiver_url: String,
+}
+
+impl Ledger {
+    fn start(&mut self) {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("ledger.log"))
+            .unwrap();
+        let child = std::process::Command::new(BINARY)
+            .env_clear()
+            .env("DATABASE_URL", &self.database_url)
+            .env("PAYLEDGER_ADDR", format!("127.0.0.1:{}", self.port))
+            .env("PAYLEDGER_DATA_DIR", self.dir.join("data"))
+            .env("PAYLEDGER_JWT_SECRET", JWT_SECRET)
+            .env("PAYLEDGER_MERCHANT_WEBHOOK_URL", &self.receiver_url)
+            .env("PAYLEDGER_MERCHANT_WEBHOOK_SECRET", SECRET)
+            .env("PAYLEDGER_MERCHANT_WEBHOOK_RETRY_BASE_MS", "100")
+            .env("PAYLEDGER_MERCHANT_WEBHOOK_RETRY_MAX_MS", "300")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: nothing in flight gets to finish.
+    fn kill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn wait_until_up(&self, client: &reqwest::Client) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = client.get(format!("{}/healthz", self.base())).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the ledger never came up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            if let Ok(text) = std::fs::read_to_string(self.dir.join("ledger.log")) {
+                eprintln!("--- ledger.log ---\n{text}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+on_both_stores! {
+    async fn a_ledger_killed_before_delivering_delivers_after_restart(db: &TestDb) {
+        let receiver = Receiver::start().await;
+        // Refuses until the ledger has been killed.
+        receiver.answer_first(&[503; 10_000]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("payledger-merchant-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut ledger = Ledger {
+            child: None,
+            dir,
+            port,
+            database_url: db.url.as_str().to_owned(),
+            receiver_url: receiver.url.clone(),
+        };
+        ledger.start();
+        let client = crate::helpers::http_client();
+        ledger.wait_until_up(&client).await;
+
+        let token = payledger::auth::TokenKeys::from_secret(JWT_SECRET.as_bytes())
+            .issue("ivan", Role::User, chrono::Duration::hours(1), Utc::now())
+            .unwrap();
+        let order: Value = client
+            .post(format!("{}/v1/orders", ledger.base()))
+            .bearer_auth(&token)
+            .json(&json!({"plan_id": "pro-monthly", "channel": "alipay_qr"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let qr_code = order["qr_code"].as_str().unwrap();
+        let charge_page = qr_code.split('?').next().unwrap();
+        let paid = client.post(format!("{charge_page}/pay")).send().await.unwrap();
+        assert!(paid.status().is_success());
+        // Wait until the payment is in the log and its deliveries were refused at least once.
+        let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+        while !receiver.received().iter().any(|received| received.json["type"] == "order.paid") {
+            assert!(tokio::time::Instant::now() < deadline, "no delivery was ever attempted");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        ledger.kill();
+        assert!(receiver.accepted().is_empty());
+        receiver.accept_all();
+
+        ledger.start();
+        // A delivery the killed process was sending is held by its lease until that runs out
+        // (the response timeout and a margin, 30 s); the others go at once.
+        let got = receiver
+            .wait_for_within(&["order.paid", "membership.activated"], RESTART_WAIT)
+            .await;
+        assert_eq!(got["order.paid"].json["data"]["id"], order["id"]);
+        assert!(verifies(&got["order.paid"], SECRET));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut ids: Vec<String> = receiver
+            .accepted()
+            .iter()
+            .map(|received| received.json["id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), receiver.accepted().len(), "an event was accepted twice");
+        assert_eq!(ids.len(), 2);
+        ledger.kill();
+    }
+}
+
+#[test]
+fn the_command_line_verifies_a_captured_delivery() {
+    let dir = std::env::temp_dir().join(format!("payledger-verify-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = br#"{"id":"evt_3","type":"order.paid"}"#;
+    let path = dir.join("body.json");
+    std::fs::write(&path, body).unwrap();
+    let t = 1_800_000_000;
+    let header = format!(
+        "Payledger-Signature: {}",
+        signature::header_value(&[SECRET], t, body)
+    );
+    let run = |secret: &str, header: &str, at: i64| {
+        std::process::Command::new(BINARY)
+            .env_clear()
+            .args([
+                "webhook",
+                "verify",
+                "--provider",
+                "payledger",
+                "--secret",
+                secret,
+            ])
+            .args(["--header", header, "--body"])
+            .arg(&path)
+            .args(["--at", &at.to_string()])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(run(SECRET, &header, t + 10), Some(0));
+    assert_eq!(run(PREVIOUS_SECRET, &header, t), Some(1));
+    assert_eq!(run(SECRET, &header, t + 301), Some(1));
+    assert_eq!(run(SECRET, "Content-Type: application/json", t), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

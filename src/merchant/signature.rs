@@ -94,6 +94,50 @@ pub fn verify(header: &str, body: &[u8], secret: &[u8], now: i64) -> Result<(), 
     }
 }
 
+/// Why a captured delivery cannot be judged (`payledger webhook verify` exits 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CapturedInputError {
+    #[error("no `{SIGNATURE_HEADER}: ...` among the --header lines")]
+    NoHeader,
+    #[error("more than one `{SIGNATURE_HEADER}` header")]
+    TwoHeaders,
+    #[error("header line {0:?} is not `Name: value`")]
+    BadLine(String),
+    #[error(transparent)]
+    Signature(SignatureProblem),
+}
+
+/// Judges a captured delivery offline: the `Payledger-Signature` among `header_lines`
+/// (`Name: value`; a bare value is taken as the signature itself), the exact body, the
+/// secret, and the time to judge `t` at. Ok(Err(..)) means "not genuine".
+pub fn check_captured(
+    header_lines: &[String],
+    body: &[u8],
+    secret: &[u8],
+    now: i64,
+) -> Result<Result<(), SignatureProblem>, CapturedInputError> {
+    let mut found = None;
+    for line in header_lines {
+        let value = match line.split_once(':') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case(SIGNATURE_HEADER) => value,
+            Some((name, _)) if !name.trim().is_empty() && !name.contains('=') => continue,
+            Some(_) => return Err(CapturedInputError::BadLine(line.clone())),
+            None if line.trim_start().starts_with("t=") => line.as_str(),
+            None => return Err(CapturedInputError::BadLine(line.clone())),
+        };
+        if found.replace(value.trim().to_owned()).is_some() {
+            return Err(CapturedInputError::TwoHeaders);
+        }
+    }
+    let header = found.ok_or(CapturedInputError::NoHeader)?;
+    match verify(&header, body, secret, now) {
+        Err(SignatureProblem::Malformed(reason)) => Err(CapturedInputError::Signature(
+            SignatureProblem::Malformed(reason),
+        )),
+        other => Ok(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -149,6 +193,47 @@ mod tests {
         assert_eq!(header.matches("v1=").count(), 2);
         assert_eq!(verify(&header, body, SECRET, 5), Ok(()));
         assert_eq!(verify(&header, body, OLD, 5), Ok(()));
+    }
+
+    #[test]
+    fn a_captured_delivery_is_judged_from_its_header_lines() {
+        let body = br#"{"id":"evt_7"}"#;
+        let value = header_value(&[SECRET], 100, body);
+        let lines = vec![
+            "Content-Type: application/json".to_owned(),
+            format!("payledger-signature: {value}"),
+        ];
+        assert_eq!(check_captured(&lines, body, SECRET, 100), Ok(Ok(())));
+        assert_eq!(
+            check_captured(std::slice::from_ref(&value), body, SECRET, 100),
+            Ok(Ok(()))
+        );
+        assert_eq!(
+            check_captured(&lines, body, OLD, 100),
+            Ok(Err(SignatureProblem::Mismatch))
+        );
+        assert!(matches!(
+            check_captured(&lines, body, SECRET, 1_000),
+            Ok(Err(SignatureProblem::OutsideTolerance { .. }))
+        ));
+        assert_eq!(
+            check_captured(&lines[..1], body, SECRET, 100),
+            Err(CapturedInputError::NoHeader)
+        );
+        let twice = vec![lines[1].clone(), lines[1].clone()];
+        assert_eq!(
+            check_captured(&twice, body, SECRET, 100),
+            Err(CapturedInputError::TwoHeaders)
+        );
+        assert!(matches!(
+            check_captured(
+                &["Payledger-Signature: v1=00".to_owned()],
+                body,
+                SECRET,
+                100
+            ),
+            Err(CapturedInputError::Signature(_))
+        ));
     }
 
     #[test]
