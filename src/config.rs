@@ -661,6 +661,36 @@ mod tests {
     }
 
     #[test]
+    fn a_merchant_webhook_secret_too_short_refuses_to_start() {
+        let text = settings(&[
+            (
+                "PAYLEDGER_MERCHANT_WEBHOOK_URL",
+                "https://merchant.example/hooks",
+            ),
+            (
+                "PAYLEDGER_MERCHANT_WEBHOOK_SECRET",
+                "too-short-to-sign-with",
+            ),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("PAYLEDGER_MERCHANT_WEBHOOK_SECRET"), "{text}");
+        assert!(text.contains("32 bytes"), "{text}");
+        assert!(!text.contains("too-short"), "a secret leaked into {text}");
+        let chosen = settings(&[
+            (
+                "PAYLEDGER_MERCHANT_WEBHOOK_URL",
+                "https://merchant.example/hooks",
+            ),
+            ("PAYLEDGER_MERCHANT_WEBHOOK_SECRET", &"w".repeat(32)),
+        ])
+        .unwrap();
+        let endpoint = chosen.merchant.endpoint.unwrap();
+        assert_eq!(endpoint.url, "https://merchant.example/hooks");
+        assert!(!format!("{endpoint:?}").contains("wwww"));
+    }
+
+    #[test]
     fn the_log_format_is_text_or_json() {
         assert_eq!(LogFormat::parse(None), Ok(LogFormat::Text));
         assert_eq!(LogFormat::parse(Some("json")), Ok(LogFormat::Json));
