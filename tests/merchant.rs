@@ -44,6 +44,8 @@ struct ReceiverState {
     script: Mutex<VecDeque<u16>>,
     /// Held before answering (a dead endpoint holds longer than the sender waits).
     delay: Mutex<Duration>,
+    /// Events of this type are answered 500 while set.
+    refused_type: Mutex<Option<String>>,
 }
 
 /// A merchant backend on 127.0.0.1 that records what it is sent.
@@ -59,14 +61,21 @@ async fn receive(
 ) -> StatusCode {
     let delay = *state.delay.lock().unwrap();
     tokio::time::sleep(delay).await;
-    let answered = state.script.lock().unwrap().pop_front().unwrap_or(200);
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let refused = state.refused_type.lock().unwrap().as_deref() == json["type"].as_str();
+    let scripted = state.script.lock().unwrap().pop_front();
+    let answered = if refused {
+        500
+    } else {
+        scripted.unwrap_or(200)
+    };
     state.received.lock().unwrap().push(Received {
         signature: headers
             .get(signature::SIGNATURE_HEADER)
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
             .to_owned(),
-        json: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        json,
         body: body.to_vec(),
         answered,
     });
@@ -91,6 +100,11 @@ impl Receiver {
             .lock()
             .unwrap()
             .extend(codes.iter().copied());
+    }
+
+    /// Answers 500 to events of `kind` (None: to none).
+    pub fn refuse_type(&self, kind: Option<&str>) {
+        *self.state.refused_type.lock().unwrap() = kind.map(str::to_owned);
     }
 
     pub fn hold(&self, delay: Duration) {
@@ -384,6 +398,59 @@ on_both_stores! {
         app.stop().await;
     }
 
+    async fn one_members_events_arrive_in_position_order_despite_failures(db: &TestDb) {
+        let receiver = Receiver::start().await;
+        // The activation is refused, so the extension is due while the activation waits.
+        receiver.refuse_type(Some("membership.activated"));
+        let app = App::spawn_merchant(db, &settings(&receiver.url)).await;
+        purchase(&app, "hugo").await;
+        purchase(&app, "hugo").await;
+        receiver.wait_for(&["order.paid"]).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The orders' events are not held up by the member's.
+        let paid = receiver
+            .accepted()
+            .iter()
+            .filter(|received| received.json["type"] == "order.paid")
+            .count();
+        assert_eq!(paid, 2);
+        assert!(
+            receiver
+                .received()
+                .iter()
+                .all(|received| received.json["type"] != "membership.extended"),
+            "the extension went out before the activation"
+        );
+        receiver.refuse_type(None);
+        receiver.wait_for(&["membership.activated", "membership.extended"]).await;
+        let arrivals: Vec<(String, u16)> = receiver
+            .received()
+            .iter()
+            .filter(|received| received.json["type"].as_str().unwrap().starts_with("membership."))
+            .map(|received| (received.json["type"].as_str().unwrap().to_owned(), received.answered))
+            .collect();
+        let activated_accepted = arrivals
+            .iter()
+            .position(|(kind, code)| kind == "membership.activated" && *code == 200)
+            .unwrap();
+        let extended_first = arrivals
+            .iter()
+            .position(|(kind, _)| kind == "membership.extended")
+            .unwrap();
+        assert!(activated_accepted < extended_first, "{arrivals:?}");
+        let (_, listed) = admin_get(&app, "/v1/webhook-deliveries?limit=10").await;
+        let positions: Vec<i64> = listed["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|delivery| delivery["position"].as_i64().unwrap())
+            .collect();
+        let mut newest_first = positions.clone();
+        newest_first.sort_unstable_by(|a, b| b.cmp(a));
+        assert_eq!(positions, newest_first);
+        app.stop().await;
+    }
+
     async fn a_secret_rotation_sends_both_signatures(db: &TestDb) {
         let receiver = Receiver::start().await;
         let mut rotating = settings(&receiver.url);
@@ -421,7 +488,8 @@ on_both_stores! {
             .filter(|event| event.event_type == "MembershipExpired")
             .count();
         assert_eq!(expired_in_log, 1);
-        for kind in ["membership.expiring", "membership.expired"] {
+        // Two outboxes and two senders, yet every event arrives once.
+        for kind in ["membership.activated", "membership.expiring", "membership.expired"] {
             let count = receiver.accepted().iter().filter(|received| received.json["type"] == kind).count();
             assert_eq!(count, 1, "{kind} delivered {count} times");
         }
@@ -534,7 +602,7 @@ on_both_stores! {
 const BINARY: &str = env!("CARGO_BIN_EXE_payledger");
 const JWT_SECRET: &str = "merchant-crash-jwt-secret-0123456789-abcdef";
 /// Longer than a dead process's lease on a delivery.
-const RESTART_WAIT: Duration = Duration::from_secs(45);
+const RESTART_WAIT: Duration = Duration::from_secs(30);
 
 impl Receiver {
     /// From now on, answer 200.
@@ -669,7 +737,7 @@ on_both_stores! {
 
         ledger.start();
         // A delivery the killed process was sending is held by its lease until that runs out
-        // (the response timeout and a margin, 30 s); the others go at once.
+        // (the response timeout and a margin, 15 s); the others go at once.
         let got = receiver
             .wait_for_within(&["order.paid", "membership.activated"], RESTART_WAIT)
             .await;

@@ -19,7 +19,7 @@ use crate::state::AppState;
 /// Deliveries of one endpoint in flight at once (each of a different order or member).
 pub const IN_FLIGHT_PER_ENDPOINT_MAX: i64 = 8;
 /// A claimed delivery is held this much longer than the response may take.
-const LEASE_MARGIN: Duration = Duration::from_secs(20);
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Pause after a database failure before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
