@@ -37,11 +37,11 @@ pub async fn supervise(state: AppState, settings: MerchantSettings, wake: Arc<No
             return;
         }
     };
-    let mut workers: HashMap<String, (Endpoint, JoinHandle<()>)> = HashMap::new();
+    let mut workers = Workers::default();
     loop {
         match endpoints::active(&state.store.read).await {
             Ok(current) => {
-                workers.retain(|id, (known, worker)| {
+                workers.0.retain(|id, (known, worker)| {
                     let keep =
                         current.iter().any(|endpoint| endpoint == known) && !worker.is_finished();
                     if !keep {
@@ -51,7 +51,7 @@ pub async fn supervise(state: AppState, settings: MerchantSettings, wake: Arc<No
                     keep
                 });
                 for endpoint in current {
-                    if workers.contains_key(&endpoint.id) {
+                    if workers.0.contains_key(&endpoint.id) {
                         continue;
                     }
                     let Some(secrets) = secrets_of(&endpoint, &settings) else {
@@ -66,12 +66,27 @@ pub async fn supervise(state: AppState, settings: MerchantSettings, wake: Arc<No
                         secrets,
                         wake: wake.clone(),
                     };
-                    workers.insert(endpoint.id.clone(), (endpoint, tokio::spawn(worker.run())));
+                    workers
+                        .0
+                        .insert(endpoint.id.clone(), (endpoint, tokio::spawn(worker.run())));
                 }
             }
             Err(error) => tracing::error!(%error, "cannot read the merchant endpoints"),
         }
         tokio::time::sleep(settings.sender_poll).await;
+    }
+}
+
+/// The running workers by endpoint id. They stop with the supervisor: when the service
+/// stops it aborts the supervisor, and dropping this aborts them.
+#[derive(Default)]
+struct Workers(HashMap<String, (Endpoint, JoinHandle<()>)>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for (_, worker) in self.0.values() {
+            worker.abort();
+        }
     }
 }
 
