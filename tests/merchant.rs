@@ -347,6 +347,63 @@ on_both_stores! {
         app.stop().await;
     }
 
+    async fn a_delivery_is_given_up_after_its_retry_window(db: &TestDb) {
+        let receiver = Receiver::start().await;
+        receiver.answer_first(&[500; 10_000]);
+        let mut short = settings(&receiver.url);
+        short.retry.give_up_after = Duration::from_millis(400);
+        let app = App::spawn_merchant(db, &short).await;
+        purchase(&app, "jana").await;
+        let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+        let failed = loop {
+            let (_, listed) = admin_get(&app, "/v1/webhook-deliveries?status=failed").await;
+            let failed = listed["deliveries"].as_array().unwrap().clone();
+            if failed.len() == 2 {
+                break failed;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never given up: {listed}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        for delivery in &failed {
+            assert!(delivery["attempts"].as_i64().unwrap() >= 2, "{delivery}");
+            assert_eq!(delivery["last_response_code"], 500);
+            assert_eq!(delivery["next_attempt_at"], Value::Null);
+        }
+        let attempts_before = receiver.received().len();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(receiver.received().len(), attempts_before, "a failed delivery was retried");
+        let metrics = app
+            .client
+            .get(app.url("/metrics"))
+            .bearer_auth(admin(&app))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.contains("payledger_merchant_webhook_failed_total 2"), "{metrics}");
+        assert!(
+            metrics.contains(&format!(
+                "payledger_merchant_webhook_attempts_total{{outcome=\"refused\"}} {attempts_before}"
+            )),
+            "{metrics}"
+        );
+
+        // An admin sends a failed one again once the receiver is back.
+        receiver.accept_all();
+        let id = failed[0]["id"].as_str().unwrap();
+        let (status, _) = app
+            .post(&format!("/v1/webhook-deliveries/{id}/retry"), &admin(&app), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let kind = failed[0]["event_type"].as_str().unwrap().to_owned();
+        receiver.wait_for(&[kind.as_str()]).await;
+        let (_, listed) = admin_get(&app, "/v1/webhook-deliveries?status=delivered").await;
+        assert_eq!(listed["deliveries"][0]["id"], id, "{listed}");
+        app.stop().await;
+    }
+
     async fn a_dead_endpoint_does_not_delay_a_healthy_one(db: &TestDb) {
         let dead = Receiver::start().await;
         dead.hold(Duration::from_secs(60));

@@ -10,6 +10,7 @@ use super::endpoints::{now_ms, Endpoint};
 use super::events::{MerchantEvent, Subject};
 use super::settings::RetrySchedule;
 use super::MerchantError;
+use crate::metrics::MerchantAttempt;
 
 /// Most deliveries one admin listing returns.
 pub const LIST_LIMIT_MAX: i64 = 200;
@@ -140,13 +141,13 @@ impl AttemptOutcome {
 }
 
 /// Records an attempt and releases the lease: delivered, due again after the backoff, or
-/// failed when the next attempt would fall after the retry window.
+/// failed when the next attempt would fall after the retry window. Says which.
 pub async fn record(
     pool: &AnyPool,
     claimed: &Claimed,
     outcome: &AttemptOutcome,
     schedule: &RetrySchedule,
-) -> Result<(), MerchantError> {
+) -> Result<MerchantAttempt, MerchantError> {
     let now = now_ms();
     let attempt = claimed.attempts.saturating_add(1);
     let code = outcome.response_code.map(i64::from);
@@ -168,7 +169,7 @@ pub async fn record(
     .bind(outcome.duration_ms)
     .execute(&mut *transaction)
     .await?;
-    if outcome.delivered() {
+    let result = if outcome.delivered() {
         sqlx::query(
             "UPDATE merchant_webhook_deliveries SET status = 'delivered', attempts = $2, \
              delivered_at = $3, last_response_code = $4, last_error = NULL, leased_until = 0 \
@@ -180,6 +181,7 @@ pub async fn record(
         .bind(code)
         .execute(&mut *transaction)
         .await?;
+        MerchantAttempt::Delivered
     } else {
         let delay = schedule.delay_after(u32::try_from(attempt).unwrap_or(u32::MAX));
         let next = now.saturating_add(millis(delay));
@@ -201,9 +203,14 @@ pub async fn record(
         .bind(error)
         .execute(&mut *transaction)
         .await?;
-    }
+        if status == "failed" {
+            MerchantAttempt::GaveUp
+        } else {
+            MerchantAttempt::Refused
+        }
+    };
     transaction.commit().await?;
-    Ok(())
+    Ok(result)
 }
 
 /// One attempt as the admin API lists it.

@@ -14,6 +14,7 @@ use super::deliveries::{self, AttemptOutcome, Claimed};
 use super::endpoints::{self, Endpoint};
 use super::settings::MerchantSettings;
 use super::signature::{self, SIGNATURE_HEADER};
+use crate::metrics::MerchantAttempt;
 use crate::state::AppState;
 
 /// Deliveries of one endpoint in flight at once (each of a different order or member).
@@ -156,7 +157,7 @@ impl Worker {
                 "merchant webhook not delivered; will retry"
             );
         }
-        if let Err(error) = deliveries::record(
+        match deliveries::record(
             &self.state.store.read,
             delivery,
             &outcome,
@@ -164,8 +165,20 @@ impl Worker {
         )
         .await
         {
+            Ok(attempt) => {
+                if attempt == MerchantAttempt::GaveUp {
+                    tracing::warn!(
+                        delivery = %delivery.id,
+                        endpoint = %self.endpoint_id,
+                        "merchant webhook given up after its retry window"
+                    );
+                }
+                self.state.metrics.merchant_attempt(attempt);
+            }
             // The lease runs out and the delivery is sent again: at least once.
-            tracing::error!(%error, delivery = %delivery.id, "recording a delivery attempt failed");
+            Err(error) => {
+                tracing::error!(%error, delivery = %delivery.id, "recording a delivery attempt failed");
+            }
         }
     }
 
