@@ -297,6 +297,10 @@ impl From<crate::merchant::MerchantError> for ApiError {
             },
             M::EndpointNotFound => Self::not_found("webhook_endpoint.not_found", message),
             M::DeliveryNotFound => Self::not_found("webhook_delivery.not_found", message),
+            M::EndpointDeleted => Self::Conflict {
+                code: "webhook_delivery.endpoint_deleted",
+                message,
+            },
             M::UnknownStatus(_) => Self::invalid("webhook_delivery.unknown_status", message),
             M::Data(detail) => Self::internal(detail),
             M::Database(error) => error.into(),

@@ -404,6 +404,45 @@ on_both_stores! {
         app.stop().await;
     }
 
+    async fn deleting_an_endpoint_fails_its_pending_deliveries(db: &TestDb) {
+        let configured = Receiver::start().await;
+        let refusing = Receiver::start().await;
+        refusing.answer_first(&[500; 10_000]);
+        let app = App::spawn_merchant(db, &settings(&configured.url)).await;
+        let (status, created) = app
+            .post("/v1/webhook-endpoints", &admin(&app), json!({"url": refusing.url}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        purchase(&app, "kai").await;
+        configured.wait_for(&["order.paid", "membership.activated"]).await;
+        let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+        while refusing.received().len() < 4 {
+            assert!(tokio::time::Instant::now() < deadline, "the refusing endpoint was never tried");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let response = app
+            .client
+            .delete(app.url(&format!("/v1/webhook-endpoints/{id}")))
+            .bearer_auth(admin(&app))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        // An attempt in flight may still land; after that, nothing more is sent.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let tried = refusing.received().len();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(refusing.received().len(), tried);
+        let (_, listed) = admin_get(&app, &format!("/v1/webhook-deliveries?endpoint_id={id}")).await;
+        let deliveries = listed["deliveries"].as_array().unwrap();
+        assert_eq!(deliveries.len(), 2, "{listed}");
+        assert!(deliveries.iter().all(|delivery| delivery["status"] == "failed"), "{listed}");
+        let (_, endpoints) = admin_get(&app, "/v1/webhook-endpoints").await;
+        assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 1, "{endpoints}");
+        app.stop().await;
+    }
+
     async fn a_dead_endpoint_does_not_delay_a_healthy_one(db: &TestDb) {
         let dead = Receiver::start().await;
         dead.hold(Duration::from_secs(60));
@@ -452,6 +491,16 @@ on_both_stores! {
         assert_eq!(delete(id.to_owned()).await, StatusCode::NO_CONTENT);
         assert_eq!(delete(id.to_owned()).await, StatusCode::NOT_FOUND);
         assert_eq!(delete("we_configured".to_owned()).await, StatusCode::CONFLICT);
+        let (_, listed) = admin_get(&app, &format!("/v1/webhook-deliveries?endpoint_id={id}")).await;
+        let delivered = listed["deliveries"][0]["id"].as_str().unwrap().to_owned();
+        let (status, refused) = app
+            .post(&format!("/v1/webhook-deliveries/{delivered}/retry"), &admin(&app), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+        assert_eq!(refused["error"]["code"], "webhook_delivery.endpoint_deleted");
+        // The configured endpoint stays, its deliveries pending while it does not answer.
+        let (_, pending) = admin_get(&app, "/v1/webhook-deliveries?status=pending").await;
+        assert_eq!(pending["deliveries"].as_array().unwrap().len(), 2, "{pending}");
         app.stop().await;
     }
 

@@ -49,6 +49,7 @@ pub async fn create(
     caller.require_admin()?;
     let (endpoint, secret) =
         endpoints::create(&state.store.read, &body.url, &body.event_types).await?;
+    state.outbound.notify_waiters();
     Ok((
         StatusCode::CREATED,
         Json(CreatedEndpoint { endpoint, secret }),
@@ -73,6 +74,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     endpoints::delete(&state.store.read, &id).await?;
+    state.outbound.notify_waiters();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -193,7 +193,7 @@ pub async fn record(
         sqlx::query(
             "UPDATE merchant_webhook_deliveries SET status = $2, attempts = $3, \
              next_attempt_at = $4, last_response_code = $5, last_error = $6, leased_until = 0 \
-             WHERE id = $1",
+             WHERE id = $1 AND status = 'pending'",
         )
         .bind(claimed.id.clone())
         .bind(status)
@@ -317,15 +317,25 @@ pub async fn retry(pool: &AnyPool, id: &str) -> Result<(), MerchantError> {
     let now = now_ms();
     let changed = sqlx::query(
         "UPDATE merchant_webhook_deliveries SET status = 'pending', next_attempt_at = $2, \
-         give_up_at = $2 + (give_up_at - created_at), leased_until = 0 WHERE id = $1",
+         give_up_at = $2 + (give_up_at - created_at), leased_until = 0 WHERE id = $1 \
+         AND endpoint_id IN (SELECT id FROM merchant_webhook_endpoints WHERE deleted_at IS NULL)",
     )
     .bind(id)
     .bind(now)
     .execute(pool)
     .await?
     .rows_affected();
-    if changed == 0 {
-        return Err(MerchantError::DeliveryNotFound);
+    if changed == 1 {
+        return Ok(());
     }
-    Ok(())
+    let exists = sqlx::query("SELECT 1 AS one FROM merchant_webhook_deliveries WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .is_some();
+    Err(if exists {
+        MerchantError::EndpointDeleted
+    } else {
+        MerchantError::DeliveryNotFound
+    })
 }

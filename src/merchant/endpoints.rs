@@ -143,52 +143,64 @@ pub async fn create(
     if count >= ENDPOINTS_MAX {
         return Err(MerchantError::TooManyEndpoints);
     }
-    let head = projections::log::head(pool).await?;
     // Two random UUIDs: 244 random bits, as hex.
     let secret = format!(
         "whsec_{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    let endpoint = Endpoint {
+    let mut endpoint = Endpoint {
         id: format!("we_{}", uuid::Uuid::new_v4().simple()),
         url: url.to_owned(),
         event_types: wanted,
-        from_position: head,
+        from_position: 0,
         created_at: now_ms(),
         secret: Some(secret.clone()),
     };
-    sqlx::query(
+    // The log's head read by the insert itself, so no event falls between the two.
+    endpoint.from_position = sqlx::query(
         "INSERT INTO merchant_webhook_endpoints \
-         (id, url, secret, event_types, from_position, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+         (id, url, secret, event_types, from_position, created_at) VALUES ($1, $2, $3, $4, \
+         (SELECT CAST(coalesce(max(position), 0) AS BIGINT) FROM events), $5) \
+         RETURNING from_position",
     )
     .bind(endpoint.id.clone())
     .bind(endpoint.url.clone())
     .bind(secret.clone())
     .bind(serde_json::to_string(&endpoint.event_types).unwrap_or_else(|_| "[]".to_owned()))
-    .bind(endpoint.from_position)
     .bind(endpoint.created_at)
-    .execute(pool)
-    .await?;
+    .fetch_one(pool)
+    .await?
+    .try_get("from_position")?;
     Ok((endpoint, secret))
 }
 
-/// Stops delivering to an endpoint added through the API (its deliveries stay listed).
+/// Stops delivering to an endpoint added through the API. Its deliveries stay listed; the
+/// ones still pending are marked failed, since nothing will send them.
 pub async fn delete(pool: &AnyPool, id: &str) -> Result<(), MerchantError> {
     if id == CONFIGURED_ENDPOINT_ID {
         return Err(MerchantError::ConfiguredEndpoint);
     }
+    let mut transaction = pool.begin().await?;
     let deleted = sqlx::query(
         "UPDATE merchant_webhook_endpoints SET deleted_at = $2 \
          WHERE id = $1 AND deleted_at IS NULL",
     )
     .bind(id)
     .bind(now_ms())
-    .execute(pool)
+    .execute(&mut *transaction)
     .await?
     .rows_affected();
     if deleted == 0 {
         return Err(MerchantError::EndpointNotFound);
     }
+    sqlx::query(
+        "UPDATE merchant_webhook_deliveries SET status = 'failed', \
+         last_error = 'the endpoint was deleted' WHERE endpoint_id = $1 AND status = 'pending'",
+    )
+    .bind(id)
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
     Ok(())
 }

@@ -40,6 +40,8 @@ pub enum MerchantError {
     EndpointNotFound,
     #[error("no such webhook delivery")]
     DeliveryNotFound,
+    #[error("the delivery's endpoint was deleted; nothing would send it")]
+    EndpointDeleted,
     #[error("`{0}` is not a delivery status (pending, delivered, failed)")]
     UnknownStatus(String),
     #[error("reading an event's data failed: {0}")]

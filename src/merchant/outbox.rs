@@ -20,6 +20,9 @@ pub const PROCESS_NAME: &str = "merchant_outbox";
 const BATCH_MAX: i64 = 200;
 /// How long the follower waits for the views to move before looking again anyway.
 const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// With no endpoint, how often the follower looks for one; meanwhile its checkpoint follows
+/// the views without reading the log (an endpoint added later starts after the head).
+const ENDPOINTS_RECHECK: Duration = Duration::from_secs(1);
 /// Pause after a failure before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -40,12 +43,23 @@ pub async fn prepare(state: &AppState) -> Result<(), MerchantError> {
 
 /// Follows the log for as long as the service runs; wakes `senders` when it enqueued.
 pub async fn follow(state: AppState, give_up_after: Duration, senders: Arc<Notify>) {
+    let mut skipped_to = 0;
     loop {
         match run_batch(&state, give_up_after).await {
             Ok(Batch::Enqueued) => senders.notify_waiters(),
             Ok(Batch::Moved) => {}
             Ok(Batch::Idle(at)) => {
                 state.views.wait_past(at, IDLE_WAIT).await;
+            }
+            Ok(Batch::NoEndpoints) => {
+                let views_at = state.views.position();
+                if views_at > skipped_to {
+                    match skip_to(&state, views_at).await {
+                        Ok(()) => skipped_to = views_at,
+                        Err(error) => tracing::error!(%error, "moving the merchant outbox failed"),
+                    }
+                }
+                tokio::time::sleep(ENDPOINTS_RECHECK).await;
             }
             Err(error) => {
                 tracing::error!(%error, "the merchant outbox failed; retrying");
@@ -55,6 +69,21 @@ pub async fn follow(state: AppState, give_up_after: Duration, senders: Arc<Notif
     }
 }
 
+/// Moves the checkpoint forward to `position` (never back) while no endpoint would take an
+/// event up to there: one added meanwhile stops the move, and the next batch reads for it.
+async fn skip_to(state: &AppState, position: i64) -> Result<(), MerchantError> {
+    sqlx::query(
+        "UPDATE process_checkpoints SET position = $1 WHERE process = $2 AND position < $1 \
+         AND NOT EXISTS (SELECT 1 FROM merchant_webhook_endpoints \
+             WHERE deleted_at IS NULL AND from_position < $1)",
+    )
+    .bind(position)
+    .bind(PROCESS_NAME)
+    .execute(&state.store.read)
+    .await?;
+    Ok(())
+}
+
 enum Batch {
     /// Deliveries were enqueued.
     Enqueued,
@@ -62,9 +91,18 @@ enum Batch {
     Moved,
     /// Nothing to read up to the views' position, which is this.
     Idle(i64),
+    /// No endpoint takes events: nothing is read.
+    NoEndpoints,
 }
 
 async fn run_batch(state: &AppState, give_up_after: Duration) -> Result<Batch, MerchantError> {
+    // Read outside the transaction to skip the data of events no endpoint takes, and the
+    // whole log while there is no endpoint. An endpoint added meanwhile starts after the
+    // log's head, past every event read here, so it misses nothing.
+    let interested = endpoints::active(&state.store.read).await?;
+    if interested.is_empty() {
+        return Ok(Batch::NoEndpoints);
+    }
     let checkpoint: i64 =
         sqlx::query("SELECT position FROM process_checkpoints WHERE process = $1")
             .bind(PROCESS_NAME)
@@ -82,10 +120,6 @@ async fn run_batch(state: &AppState, give_up_after: Duration) -> Result<Batch, M
     let Some(last) = log_events.last().map(|event| event.position) else {
         return Ok(Batch::Idle(views_at));
     };
-    // Read outside the transaction to skip the data of events no endpoint takes (with none,
-    // the outbox costs one query per batch). An endpoint added meanwhile starts after the
-    // log's head, past every event of this batch, so it misses nothing.
-    let interested = endpoints::active(&state.store.read).await?;
     let mut merchant_events = Vec::new();
     for event in &log_events {
         let wanted = events::classify(event).is_some_and(|(kind, _)| {
@@ -119,6 +153,11 @@ async fn run_batch(state: &AppState, give_up_after: Duration) -> Result<Batch, M
         return Ok(Batch::Moved);
     }
     let targets = endpoints::active(&mut *transaction).await?;
+    if targets != interested {
+        // An endpoint came or went since the events were chosen: choose again.
+        transaction.rollback().await?;
+        return Ok(Batch::Moved);
+    }
     let mut enqueued = 0;
     for (event, subject) in &merchant_events {
         enqueued +=

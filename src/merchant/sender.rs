@@ -21,10 +21,14 @@ use crate::state::AppState;
 pub const IN_FLIGHT_PER_ENDPOINT_MAX: i64 = 8;
 /// A claimed delivery is held this much longer than the response may take.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// How often the endpoints are read again without being woken (another process added or
+/// removed one; this process's API wakes the supervisor itself).
+const ENDPOINTS_RECHECK: Duration = Duration::from_secs(5);
 /// Pause after a database failure before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Keeps one worker running per active endpoint, rereading the endpoints every poll.
+/// Keeps one worker running per active endpoint, rereading the endpoints when woken and
+/// every `ENDPOINTS_RECHECK`.
 pub async fn supervise(state: AppState, settings: MerchantSettings, wake: Arc<Notify>) {
     let client = match reqwest::Client::builder()
         .timeout(settings.response_timeout)
@@ -40,6 +44,8 @@ pub async fn supervise(state: AppState, settings: MerchantSettings, wake: Arc<No
     };
     let mut workers = Workers::default();
     loop {
+        // Registered before reading, so an endpoint added meanwhile is not missed.
+        let woken = wake.notified();
         match endpoints::active(&state.store.read).await {
             Ok(current) => {
                 workers.0.retain(|id, (known, worker)| {
@@ -74,7 +80,7 @@ pub async fn supervise(state: AppState, settings: MerchantSettings, wake: Arc<No
             }
             Err(error) => tracing::error!(%error, "cannot read the merchant endpoints"),
         }
-        tokio::time::sleep(settings.sender_poll).await;
+        let _ = tokio::time::timeout(ENDPOINTS_RECHECK, woken).await;
     }
 }
 

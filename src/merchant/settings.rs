@@ -18,7 +18,7 @@ pub const GIVE_UP_AFTER_DEFAULT: Duration = Duration::from_secs(3 * 24 * 60 * 60
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often senders look for due deliveries without being woken (other processes' work,
 /// retries falling due).
-pub const SENDER_POLL_DEFAULT: Duration = Duration::from_millis(500);
+pub const SENDER_POLL_DEFAULT: Duration = Duration::from_secs(1);
 /// How often memberships are checked for their end.
 pub const EXPIRY_INTERVAL_DEFAULT: Duration = Duration::from_secs(30);
 /// `membership.expiring` is sent this many days before a membership ends.
