@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::auth::{TokenPolicy, TOKEN_LIFETIME_SECONDS_MAX_DEFAULT};
+use aggregates::PlanCatalog;
+
 use crate::merchant::MerchantSettings;
 use crate::process::reconciler::{ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE};
 use crate::server::ServeLimits;
@@ -91,6 +93,8 @@ pub struct Settings {
     pub reconciler: ReconcilerSettings,
     /// The merchant's webhook endpoint, the retry schedule, membership expiry timing.
     pub merchant: MerchantSettings,
+    /// The plans on sale: `PAYLEDGER_PLANS`, else the standard catalog.
+    pub catalog: PlanCatalog,
 }
 
 /// Every bad variable found at start-up, not only the first.
@@ -218,6 +222,19 @@ impl Settings {
             other => other.map(Secret::new),
         };
         let merchant = MerchantSettings::from_lookup(&lookup, &mut problems);
+        let catalog = match non_empty("PAYLEDGER_PLANS") {
+            None => PlanCatalog::standard(),
+            Some(path) => match crate::catalog::load(std::path::Path::new(path.trim())) {
+                Ok(catalog) => catalog,
+                Err(error) => {
+                    problems.push(InvalidVariable {
+                        variable: "PAYLEDGER_PLANS",
+                        reason: error.to_string(),
+                    });
+                    PlanCatalog::standard()
+                }
+            },
+        };
         let issuer = text("PAYLEDGER_JWT_ISSUER");
         let audience = text("PAYLEDGER_JWT_AUDIENCE");
 
@@ -299,6 +316,7 @@ impl Settings {
                     serve,
                     reconciler,
                     merchant,
+                    catalog,
                 })
             }
             _ => Err(ConfigError(problems)),
@@ -688,6 +706,21 @@ mod tests {
         let endpoint = chosen.merchant.endpoint.unwrap();
         assert_eq!(endpoint.url, "https://merchant.example/hooks");
         assert!(!format!("{endpoint:?}").contains("wwww"));
+    }
+
+    #[test]
+    fn a_bad_plans_file_refuses_to_start_with_its_line() {
+        assert_eq!(settings(&[]).unwrap().catalog, PlanCatalog::standard());
+        let dir = std::env::temp_dir().join(format!("payledger-plans-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("plans.json");
+        std::fs::write(&path, "{\"plans\": [\n  {\"id\": \"pro\", \"name\": 7}\n]}").unwrap();
+        let text = settings(&[("PAYLEDGER_PLANS", &path.display().to_string())])
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(text.contains("PAYLEDGER_PLANS"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
     }
 
     #[test]

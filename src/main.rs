@@ -161,6 +161,7 @@ async fn serve(
     let database = store.kind();
     let mut service = Service::start(store, tokens.clone(), &settings.public_url, &gateway).await?;
     service.state.limits = limits;
+    service.state.catalog = std::sync::Arc::new(settings.catalog.clone());
     tracing::info!(routing = ?service.state.gateways, "payment gateways configured");
     if service.sandbox.is_some() {
         println!(

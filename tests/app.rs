@@ -163,6 +163,17 @@ impl App {
         .await
     }
 
+    /// The service with its in-process sandbox, selling from `catalog`, on connections of its
+    /// own (so it may follow a server that was stopped on the same database).
+    pub async fn spawn_with_catalog(db: &TestDb, catalog: aggregates::PlanCatalog) -> Self {
+        let store = payledger::store::Store::connect(&db.url).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let setup = sandbox_setup(&base);
+        let limits = OrderLimits::default();
+        Self::start_with(store, listener, base, &setup, limits, None, Some(catalog)).await
+    }
+
     /// Another server on the same database, with its own connections and its own in-process
     /// sandbox, telling the merchant too: two instances sharing one ledger.
     pub async fn spawn_another_merchant(db: &TestDb, merchant: &MerchantSettings) -> Self {
@@ -199,11 +210,26 @@ impl App {
         limits: OrderLimits,
         merchant: Option<&MerchantSettings>,
     ) -> Self {
+        Self::start_with(store, listener, base, setup, limits, merchant, None).await
+    }
+
+    async fn start_with(
+        store: payledger::store::Store,
+        listener: tokio::net::TcpListener,
+        base: String,
+        setup: &GatewaySetup,
+        limits: OrderLimits,
+        merchant: Option<&MerchantSettings>,
+        catalog: Option<aggregates::PlanCatalog>,
+    ) -> Self {
         let keys = TokenKeys::from_secret(SECRET);
         let mut service = Service::start(store, keys.clone(), &base, setup)
             .await
             .unwrap();
         service.state.limits = limits;
+        if let Some(catalog) = catalog {
+            service.state.catalog = std::sync::Arc::new(catalog);
+        }
         if let Some(merchant) = merchant {
             service.spawn_merchant(merchant).await.unwrap();
         }

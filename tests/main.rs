@@ -10,6 +10,7 @@ mod hostile;
 mod legacy_log;
 mod merchant;
 mod metrics_access;
+mod plans;
 mod processes;
 mod projection_batch;
 mod projections;
