@@ -557,6 +557,35 @@ on_both_stores! {
         app.stop().await;
     }
 
+    async fn refunds_and_wrong_amounts_are_told_too(db: &TestDb) {
+        let receiver = Receiver::start().await;
+        let app = App::spawn_merchant(db, &settings(&receiver.url)).await;
+        let order_id = purchase(&app, "lars").await;
+        let (status, body) = app
+            .post(
+                &format!("/v1/orders/{order_id}/refunds"),
+                &admin(&app),
+                json!({"amount": 9_900, "reason": "changed their mind"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let got = receiver
+            .wait_for(&["order.refund_succeeded", "membership.revoked"])
+            .await;
+        assert_eq!(got["order.refund_succeeded"].json["data"]["id"], order_id.as_str());
+        assert_eq!(got["order.refund_succeeded"].json["data"]["refunded_amount"], 9_900);
+        assert_eq!(got["membership.revoked"].json["data"]["active"], false);
+
+        let short = app.create_order("mona").await;
+        app.pay(&short, "amount=100").await;
+        let got = receiver.wait_for(&["order.needs_review"]).await;
+        let review = &got["order.needs_review"].json["data"];
+        assert_eq!(review["id"], short["id"]);
+        assert_eq!(review["needs_review"], true, "{review}");
+        assert_eq!(review["status"], "pending", "{review}");
+        app.stop().await;
+    }
+
     async fn a_secret_rotation_sends_both_signatures(db: &TestDb) {
         let receiver = Receiver::start().await;
         let mut rotating = settings(&receiver.url);
