@@ -103,11 +103,33 @@ pub async fn run_pass(
     if expiring.is_empty() {
         return Ok(report);
     }
-    let targets = endpoints::active(&state.store.read).await?;
+    let targets: Vec<_> = endpoints::active(&state.store.read)
+        .await?
+        .into_iter()
+        .filter(|endpoint| endpoint.wants(EventType::MembershipExpiring.as_str()))
+        .collect();
+    if targets.is_empty() {
+        return Ok(report);
+    }
     for member in expiring {
+        let id = events::expiring_event_id(member.last_position);
+        // Every pass sees the member until the end: build the notice only while some
+        // endpoint has not had it.
+        let enqueued: i64 = sqlx::query(
+            "SELECT CAST(count(*) AS BIGINT) AS n FROM merchant_webhook_deliveries \
+             WHERE event_id = $1 AND endpoint_id IN \
+               (SELECT id FROM merchant_webhook_endpoints WHERE deleted_at IS NULL)",
+        )
+        .bind(id.clone())
+        .fetch_one(&state.store.read)
+        .await?
+        .try_get("n")?;
+        if usize::try_from(enqueued).unwrap_or(usize::MAX) >= targets.len() {
+            continue;
+        }
         let subject = Subject::Membership(member.user_id.clone());
         let event = MerchantEvent {
-            id: events::expiring_event_id(member.last_position),
+            id,
             event_type: EventType::MembershipExpiring.as_str(),
             created: now.timestamp(),
             position: member.last_position,
