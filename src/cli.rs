@@ -65,19 +65,32 @@ pub enum WebhookCommand {
     /// Check whether a captured webhook's signature is genuine: exit 0 when it is, 1 when it
     /// is not, 2 on bad input. The body is read from --body or standard input, byte for byte.
     Verify {
-        /// The gateway that signed it.
-        #[arg(long, value_parser = ["pingpp", "alipay", "wechatpay"])]
+        /// Who signed it: a gateway, or `payledger` for a delivery this ledger sent to the
+        /// merchant.
+        #[arg(long, value_parser = ["pingpp", "alipay", "wechatpay", "payledger"])]
         provider: String,
         /// The gateway's public key: PEM, a certificate, or Alipay's bare base64 key.
-        #[arg(long)]
-        public_key: std::path::PathBuf,
+        #[arg(long, required_if_eq_any([
+            ("provider", "pingpp"), ("provider", "alipay"), ("provider", "wechatpay")
+        ]))]
+        public_key: Option<std::path::PathBuf>,
+        /// payledger only: the endpoint's secret (default: PAYLEDGER_MERCHANT_WEBHOOK_SECRET).
+        #[arg(
+            long,
+            env = "PAYLEDGER_MERCHANT_WEBHOOK_SECRET",
+            hide_env_values = true,
+            required_if_eq("provider", "payledger")
+        )]
+        secret: Option<String>,
         /// Ping++ only: the signature header's value (base64).
         #[arg(long, required_if_eq("provider", "pingpp"))]
         signature: Option<String>,
-        /// WeChat Pay only: a captured header, `Name: value` (repeat for each Wechatpay-*).
+        /// WeChat Pay and payledger: a captured header, `Name: value` (repeat for each
+        /// Wechatpay-*; payledger needs its Payledger-Signature).
         #[arg(long = "header")]
         headers: Vec<String>,
-        /// WeChat Pay only: judge the timestamp as of this time (unix seconds; default now).
+        /// WeChat Pay and payledger: judge the timestamp as of this time (unix seconds;
+        /// default now).
         #[arg(long)]
         at: Option<i64>,
         /// A file holding the exact body (default: standard input). For Alipay, the

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use crate::api::client_ip::TrustedProxies;
 use crate::auth::{TokenPolicy, TOKEN_LIFETIME_SECONDS_MAX_DEFAULT};
+use aggregates::PlanCatalog;
+
+use crate::merchant::MerchantSettings;
 use crate::process::reconciler::{
     ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE, PENDING_BATCH_MAX,
 };
@@ -93,6 +96,10 @@ pub struct Settings {
     pub reconciler: ReconcilerSettings,
     /// Proxies whose `X-Forwarded-For` names the client (none by default).
     pub trusted_proxies: TrustedProxies,
+    /// The merchant's webhook endpoint, the retry schedule, membership expiry timing.
+    pub merchant: MerchantSettings,
+    /// The plans on sale: `PAYLEDGER_PLANS`, else the standard catalog.
+    pub catalog: PlanCatalog,
 }
 
 /// Every bad variable found at start-up, not only the first.
@@ -230,6 +237,20 @@ impl Settings {
                     TrustedProxies::default()
                 }
             };
+        let merchant = MerchantSettings::from_lookup(&lookup, &mut problems);
+        let catalog = match non_empty("PAYLEDGER_PLANS") {
+            None => PlanCatalog::standard(),
+            Some(path) => match crate::catalog::load(std::path::Path::new(path.trim())) {
+                Ok(catalog) => catalog,
+                Err(error) => {
+                    problems.push(InvalidVariable {
+                        variable: "PAYLEDGER_PLANS",
+                        reason: error.to_string(),
+                    });
+                    PlanCatalog::standard()
+                }
+            },
+        };
         let issuer = text("PAYLEDGER_JWT_ISSUER");
         let audience = text("PAYLEDGER_JWT_AUDIENCE");
 
@@ -312,6 +333,8 @@ impl Settings {
                     serve,
                     reconciler,
                     trusted_proxies,
+                    merchant,
+                    catalog,
                 })
             }
             _ => Err(ConfigError(problems)),
@@ -691,6 +714,51 @@ mod tests {
         ] {
             assert!(text.contains(variable), "{text}");
         }
+    }
+
+    #[test]
+    fn a_merchant_webhook_secret_too_short_refuses_to_start() {
+        let text = settings(&[
+            (
+                "PAYLEDGER_MERCHANT_WEBHOOK_URL",
+                "https://merchant.example/hooks",
+            ),
+            (
+                "PAYLEDGER_MERCHANT_WEBHOOK_SECRET",
+                "too-short-to-sign-with",
+            ),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(text.contains("PAYLEDGER_MERCHANT_WEBHOOK_SECRET"), "{text}");
+        assert!(text.contains("32 bytes"), "{text}");
+        assert!(!text.contains("too-short"), "a secret leaked into {text}");
+        let chosen = settings(&[
+            (
+                "PAYLEDGER_MERCHANT_WEBHOOK_URL",
+                "https://merchant.example/hooks",
+            ),
+            ("PAYLEDGER_MERCHANT_WEBHOOK_SECRET", &"w".repeat(32)),
+        ])
+        .unwrap();
+        let endpoint = chosen.merchant.endpoint.unwrap();
+        assert_eq!(endpoint.url, "https://merchant.example/hooks");
+        assert!(!format!("{endpoint:?}").contains("wwww"));
+    }
+
+    #[test]
+    fn a_bad_plans_file_refuses_to_start_with_its_line() {
+        assert_eq!(settings(&[]).unwrap().catalog, PlanCatalog::standard());
+        let dir = std::env::temp_dir().join(format!("payledger-plans-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("plans.json");
+        std::fs::write(&path, "{\"plans\": [\n  {\"id\": \"pro\", \"name\": 7}\n]}").unwrap();
+        let text = settings(&[("PAYLEDGER_PLANS", &path.display().to_string())])
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(text.contains("PAYLEDGER_PLANS"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
     }
 
     #[test]

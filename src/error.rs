@@ -323,6 +323,36 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// Merchant webhook and feed failures, each to its one status and stable code.
+impl From<crate::merchant::MerchantError> for ApiError {
+    fn from(error: crate::merchant::MerchantError) -> Self {
+        use crate::merchant::MerchantError as M;
+        let message = error.to_string();
+        match error {
+            M::InvalidUrl => Self::invalid("webhook_endpoint.invalid_url", message),
+            M::UnknownEventType(_) => Self::invalid("webhook_endpoint.unknown_event_type", message),
+            M::TooManyEndpoints => Self::Conflict {
+                code: "webhook_endpoint.too_many",
+                message,
+            },
+            M::ConfiguredEndpoint => Self::Conflict {
+                code: "webhook_endpoint.configured",
+                message,
+            },
+            M::EndpointNotFound => Self::not_found("webhook_endpoint.not_found", message),
+            M::DeliveryNotFound => Self::not_found("webhook_delivery.not_found", message),
+            M::EndpointDeleted => Self::Conflict {
+                code: "webhook_delivery.endpoint_deleted",
+                message,
+            },
+            M::UnknownStatus(_) => Self::invalid("webhook_delivery.unknown_status", message),
+            M::Data(detail) => Self::internal(detail),
+            M::Database(error) => error.into(),
+            M::Log(error) => error.into(),
+        }
+    }
+}
+
 /// Use-case failures, each to its one status and stable code.
 impl From<crate::ledger::LedgerError> for ApiError {
     fn from(error: crate::ledger::LedgerError) -> Self {

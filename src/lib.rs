@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod checkout;
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod ledger;
 pub mod limits;
 pub mod log_budget;
+pub mod merchant;
 pub mod metrics;
 pub mod process;
 pub mod server;

@@ -37,20 +37,29 @@ async fn main() -> anyhow::Result<ExitCode> {
                 WebhookCommand::Verify {
                     provider,
                     public_key,
+                    secret,
                     signature,
                     headers,
                     at,
                     body,
                 },
         }) => {
+            if provider == "payledger" {
+                return Ok(verify_merchant_delivery(
+                    secret.as_deref().unwrap_or_default(),
+                    headers,
+                    *at,
+                    body.as_deref(),
+                ));
+            }
             return Ok(verify_webhook(
                 provider,
-                public_key,
+                public_key.as_deref().unwrap_or(std::path::Path::new("")),
                 signature.as_deref(),
                 headers,
                 *at,
                 body.as_deref(),
-            ))
+            ));
         }
         Some(Command::Sandbox {
             addr,
@@ -160,6 +169,7 @@ async fn serve(
     service.state.quota = Arc::new(CreationQuota::new(quota));
     service.state.trusted_proxies = Arc::new(settings.trusted_proxies.clone());
     service.state.checkout = std::sync::Arc::new(checkout);
+    service.state.catalog = std::sync::Arc::new(settings.catalog.clone());
     tracing::info!(routing = ?service.state.gateways, "payment gateways configured");
     if service.sandbox.is_some() {
         println!(
@@ -185,6 +195,7 @@ async fn serve(
         println!("Demo checkout for user {DEMO_USER} (open it in a browser):\n{url}");
     }
     service.spawn_reconciler(settings.reconciler);
+    service.spawn_merchant(&settings.merchant).await?;
     service
         .serve_with(listener, shutdown_signal(), settings.serve)
         .await?;
@@ -371,6 +382,54 @@ fn progress_line() -> impl FnMut(projections::Progress) {
     }
 }
 
+/// Reads the captured body from `body`, or standard input.
+fn read_body(body: Option<&std::path::Path>) -> std::io::Result<Vec<u8>> {
+    match body {
+        Some(path) => std::fs::read(path),
+        None => {
+            let mut buffer = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer).map(|_| buffer)
+        }
+    }
+}
+
+/// `payledger webhook verify --provider payledger`: 0 genuine, 1 not genuine, 2 bad input.
+fn verify_merchant_delivery(
+    secret: &str,
+    headers: &[String],
+    at: Option<i64>,
+    body: Option<&std::path::Path>,
+) -> ExitCode {
+    use payledger::merchant::signature::{self, SignatureProblem};
+
+    let bytes = match read_body(body) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            eprintln!("cannot read the body: {error}");
+            return ExitCode::from(EXIT_KEY_ERROR);
+        }
+    };
+    let now = at.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    match signature::check_captured(headers, &bytes, secret.trim().as_bytes(), now) {
+        Ok(Ok(())) => {
+            println!("genuine: a v1 signature matches and t is within 5 minutes");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(problem @ SignatureProblem::OutsideTolerance { .. })) => {
+            println!("NOT genuine: {problem} (pass --at with the capture's time)");
+            ExitCode::from(1)
+        }
+        Ok(Err(problem)) => {
+            println!("NOT genuine: {problem}");
+            ExitCode::from(1)
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(EXIT_KEY_ERROR)
+        }
+    }
+}
+
 /// `payledger webhook verify`: 0 genuine, 1 not genuine, 2 bad input.
 fn verify_webhook(
     provider: &str,
@@ -380,14 +439,7 @@ fn verify_webhook(
     at: Option<i64>,
     body: Option<&std::path::Path>,
 ) -> ExitCode {
-    let bytes = match body {
-        Some(path) => std::fs::read(path),
-        None => {
-            let mut buffer = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer).map(|_| buffer)
-        }
-    };
-    let bytes = match bytes {
+    let bytes = match read_body(body) {
         Ok(bytes) => bytes,
         Err(error) => {
             eprintln!("cannot read the body: {error}");

@@ -14,6 +14,21 @@ pub struct Metrics {
     webhooks_unmatched: AtomicU64,
     webhooks_ignored: AtomicU64,
     webhooks_deferred: AtomicU64,
+    /// Attempts to deliver a merchant event, by how they went.
+    merchant_delivered: AtomicU64,
+    merchant_refused: AtomicU64,
+    /// Merchant deliveries given up after the retry window.
+    merchant_failed: AtomicU64,
+}
+
+/// How one attempt to deliver a merchant event ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MerchantAttempt {
+    Delivered,
+    /// Not a 2xx in time; tried again later.
+    Refused,
+    /// Not a 2xx in time, and the retry window has closed.
+    GaveUp,
 }
 
 /// Adds one, stopping at `u64::MAX` instead of wrapping to zero: a counter that goes back
@@ -38,6 +53,17 @@ impl Metrics {
             Outcome::Deferred => &self.webhooks_deferred,
         };
         increment(counter);
+    }
+
+    pub fn merchant_attempt(&self, attempt: MerchantAttempt) {
+        match attempt {
+            MerchantAttempt::Delivered => increment(&self.merchant_delivered),
+            MerchantAttempt::Refused => increment(&self.merchant_refused),
+            MerchantAttempt::GaveUp => {
+                increment(&self.merchant_refused);
+                increment(&self.merchant_failed);
+            }
+        }
     }
 
     pub fn webhooks_rejected(&self) -> u64 {
@@ -70,6 +96,25 @@ impl Metrics {
                 counter.load(Ordering::Relaxed)
             ));
         }
+        text.push_str(
+            "# HELP payledger_merchant_webhook_attempts_total Attempts to deliver a merchant event, by outcome.\n\
+             # TYPE payledger_merchant_webhook_attempts_total counter\n",
+        );
+        for (outcome, counter) in [
+            ("delivered", &self.merchant_delivered),
+            ("refused", &self.merchant_refused),
+        ] {
+            text.push_str(&format!(
+                "payledger_merchant_webhook_attempts_total{{outcome=\"{outcome}\"}} {}\n",
+                counter.load(Ordering::Relaxed)
+            ));
+        }
+        text.push_str(&format!(
+            "# HELP payledger_merchant_webhook_failed_total Merchant deliveries given up after the retry window.\n\
+             # TYPE payledger_merchant_webhook_failed_total counter\n\
+             payledger_merchant_webhook_failed_total {}\n",
+            self.merchant_failed.load(Ordering::Relaxed)
+        ));
         text
     }
 }

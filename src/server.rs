@@ -274,6 +274,17 @@ impl Service {
         self.tasks.push(task);
     }
 
+    /// Starts what tells the merchant: the outbox follower, a webhook sender per endpoint and
+    /// the membership expiry pass. Stopped with the service.
+    pub async fn spawn_merchant(
+        &mut self,
+        settings: &crate::merchant::MerchantSettings,
+    ) -> Result<(), crate::merchant::MerchantError> {
+        let tasks = crate::merchant::start(&self.state, settings).await?;
+        self.tasks.extend(tasks);
+        Ok(())
+    }
+
     /// The API, with the sandbox mounted under `/sandbox` when it runs in-process.
     pub fn router(&self) -> Router {
         let api = crate::router(self.state.clone());

@@ -44,6 +44,8 @@ pub struct AppState {
     pub checkout: Arc<CheckoutSettings>,
     /// Where this service is reachable (no trailing slash), for links it hands out.
     pub public_url: Arc<str>,
+    /// Wakes this process's merchant webhook senders (new or retried deliveries).
+    pub outbound: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             settled: Arc::default(),
             checkout: Arc::default(),
             public_url: Arc::from(""),
+            outbound: Arc::default(),
         }
     }
 }

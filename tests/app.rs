@@ -11,6 +11,7 @@ use gateways::pingpp::keys;
 use payledger::auth::{Role, TokenKeys};
 use payledger::ledger::{CreationQuota, QuotaSettings};
 use payledger::limits::OrderLimits;
+use payledger::merchant::MerchantSettings;
 use payledger::server::{GatewaySetup, Service};
 use payledger::store::{Actor, EventMetadata, Source};
 use payledger::AppState;
@@ -67,7 +68,7 @@ impl App {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut setup = sandbox_setup(&base);
         configure(&mut setup);
-        Self::start_with_setup(db.store.clone(), listener, base, &setup, |_| {}).await
+        Self::start_with_setup(db.store.clone(), listener, base, &setup, |_| {}, None).await
     }
 
     /// A second server on the same database, with its own connections, using `first`'s
@@ -118,7 +119,7 @@ impl App {
         gateway: &GatewayConfig,
     ) -> Self {
         let setup = GatewaySetup::from(gateway.clone());
-        Self::start_with_setup(store, listener, base, &setup, |_| {}).await
+        Self::start_with_setup(store, listener, base, &setup, |_| {}, None).await
     }
 
     /// The service with the in-process sandbox and the given per-user creation quota (the
@@ -136,7 +137,7 @@ impl App {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let setup = sandbox_setup(&base);
-        Self::start_with_setup(db.store.clone(), listener, base, &setup, configure).await
+        Self::start_with_setup(db.store.clone(), listener, base, &setup, configure, None).await
     }
 
     /// The service with the in-process sandbox and the given order limits.
@@ -144,14 +145,45 @@ impl App {
         Self::spawn_configured(db, move |state| state.limits = limits).await
     }
 
+    /// The service with its in-process sandbox, telling the merchant as `merchant` says.
+    pub async fn spawn_merchant(db: &TestDb, merchant: &MerchantSettings) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let setup = sandbox_setup(&base);
+        let store = db.store.clone();
+        Self::start_with_setup(store, listener, base, &setup, |_| {}, Some(merchant)).await
+    }
+
+    /// The service with its in-process sandbox, selling from `catalog`, on connections of its
+    /// own (so it may follow a server that was stopped on the same database).
+    pub async fn spawn_with_catalog(db: &TestDb, catalog: aggregates::PlanCatalog) -> Self {
+        let store = payledger::store::Store::connect(&db.url).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let setup = sandbox_setup(&base);
+        let sell = move |state: &mut AppState| state.catalog = std::sync::Arc::new(catalog);
+        Self::start_with_setup(store, listener, base, &setup, sell, None).await
+    }
+
+    /// Another server on the same database, with its own connections and its own in-process
+    /// sandbox, telling the merchant too: two instances sharing one ledger.
+    pub async fn spawn_another_merchant(db: &TestDb, merchant: &MerchantSettings) -> Self {
+        let store = payledger::store::Store::connect(&db.url).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let setup = sandbox_setup(&base);
+        Self::start_with_setup(store, listener, base, &setup, |_| {}, Some(merchant)).await
+    }
+
     /// Starts the service; tests about other things may create many orders, so the per-user
-    /// quota is lifted before `configure` runs.
+    /// quota is lifted before `configure` runs. With `merchant`, it also tells the merchant.
     async fn start_with_setup(
         store: payledger::store::Store,
         listener: tokio::net::TcpListener,
         base: String,
         setup: &GatewaySetup,
         configure: impl FnOnce(&mut AppState),
+        merchant: Option<&MerchantSettings>,
     ) -> Self {
         let keys = TokenKeys::from_secret(SECRET);
         let mut service = Service::start(store, keys.clone(), &base, setup)
@@ -159,6 +191,9 @@ impl App {
             .unwrap();
         service.state.quota = std::sync::Arc::new(CreationQuota::new(QuotaSettings::unbounded()));
         configure(&mut service.state);
+        if let Some(merchant) = merchant {
+            service.spawn_merchant(merchant).await.unwrap();
+        }
         let state = service.state.clone();
         let sandbox = service.sandbox.clone();
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();

@@ -315,13 +315,15 @@ async fn markup_in_a_plan_s_name_is_shown_as_text() {
     let db = TestDb::sqlite().await;
     let app = App::spawn_configured(&db, |state| {
         own_origin(state);
-        state.catalog = Arc::new(PlanCatalog::new(vec![Plan {
+        let plans = vec![Plan {
             id: PlanId::parse("pro-hostile").unwrap(),
             name: NAME.to_owned(),
             tier: Tier::Pro,
             period: Period::Monthly,
             price: Money::from_unsigned(1_234, aggregates::Currency::Cny),
-        }]));
+            on_sale: true,
+        }];
+        state.catalog = Arc::new(PlanCatalog::from_plans(plans).unwrap());
     })
     .await;
     let (status, opened) = open_checkout(&app, &app.token("mia", Role::User), json!({})).await;

@@ -11,8 +11,12 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub async fn show(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    Ok(Json(membership_data(&state, &caller.0.user_id).await?))
+}
+
+/// A member's membership as `GET /v1/membership` shows it to them.
+pub(crate) async fn membership_data(state: &AppState, user_id: &str) -> Result<Value, ApiError> {
     let tables = Tables::live();
-    let user_id = &caller.0.user_id;
     let current = membership::find(&state.store.read, &tables, user_id).await?;
     let orders = membership::orders(&state.store.read, &tables, user_id).await?;
     let now = projections::schema::timestamp(&Utc::now());
@@ -45,5 +49,5 @@ pub async fn show(State(state): State<AppState>, caller: Caller) -> Result<Json<
             "orders": [],
         }),
     };
-    Ok(Json(body))
+    Ok(body)
 }

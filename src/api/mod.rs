@@ -3,16 +3,18 @@
 mod body;
 mod checkout;
 pub mod client_ip;
+mod events;
 mod extract;
 mod health;
 mod landing;
-mod membership;
-mod orders;
+pub(crate) mod membership;
+pub(crate) mod orders;
 mod plans;
 mod qr;
 mod refunds;
 mod request;
 mod transactions;
+mod webhook_endpoints;
 mod webhooks;
 
 use std::time::Duration;
@@ -20,7 +22,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -47,6 +49,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{id}/refunds", post(refunds::create))
         .route("/v1/transactions", get(transactions::list))
         .route("/v1/membership", get(membership::show))
+        .route("/v1/events", get(events::list))
+        .route(
+            "/v1/webhook-endpoints",
+            post(webhook_endpoints::create).get(webhook_endpoints::list),
+        )
+        .route(
+            "/v1/webhook-endpoints/{id}",
+            delete(webhook_endpoints::delete),
+        )
+        .route("/v1/webhook-deliveries", get(webhook_endpoints::deliveries))
+        .route(
+            "/v1/webhook-deliveries/{id}/retry",
+            post(webhook_endpoints::retry),
+        )
         .route(
             "/v1/webhooks/{provider}",
             post(webhooks::receive)

@@ -132,7 +132,7 @@ pub async fn show(
     let etag = format!(
         "\"{}-{}\"",
         entry.row.last_position,
-        membership_marker(&body)
+        membership_marker(&entry)
     );
     if headers
         .get(IF_NONE_MATCH)
@@ -325,11 +325,22 @@ async fn load_order(state: &AppState, order_id: &str) -> Result<Option<CachedOrd
     Ok(Some(entry))
 }
 
-/// What makes the order's ETag change besides its own events: its membership's end.
-fn membership_marker(body: &OrderBody) -> String {
-    body.membership.as_ref().map_or_else(
+/// The order as the polling endpoint shows it, for other readers (the merchant's events).
+pub(crate) async fn order_data(
+    state: &AppState,
+    order_id: &str,
+) -> Result<Option<OrderBody>, ApiError> {
+    Ok(load_order(state, order_id)
+        .await?
+        .map(|entry| OrderBody::of(&entry)))
+}
+
+/// The part of the ETag that follows the membership the order bought: its last change (an
+/// extension, a revocation, its expiry) changes the order's answer too.
+fn membership_marker(entry: &CachedOrder) -> String {
+    entry.membership.as_ref().map_or_else(
         || "none".to_owned(),
-        |membership| membership.ends_at.replace(['"', ' '], ""),
+        |membership| membership.last_position.to_string(),
     )
 }
 

@@ -141,7 +141,7 @@ fn chooser(model: &PageModel, text: &Strings) -> String {
                     escape(&plan.name),
                     escape(tier(plan.tier, text)),
                     super::yuan(plan.price.amount_minor()),
-                    escape(period(plan.period, text))
+                    escape(&period(plan.period, text))
                 ),
             )
         })
@@ -194,10 +194,12 @@ fn tier(tier: Tier, text: &Strings) -> &'static str {
     }
 }
 
-fn period(period: Period, text: &Strings) -> &'static str {
+fn period(period: Period, text: &Strings) -> String {
     match period {
-        Period::Monthly => text.monthly,
-        Period::Yearly => text.yearly,
+        Period::Monthly => text.monthly.to_owned(),
+        Period::Yearly => text.yearly.to_owned(),
+        Period::Months(count) => text.every_months.replace("{n}", &count.to_string()),
+        Period::Days(count) => text.for_days.replace("{n}", &count.to_string()),
     }
 }
 
