@@ -55,6 +55,15 @@ pub enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Walk the whole log and check the hash chain, positions, streams and the gateway
+    /// inbox: exit 0 when intact, 1 listing each problem with its position, 2 on bad input.
+    /// Prints the head (position and hash).
+    Verify {
+        /// A head saved earlier (the JSON of `GET /v1/audit/head`): the log must still hold
+        /// that hash at that position.
+        #[arg(long)]
+        anchor: Option<std::path::PathBuf>,
+    },
     /// Run one reconciliation pass against the configured database and gateway, print what it
     /// did (payments confirmed, orders expired, unmatched gateway events) and exit.
     Reconcile,

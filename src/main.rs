@@ -83,6 +83,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Replay { as_of } => replay(&store, as_of.as_deref()).await,
         Command::Reconcile => reconcile(&settings, store, tokens).await,
+        Command::Verify { anchor } => verify(&store, anchor.as_deref()).await,
         Command::Token { .. } | Command::Webhook { .. } | Command::Sandbox { .. } => {
             Ok(ExitCode::SUCCESS)
         }
@@ -306,6 +307,74 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
             println!("{total} differences");
         }
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `payledger verify`: 0 intact, 1 problems (each printed with its position), 2 bad input.
+async fn verify(store: &Store, anchor: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let anchor = match anchor.map(payledger::audit::anchor::read_file).transpose() {
+        Ok(anchor) => anchor,
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let report = payledger::audit::verify(
+        &store.read,
+        store.dialect(),
+        anchor,
+        &mut payledger::audit::verify::ChainOnly,
+        verify_progress_line(),
+    )
+    .await?;
+    let head_hash = report.head_hash.map_or_else(
+        || "none".to_owned(),
+        |hash| projections::chain::to_hex(&hash),
+    );
+    println!(
+        "verified {} events; head: position {} hash {head_hash}",
+        report.events, report.head_position
+    );
+    if report.is_clean() {
+        println!("the log is intact");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &report.problems {
+        println!("  PROBLEM {problem}");
+    }
+    println!(
+        "{} problem(s) ({} listed)",
+        report.problems_total,
+        report.problems.len()
+    );
+    Ok(ExitCode::FAILURE)
+}
+
+/// Exit status of a command given input it cannot use (a missing or malformed file).
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// A progress line on stderr every [`PROGRESS_EVERY`] events of a verify walk.
+fn verify_progress_line() -> impl FnMut(payledger::audit::VerifyProgress) {
+    let started = std::time::Instant::now();
+    let mut next = PROGRESS_EVERY;
+    move |progress| {
+        if progress.events < next {
+            return;
+        }
+        next = (progress.events / PROGRESS_EVERY + 1) * PROGRESS_EVERY;
+        let seconds = started.elapsed().as_secs_f64();
+        let rate = if seconds > 0.0 {
+            format!(
+                "{:.0}",
+                f64::from(u32::try_from(progress.events).unwrap_or(u32::MAX)) / seconds
+            )
+        } else {
+            "-".to_owned()
+        };
+        eprintln!(
+            "verify: {} events, position {} of {}, {rate} events/s",
+            progress.events, progress.position, progress.head
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 mod api;
 mod app;
 mod binary;
+mod chain;
 mod crash;
 mod helpers;
 mod hostile;

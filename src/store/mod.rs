@@ -20,7 +20,7 @@ pub const SNAPSHOT_EVERY: i64 = 50;
 pub use append::{Appended, Dialect, StreamAppend};
 pub(crate) use commands::{jitter, Attempt, RETRY_BACKOFF_INITIAL, RETRY_BACKOFF_MAX};
 pub use commands::{CommandBus, Committed, COMMAND_RETRIES_MAX};
-pub use connect::{migrate, Backend, Store, StoreError};
+pub use connect::{link_chain, migrate, Backend, Store, StoreError};
 pub use decide::Decide;
 pub use hub::{Commit, CommitEvents, CommitHub};
 pub use locks::Locks;
