@@ -55,14 +55,19 @@ pub enum Command {
         #[arg(long)]
         as_of: Option<String>,
     },
-    /// Walk the whole log and check the hash chain, positions, streams and the gateway
-    /// inbox: exit 0 when intact, 1 listing each problem with its position, 2 on bad input.
+    /// Walk the whole log and check the hash chain, positions, streams, the gateway inbox
+    /// and the evidence of every gateway money event: exit 0 when intact, 1 listing each problem with its position, 2 on bad input.
     /// Prints the head (position and hash).
     Verify {
         /// A head saved earlier (the JSON of `GET /v1/audit/head`): the log must still hold
         /// that hash at that position.
         #[arg(long)]
         anchor: Option<std::path::PathBuf>,
+        /// A gateway public key to verify kept webhooks with (PEM, certificate or bare
+        /// base64); repeat for each. The keys named by PINGPP_PUBLIC_KEY_PATH,
+        /// ALIPAY_PUBLIC_KEY_PATH and WECHATPAY_PLATFORM_PUBLIC_KEY_PATH are used too.
+        #[arg(long = "gateway-key")]
+        gateway_keys: Vec<std::path::PathBuf>,
     },
     /// Run one reconciliation pass against the configured database and gateway, print what it
     /// did (payments confirmed, orders expired, unmatched gateway events) and exit.

@@ -83,7 +83,10 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Replay { as_of } => replay(&store, as_of.as_deref()).await,
         Command::Reconcile => reconcile(&settings, store, tokens).await,
-        Command::Verify { anchor } => verify(&store, anchor.as_deref()).await,
+        Command::Verify {
+            anchor,
+            gateway_keys,
+        } => verify(&store, anchor.as_deref(), &gateway_keys).await,
         Command::Token { .. } | Command::Webhook { .. } | Command::Sandbox { .. } => {
             Ok(ExitCode::SUCCESS)
         }
@@ -311,7 +314,11 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
 }
 
 /// `payledger verify`: 0 intact, 1 problems (each printed with its position), 2 bad input.
-async fn verify(store: &Store, anchor: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+async fn verify(
+    store: &Store,
+    anchor: Option<&std::path::Path>,
+    gateway_keys: &[std::path::PathBuf],
+) -> anyhow::Result<ExitCode> {
     let anchor = match anchor.map(payledger::audit::anchor::read_file).transpose() {
         Ok(anchor) => anchor,
         Err(error) => {
@@ -319,14 +326,36 @@ async fn verify(store: &Store, anchor: Option<&std::path::Path>) -> anyhow::Resu
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
     };
+    let mut paths = gateway_keys.to_vec();
+    for variable in GATEWAY_KEY_VARIABLES {
+        if let Some(path) = std::env::var_os(variable).filter(|path| !path.is_empty()) {
+            paths.push(path.into());
+        }
+    }
+    let mut keys = Vec::new();
+    for path in &paths {
+        match gateways::keys::public_key_material_from_file(path) {
+            Ok(material) => keys.push(material.key),
+            Err(error) => {
+                eprintln!("gateway key {}: {error}", path.display());
+                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            }
+        }
+    }
+    let mut evidence = payledger::audit::evidence::EvidenceCheck::new(keys);
     let report = payledger::audit::verify(
         &store.read,
         store.dialect(),
         anchor,
-        &mut payledger::audit::verify::ChainOnly,
+        &mut evidence,
         verify_progress_line(),
     )
     .await?;
+    println!(
+        "evidence: {} webhook(s) verified again, {} unsigned gateway answer(s) compared, \
+         {} signed by a protocol not verified again yet",
+        evidence.reverified, evidence.unsigned, evidence.not_reverified
+    );
     let head_hash = report.head_hash.map_or_else(
         || "none".to_owned(),
         |hash| projections::chain::to_hex(&hash),
@@ -349,6 +378,13 @@ async fn verify(store: &Store, anchor: Option<&std::path::Path>) -> anyhow::Resu
     );
     Ok(ExitCode::FAILURE)
 }
+
+/// Where the configured gateway public keys are, for `payledger verify`.
+const GATEWAY_KEY_VARIABLES: [&str; 3] = [
+    "PINGPP_PUBLIC_KEY_PATH",
+    "ALIPAY_PUBLIC_KEY_PATH",
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_PATH",
+];
 
 /// Exit status of a command given input it cannot use (a missing or malformed file).
 const EXIT_BAD_INPUT: u8 = 2;

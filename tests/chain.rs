@@ -305,8 +305,16 @@ on_both_stores! {
     async fn the_verify_command_exits_0_1_or_2(db: &TestDb) {
         let app = App::spawn(db).await;
         two_orders(&app).await;
+        // Without the gateway's key the payment's evidence cannot be verified again.
         let (code, stdout, stderr) = run_verify(db, &[]);
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        assert!(stdout.contains("no configured gateway key"), "{stdout}");
+        let key = std::env::temp_dir().join(format!("payledger-key-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&key, gateways::pingpp::keys::public_key_to_pem(&crate::app::sandbox_key().to_public_key()).unwrap()).unwrap();
+        let key = key.display().to_string();
+        let (code, stdout, stderr) = run_verify(db, &["--gateway-key", &key]);
         assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(stdout.contains("1 webhook(s) verified again"), "{stdout}");
         let head = projections::log::head(&db.store.read).await.unwrap();
         assert!(stdout.contains(&format!("head: position {head} hash ")), "{stdout}");
 
@@ -315,9 +323,10 @@ on_both_stores! {
 
         let position = position_of(db, "ChargeRequested").await;
         as_superuser(db, &[("DELETE FROM events WHERE position = $1", vec![Value::from(position)])]).await;
-        let (code, stdout, stderr) = run_verify(db, &[]);
+        let (code, stdout, stderr) = run_verify(db, &["--gateway-key", &key]);
         assert_eq!(code, 1, "{stdout}{stderr}");
         assert!(stdout.contains(&format!("position {position}: gap")), "{stdout}");
+        let _ = std::fs::remove_file(&key);
         app.stop().await;
     }
 }

@@ -6,6 +6,7 @@ mod app;
 mod binary;
 mod chain;
 mod crash;
+mod evidence;
 mod helpers;
 mod hostile;
 mod legacy_log;

@@ -2,6 +2,7 @@
 //! positions and streams (`verify`), and the evidence each gateway money event rests on.
 
 pub mod anchor;
+pub mod evidence;
 pub mod verify;
 
 pub use verify::{verify, Anchor, Problem, ProblemKind, VerifyError, VerifyProgress, VerifyReport};
