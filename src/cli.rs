@@ -63,6 +63,10 @@ pub enum Command {
         /// that hash at that position.
         #[arg(long)]
         anchor: Option<std::path::PathBuf>,
+        /// The public half of the audit key (`PAYLEDGER_AUDIT_KEY_PATH`): the anchor must be
+        /// signed by it.
+        #[arg(long, requires = "anchor")]
+        audit_key: Option<std::path::PathBuf>,
         /// A gateway public key to verify kept webhooks with (PEM, certificate or bare
         /// base64); repeat for each. The keys named by PINGPP_PUBLIC_KEY_PATH,
         /// ALIPAY_PUBLIC_KEY_PATH and WECHATPAY_PLATFORM_PUBLIC_KEY_PATH are used too.

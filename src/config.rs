@@ -88,7 +88,22 @@ pub struct Settings {
     pub serve: ServeLimits,
     /// When and how often the background reconciler runs.
     pub reconciler: ReconcilerSettings,
+    /// The key that signs published heads, and how often the head is logged.
+    pub audit: AuditSettings,
 }
+
+/// Publishing the log's head where the database role cannot rewrite it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// `PAYLEDGER_AUDIT_KEY_PATH`: an RSA private key (PEM or bare base64) kept outside the
+    /// database; `GET /v1/audit/head` signs with it.
+    pub key_path: Option<PathBuf>,
+    /// `PAYLEDGER_ANCHOR_INTERVAL_SECS`: how often the server logs the head.
+    pub anchor_interval: Duration,
+}
+
+/// How often the server logs the log's head when `PAYLEDGER_ANCHOR_INTERVAL_SECS` is unset.
+pub const ANCHOR_INTERVAL_DEFAULT: Duration = Duration::from_secs(300);
 
 /// Every bad variable found at start-up, not only the first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -234,6 +249,10 @@ impl Settings {
             pending_age: seconds("PAYLEDGER_RECONCILE_AFTER_SECS", DEFAULT_PENDING_AGE),
             interval: seconds("PAYLEDGER_RECONCILE_INTERVAL_SECS", DEFAULT_INTERVAL),
         };
+        let audit = AuditSettings {
+            key_path: non_empty("PAYLEDGER_AUDIT_KEY_PATH").map(|path| PathBuf::from(path.trim())),
+            anchor_interval: seconds("PAYLEDGER_ANCHOR_INTERVAL_SECS", ANCHOR_INTERVAL_DEFAULT),
+        };
         let lifetime_max = seconds(
             "PAYLEDGER_JWT_MAX_TTL_SECS",
             Duration::from_secs(TOKEN_LIFETIME_SECONDS_MAX_DEFAULT),
@@ -294,6 +313,7 @@ impl Settings {
                     sandbox,
                     serve,
                     reconciler,
+                    audit,
                 })
             }
             _ => Err(ConfigError(problems)),

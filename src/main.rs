@@ -85,8 +85,17 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Reconcile => reconcile(&settings, store, tokens).await,
         Command::Verify {
             anchor,
+            audit_key,
             gateway_keys,
-        } => verify(&store, anchor.as_deref(), &gateway_keys).await,
+        } => {
+            verify(
+                &store,
+                anchor.as_deref(),
+                audit_key.as_deref(),
+                &gateway_keys,
+            )
+            .await
+        }
         Command::Token { .. } | Command::Webhook { .. } | Command::Sandbox { .. } => {
             Ok(ExitCode::SUCCESS)
         }
@@ -178,6 +187,15 @@ async fn serve(
             ttl.num_minutes()
         );
     }
+    if let Some(path) = &settings.audit.key_path {
+        let key = gateways::keys::private_key_from_file(path)
+            .with_context(|| format!("PAYLEDGER_AUDIT_KEY_PATH: cannot read {}", path.display()))?;
+        service.state.audit_key = Some(std::sync::Arc::new(key));
+    }
+    tokio::spawn(payledger::audit::anchor::log_heads(
+        service.state.store.read.clone(),
+        settings.audit.anchor_interval,
+    ));
     service.spawn_reconciler(settings.reconciler);
     service
         .serve_with(listener, shutdown_signal(), settings.serve)
@@ -317,9 +335,21 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
 async fn verify(
     store: &Store,
     anchor: Option<&std::path::Path>,
+    audit_key: Option<&std::path::Path>,
     gateway_keys: &[std::path::PathBuf],
 ) -> anyhow::Result<ExitCode> {
-    let anchor = match anchor.map(payledger::audit::anchor::read_file).transpose() {
+    let audit_key = match audit_key.map(gateways::keys::public_key_material_from_file) {
+        None => None,
+        Some(Ok(material)) => Some(material.key),
+        Some(Err(error)) => {
+            eprintln!("audit key: {error}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let anchor = match anchor
+        .map(|path| payledger::audit::anchor::read_file(path, audit_key.as_ref()))
+        .transpose()
+    {
         Ok(anchor) => anchor,
         Err(error) => {
             eprintln!("{error}");

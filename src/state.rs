@@ -33,6 +33,8 @@ pub struct AppState {
     pub limits: OrderLimits,
     /// Gateway events this process saw settled, so redeliveries cost nothing.
     pub settled: Arc<SettledEvents>,
+    /// Signs the published head (`PAYLEDGER_AUDIT_KEY_PATH`); None: heads go out unsigned.
+    pub audit_key: Option<Arc<rsa::RsaPrivateKey>>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             limits: OrderLimits::default(),
             settled: Arc::default(),
+            audit_key: None,
         }
     }
 }

@@ -32,6 +32,12 @@ pub fn sandbox_merchant_key() -> &'static RsaPrivateKey {
     KEY.get_or_init(|| keys::generate().unwrap())
 }
 
+/// The key that signs the published head (`PAYLEDGER_AUDIT_KEY_PATH` in production).
+pub fn audit_key() -> &'static RsaPrivateKey {
+    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| keys::generate().unwrap())
+}
+
 /// The in-process sandbox with the test keys, every channel speaking Ping++'s protocol.
 pub fn sandbox_setup(base: &str) -> GatewaySetup {
     let mut gateway = GatewayConfig::from_lookup(|_| None, base).unwrap();
@@ -157,6 +163,7 @@ impl App {
             .await
             .unwrap();
         service.state.limits = limits;
+        service.state.audit_key = Some(std::sync::Arc::new(audit_key().clone()));
         let state = service.state.clone();
         let sandbox = service.sandbox.clone();
         let (sender, receiver) = tokio::sync::oneshot::channel::<()>();
@@ -188,6 +195,18 @@ impl App {
             .client
             .get(self.url(path))
             .bearer_auth(self.token(user, Role::User))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_as_admin(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(self.token("auditor", Role::Admin))
             .send()
             .await
             .unwrap();

@@ -329,4 +329,62 @@ on_both_stores! {
         let _ = std::fs::remove_file(&key);
         app.stop().await;
     }
+
+    async fn the_signed_head_anchors_the_log_against_a_wholesale_rewrite(db: &TestDb) {
+        let app = App::spawn(db).await;
+        two_orders(&app).await;
+        let (status, _) = app.get("/v1/audit/head", "alice").await;
+        assert_eq!(status, reqwest::StatusCode::FORBIDDEN);
+        let (status, head) = app.get_as_admin("/v1/audit/head").await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{head}");
+        let saved: payledger::audit::anchor::SignedHead = serde_json::from_value(head.clone()).unwrap();
+        let public = crate::app::audit_key().to_public_key();
+        assert!(saved.is_signed_by(&public));
+        assert_eq!(saved.position, projections::log::head(&db.store.read).await.unwrap());
+        let mut forged = saved.clone();
+        forged.position -= 1;
+        assert!(!forged.is_signed_by(&public), "the signature covers the position");
+
+        let dir = std::env::temp_dir().join(format!("payledger-anchor-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let anchor = dir.join("head.json");
+        std::fs::write(&anchor, head.to_string()).unwrap();
+        let public_path = dir.join("audit.pem");
+        std::fs::write(&public_path, gateways::pingpp::keys::public_key_to_pem(&public).unwrap()).unwrap();
+        let gateway_key = dir.join("gateway.pem");
+        std::fs::write(&gateway_key, gateways::pingpp::keys::public_key_to_pem(&crate::app::sandbox_key().to_public_key()).unwrap()).unwrap();
+        let args = |anchor: &std::path::Path| vec![
+            "--anchor".to_owned(), anchor.display().to_string(),
+            "--audit-key".to_owned(), public_path.display().to_string(),
+            "--gateway-key".to_owned(), gateway_key.display().to_string(),
+        ];
+        let run = |anchor: &std::path::Path| {
+            let args = args(anchor);
+            run_verify(db, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        let (code, stdout, stderr) = run(&anchor);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+
+        // A head whose signature does not hold is bad input.
+        let tampered = dir.join("tampered.json");
+        std::fs::write(&tampered, serde_json::to_string(&forged).unwrap()).unwrap();
+        let (code, stdout, stderr) = run(&tampered);
+        assert_eq!(code, 2, "{stdout}{stderr}");
+
+        // Rewrite bob's order and link everything again: only the anchor tells.
+        let position = position_of(db, "OrderCreated").await;
+        let mut payload = payload_at(db, position).await;
+        payload["OrderCreated"]["user_id"] = Value::from("mallory");
+        let sql = format!("UPDATE events SET payload = {} WHERE position = $2", json_param(db, 1));
+        as_superuser(db, &[
+            (&sql, vec![Value::from(payload.to_string()), Value::from(position)]),
+            ("UPDATE events SET hash = NULL WHERE position >= $1", vec![Value::from(position)]),
+        ]).await;
+        payledger::store::link_chain(&db.store).await.unwrap();
+        let (code, stdout, stderr) = run(&anchor);
+        assert_eq!(code, 1, "{stdout}{stderr}");
+        assert!(stdout.contains(&format!("position {}: anchor", saved.position)), "{stdout}");
+        let _ = std::fs::remove_dir_all(&dir);
+        app.stop().await;
+    }
 }

@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, each handler thin.
 
+mod audit;
 mod body;
 mod extract;
 mod health;
@@ -33,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{id}/refunds", post(refunds::create))
         .route("/v1/transactions", get(transactions::list))
         .route("/v1/membership", get(membership::show))
+        .route("/v1/audit/head", get(audit::head))
         .route(
             "/v1/webhooks/{provider}",
             post(webhooks::receive)
