@@ -18,7 +18,18 @@ pub enum Command {
     /// Migrate the database, then serve the HTTP API (the default when no command is given).
     Serve,
     /// Apply the database migrations and exit.
-    Migrate,
+    Migrate {
+        /// PostgreSQL: print the GRANTs that give the application role (--app-role) exactly
+        /// what the server needs.
+        #[arg(long, conflicts_with = "apply_grants")]
+        print_grants: bool,
+        /// PostgreSQL: run those GRANTs (as the owner role that ran the migrations).
+        #[arg(long)]
+        apply_grants: bool,
+        /// The role the server runs as.
+        #[arg(long, env = "PAYLEDGER_APP_ROLE")]
+        app_role: Option<String>,
+    },
     /// Print a bearer token signed with the configured secret.
     Token {
         /// The user id the token speaks for (its `sub`).

@@ -77,9 +77,16 @@ async fn main() -> anyhow::Result<ExitCode> {
     store::migrate(&store).await?;
 
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => {
+        Command::Migrate {
+            print_grants,
+            apply_grants,
+            app_role,
+        } => {
             println!("migrations applied to the {} database", store.kind());
-            Ok(ExitCode::SUCCESS)
+            if !(print_grants || apply_grants) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            grants(&store, app_role.as_deref(), apply_grants).await
         }
         Command::Replay { as_of } => replay(&store, as_of.as_deref()).await,
         Command::Reconcile => reconcile(&settings, store, tokens).await,
@@ -329,6 +336,34 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// `payledger migrate --print-grants | --apply-grants`: the application role's privileges.
+async fn grants(store: &Store, role: Option<&str>, apply: bool) -> anyhow::Result<ExitCode> {
+    if store.dialect() != store::Dialect::Postgres {
+        eprintln!("roles and grants exist on PostgreSQL only");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
+    let Some(role) = role else {
+        eprintln!("name the application role with --app-role or PAYLEDGER_APP_ROLE");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    };
+    let statements = match store::grants::grant_statements(role) {
+        Ok(statements) => statements,
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    if apply {
+        store::grants::apply_grants(&store.read, role).await?;
+        println!("granted the application role {role} what the server needs");
+    } else {
+        for statement in statements {
+            println!("{statement};");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `payledger verify`: 0 intact, 1 problems (each printed with its position), 2 bad input.

@@ -8,6 +8,7 @@ pub mod append;
 mod commands;
 mod connect;
 mod decide;
+pub mod grants;
 mod hub;
 pub mod load;
 mod locks;
