@@ -84,6 +84,21 @@ pub enum Command {
         #[arg(long = "gateway-key")]
         gateway_keys: Vec<std::path::PathBuf>,
     },
+    /// Write the transaction history (payments and refunds) as it stood at an instant, in
+    /// position order, ending with the head position and hash it was built from.
+    Export {
+        /// An RFC 3339 instant: events recorded later are left out.
+        #[arg(long)]
+        as_of: String,
+        /// Only entries recorded at or after this RFC 3339 instant.
+        #[arg(long)]
+        from: Option<String>,
+        /// Only entries recorded at or before this RFC 3339 instant.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_parser = ["csv", "json"], default_value = "csv")]
+        format: String,
+    },
     /// Run one reconciliation pass against the configured database and gateway, print what it
     /// did (payments confirmed, orders expired, unmatched gateway events) and exit.
     Reconcile,

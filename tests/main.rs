@@ -7,6 +7,7 @@ mod binary;
 mod chain;
 mod crash;
 mod evidence;
+mod export;
 mod grants;
 mod helpers;
 mod hostile;

@@ -3,6 +3,7 @@
 
 pub mod anchor;
 pub mod evidence;
+pub mod export;
 pub mod verify;
 
 pub use verify::{verify, Anchor, Problem, ProblemKind, VerifyError, VerifyProgress, VerifyReport};
