@@ -259,6 +259,15 @@ pub async fn link_unlinked_tail(connection: &mut AnyConnection) -> Result<(u64, 
         }
         None => (0, GENESIS),
     };
+    let postgres = connection.backend_name() == "PostgreSQL";
+    if postgres && head - after > CHAIN_PAGE_MAX {
+        // A long tail is usually a log just loaded or just migrated, whose statistics are
+        // stale: without them the page reads below sort the whole range each time. (Only the
+        // table's owner may analyze; for anyone else PostgreSQL skips it with a warning.)
+        sqlx::query("ANALYZE events")
+            .execute(&mut *connection)
+            .await?;
+    }
     let mut linked = 0_u64;
     while after < head {
         let page = read_chained_in(&mut *connection, after, Some(head), CHAIN_PAGE_MAX).await?;
@@ -266,19 +275,50 @@ pub async fn link_unlinked_tail(connection: &mut AnyConnection) -> Result<(u64, 
             break;
         };
         let last_position = last.raw.position;
+        let mut links = Vec::with_capacity(page.len());
         for row in &page {
-            let hash = link(&previous, &row.raw);
-            sqlx::query("UPDATE events SET hash = $1 WHERE position = $2 AND hash IS NULL")
-                .bind(hash.to_vec())
-                .bind(row.raw.position)
-                .execute(&mut *connection)
-                .await?;
-            previous = hash;
-            linked += 1;
+            previous = link(&previous, &row.raw);
+            links.push((row.raw.position, previous));
         }
+        for chunk in links.chunks(LINK_UPDATE_ROWS_MAX) {
+            store_links(&mut *connection, postgres, chunk).await?;
+        }
+        linked += u64::try_from(page.len()).unwrap_or(u64::MAX);
         after = last_position;
     }
     Ok((linked, previous))
+}
+
+/// Rows whose links one UPDATE fills in (two parameters each, well under both backends'
+/// parameter limits).
+pub const LINK_UPDATE_ROWS_MAX: usize = 1_000;
+
+async fn store_links(
+    connection: &mut AnyConnection,
+    postgres: bool,
+    links: &[(i64, Hash)],
+) -> Result<(), LogError> {
+    let values: Vec<String> = (0..links.len())
+        .map(|index| {
+            let (position, hash) = (index * 2 + 1, index * 2 + 2);
+            if postgres {
+                format!("(CAST(${position} AS BIGINT), CAST(${hash} AS BYTEA))")
+            } else {
+                format!("(${position}, ${hash})")
+            }
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE events SET hash = v.hash FROM (SELECT column1 AS position, column2 AS hash \
+         FROM (VALUES {}) AS raw) AS v WHERE events.position = v.position AND events.hash IS NULL",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for (position, hash) in links {
+        query = query.bind(*position).bind(hash.to_vec());
+    }
+    query.execute(&mut *connection).await?;
+    Ok(())
 }
 
 #[cfg(test)]
