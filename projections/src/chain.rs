@@ -87,9 +87,7 @@ pub fn canonical_json(out: &mut Vec<u8>, value: &Value) {
                 None => out.extend_from_slice(number.to_string().as_bytes()),
             }
         }
-        Value::String(text) => {
-            out.extend_from_slice(Value::String(text.clone()).to_string().as_bytes())
-        }
+        Value::String(text) => write_string(out, text),
         Value::Array(items) => {
             out.push(b'[');
             for (index, item) in items.iter().enumerate() {
@@ -102,19 +100,33 @@ pub fn canonical_json(out: &mut Vec<u8>, value: &Value) {
         }
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|left, right| left.0.as_bytes().cmp(right.0.as_bytes()));
+            // Usually sorted already (serde_json's map is ordered unless `preserve_order` is
+            // on somewhere in the build); checking is cheaper than sorting.
+            if !entries
+                .windows(2)
+                .all(|pair| pair[0].0.as_bytes() <= pair[1].0.as_bytes())
+            {
+                entries.sort_by(|left, right| left.0.as_bytes().cmp(right.0.as_bytes()));
+            }
             out.push(b'{');
             for (index, (key, item)) in entries.into_iter().enumerate() {
                 if index > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(Value::String(key.clone()).to_string().as_bytes());
+                write_string(out, key);
                 out.push(b':');
                 canonical_json(out, item);
             }
             out.push(b'}');
         }
     }
+}
+
+/// A JSON string with serde_json's escaping, written without an intermediate copy.
+fn write_string(out: &mut Vec<u8>, text: &str) {
+    // Writing into a Vec cannot fail; a failure would only leave the string out, which the
+    // pinned test and every verify would catch.
+    let _ = serde_json::to_writer(&mut *out, text);
 }
 
 /// Lowercase hexadecimal, as hashes are printed.
