@@ -215,4 +215,23 @@ on_both_stores! {
         assert!(report.problems[0].to_string().contains("the gateway says"), "{}", report.problems[0]);
         app.stop().await;
     }
+
+    async fn alipay_evidence_verifies_again_with_the_key_that_signed_it(db: &TestDb) {
+        let app = App::spawn_sandbox(db, |setup| {
+            setup.sandbox_protocols.insert(aggregates::Channel::AlipayQr, gateways::routing::ProviderName::Alipay);
+        }).await;
+        let order = app.create_order("alice").await;
+        let sandbox_charge = order["qr_code"].as_str().unwrap().rsplit('/').next().unwrap();
+        app.sandbox.as_ref().unwrap().pay(sandbox_charge, &sandbox::PayOptions::default()).unwrap();
+        let id = order["id"].as_str().unwrap();
+        app.poll_until(id, "alice", |order| order["status"] == "paid").await;
+        let protocol: String = sqlx::query("SELECT protocol FROM gateway_evidence")
+            .fetch_one(&db.store.read).await.unwrap().try_get("protocol").unwrap();
+        assert_eq!(protocol, "alipay");
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.reverified, check.not_reverified), (1, 0));
+        app.stop().await;
+    }
 }
