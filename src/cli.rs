@@ -18,7 +18,18 @@ pub enum Command {
     /// Migrate the database, then serve the HTTP API (the default when no command is given).
     Serve,
     /// Apply the database migrations and exit.
-    Migrate,
+    Migrate {
+        /// PostgreSQL: print the GRANTs that give the application role (--app-role) exactly
+        /// what the server needs.
+        #[arg(long, conflicts_with = "apply_grants")]
+        print_grants: bool,
+        /// PostgreSQL: run those GRANTs (as the owner role that ran the migrations).
+        #[arg(long)]
+        apply_grants: bool,
+        /// The role the server runs as.
+        #[arg(long, env = "PAYLEDGER_APP_ROLE")]
+        app_role: Option<String>,
+    },
     /// Print a bearer token signed with the configured secret.
     Token {
         /// The user id the token speaks for (its `sub`).
@@ -54,6 +65,39 @@ pub enum Command {
         /// An RFC 3339 instant, e.g. 2026-11-25T12:00:00Z.
         #[arg(long)]
         as_of: Option<String>,
+    },
+    /// Walk the whole log and check the hash chain, positions, streams, the gateway inbox
+    /// and the evidence of every gateway money event: exit 0 when intact, 1 listing each problem with its position, 2 on bad input.
+    /// Prints the head (position and hash).
+    Verify {
+        /// A head saved earlier (the JSON of `GET /v1/audit/head`): the log must still hold
+        /// that hash at that position.
+        #[arg(long)]
+        anchor: Option<std::path::PathBuf>,
+        /// The public half of the audit key (`PAYLEDGER_AUDIT_KEY_PATH`): the anchor must be
+        /// signed by it.
+        #[arg(long, requires = "anchor")]
+        audit_key: Option<std::path::PathBuf>,
+        /// A gateway public key to verify kept webhooks with (PEM, certificate or bare
+        /// base64); repeat for each. The keys named by PINGPP_PUBLIC_KEY_PATH,
+        /// ALIPAY_PUBLIC_KEY_PATH and WECHATPAY_PLATFORM_PUBLIC_KEY_PATH are used too.
+        #[arg(long = "gateway-key")]
+        gateway_keys: Vec<std::path::PathBuf>,
+    },
+    /// Write the transaction history (payments and refunds) as it stood at an instant, in
+    /// position order, ending with the head position and hash it was built from.
+    Export {
+        /// An RFC 3339 instant: events recorded later are left out.
+        #[arg(long)]
+        as_of: String,
+        /// Only entries recorded at or after this RFC 3339 instant.
+        #[arg(long)]
+        from: Option<String>,
+        /// Only entries recorded at or before this RFC 3339 instant.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, value_parser = ["csv", "json"], default_value = "csv")]
+        format: String,
     },
     /// Run one reconciliation pass against the configured database and gateway, print what it
     /// did (payments confirmed, orders expired, unmatched gateway events) and exit.

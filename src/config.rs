@@ -100,7 +100,22 @@ pub struct Settings {
     pub merchant: MerchantSettings,
     /// The plans on sale: `PAYLEDGER_PLANS`, else the standard catalog.
     pub catalog: PlanCatalog,
+    /// The key that signs published heads, and how often the head is logged.
+    pub audit: AuditSettings,
 }
+
+/// Publishing the log's head where the database role cannot rewrite it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSettings {
+    /// `PAYLEDGER_AUDIT_KEY_PATH`: an RSA private key (PEM or bare base64) kept outside the
+    /// database; `GET /v1/audit/head` signs with it.
+    pub key_path: Option<PathBuf>,
+    /// `PAYLEDGER_ANCHOR_INTERVAL_SECS`: how often the server logs the head.
+    pub anchor_interval: Duration,
+}
+
+/// How often the server logs the log's head when `PAYLEDGER_ANCHOR_INTERVAL_SECS` is unset.
+pub const ANCHOR_INTERVAL_DEFAULT: Duration = Duration::from_secs(300);
 
 /// Every bad variable found at start-up, not only the first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -272,6 +287,10 @@ impl Settings {
             interval: seconds("PAYLEDGER_RECONCILE_INTERVAL_SECS", DEFAULT_INTERVAL),
             pending_batch: PENDING_BATCH_MAX,
         };
+        let audit = AuditSettings {
+            key_path: non_empty("PAYLEDGER_AUDIT_KEY_PATH").map(|path| PathBuf::from(path.trim())),
+            anchor_interval: seconds("PAYLEDGER_ANCHOR_INTERVAL_SECS", ANCHOR_INTERVAL_DEFAULT),
+        };
         let lifetime_max = seconds(
             "PAYLEDGER_JWT_MAX_TTL_SECS",
             Duration::from_secs(TOKEN_LIFETIME_SECONDS_MAX_DEFAULT),
@@ -335,6 +354,7 @@ impl Settings {
                     trusted_proxies,
                     merchant,
                     catalog,
+                    audit,
                 })
             }
             _ => Err(ConfigError(problems)),

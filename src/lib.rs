@@ -4,6 +4,7 @@
 //! Business rules live in the `aggregates` crate; read models in `projections`.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod checkout;

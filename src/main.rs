@@ -89,12 +89,38 @@ async fn main() -> anyhow::Result<ExitCode> {
     store::migrate(&store).await?;
 
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => {
+        Command::Migrate {
+            print_grants,
+            apply_grants,
+            app_role,
+        } => {
             println!("migrations applied to the {} database", store.kind());
-            Ok(ExitCode::SUCCESS)
+            if !(print_grants || apply_grants) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            grants(&store, app_role.as_deref(), apply_grants).await
         }
         Command::Replay { as_of } => replay(&store, as_of.as_deref()).await,
         Command::Reconcile => reconcile(&settings, store, tokens).await,
+        Command::Export {
+            as_of,
+            from,
+            to,
+            format,
+        } => export(&store, &as_of, from.as_deref(), to.as_deref(), &format).await,
+        Command::Verify {
+            anchor,
+            audit_key,
+            gateway_keys,
+        } => {
+            verify(
+                &store,
+                anchor.as_deref(),
+                audit_key.as_deref(),
+                &gateway_keys,
+            )
+            .await
+        }
         Command::Token { .. } | Command::Webhook { .. } | Command::Sandbox { .. } => {
             Ok(ExitCode::SUCCESS)
         }
@@ -194,6 +220,15 @@ async fn serve(
         let url = demo_checkout(&service.state).await?;
         println!("Demo checkout for user {DEMO_USER} (open it in a browser):\n{url}");
     }
+    if let Some(path) = &settings.audit.key_path {
+        let key = gateways::keys::private_key_from_file(path)
+            .with_context(|| format!("PAYLEDGER_AUDIT_KEY_PATH: cannot read {}", path.display()))?;
+        service.state.audit_key = Some(std::sync::Arc::new(key));
+    }
+    tokio::spawn(payledger::audit::anchor::log_heads(
+        service.state.store.read.clone(),
+        settings.audit.anchor_interval,
+    ));
     service.spawn_reconciler(settings.reconciler);
     service.spawn_merchant(&settings.merchant).await?;
     service
@@ -347,6 +382,189 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
             println!("{total} differences");
         }
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `payledger migrate --print-grants | --apply-grants`: the application role's privileges.
+async fn grants(store: &Store, role: Option<&str>, apply: bool) -> anyhow::Result<ExitCode> {
+    if store.dialect() != store::Dialect::Postgres {
+        eprintln!("roles and grants exist on PostgreSQL only");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    }
+    let Some(role) = role else {
+        eprintln!("name the application role with --app-role or PAYLEDGER_APP_ROLE");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    };
+    let statements = match store::grants::grant_statements(role) {
+        Ok(statements) => statements,
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    if apply {
+        store::grants::apply_grants(&store.read, role).await?;
+        println!("granted the application role {role} what the server needs");
+    } else {
+        for statement in statements {
+            println!("{statement};");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `payledger export`: the history at an instant on standard output; 2 on bad input.
+async fn export(
+    store: &Store,
+    as_of: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    format: &str,
+) -> anyhow::Result<ExitCode> {
+    let instant = |name: &str, text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|at| at.with_timezone(&chrono::Utc))
+            .map_err(|_| format!("--{name}: `{text}` is not an RFC 3339 instant"))
+    };
+    let window = (|| {
+        Ok::<_, String>(payledger::audit::export::Window {
+            as_of: instant("as-of", as_of)?,
+            from: from.map(|text| instant("from", text)).transpose()?,
+            to: to.map(|text| instant("to", text)).transpose()?,
+        })
+    })();
+    let window = match window {
+        Ok(window) => window,
+        Err(problem) => {
+            eprintln!("{problem}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let format = if format == "json" {
+        payledger::audit::export::Format::Json
+    } else {
+        payledger::audit::export::Format::Csv
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let exported = payledger::audit::export::export(&store.read, window, format, &mut out).await?;
+    eprintln!(
+        "exported {} entries as of {}, built from position {}",
+        exported.entries, window.as_of, exported.head_position
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `payledger verify`: 0 intact, 1 problems (each printed with its position), 2 bad input.
+async fn verify(
+    store: &Store,
+    anchor: Option<&std::path::Path>,
+    audit_key: Option<&std::path::Path>,
+    gateway_keys: &[std::path::PathBuf],
+) -> anyhow::Result<ExitCode> {
+    let audit_key = match audit_key.map(gateways::keys::public_key_material_from_file) {
+        None => None,
+        Some(Ok(material)) => Some(material.key),
+        Some(Err(error)) => {
+            eprintln!("audit key: {error}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let anchor = match anchor
+        .map(|path| payledger::audit::anchor::read_file(path, audit_key.as_ref()))
+        .transpose()
+    {
+        Ok(anchor) => anchor,
+        Err(error) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let mut paths = gateway_keys.to_vec();
+    for variable in GATEWAY_KEY_VARIABLES {
+        if let Some(path) = std::env::var_os(variable).filter(|path| !path.is_empty()) {
+            paths.push(path.into());
+        }
+    }
+    let mut keys = Vec::new();
+    for path in &paths {
+        match gateways::keys::public_key_material_from_file(path) {
+            Ok(material) => keys.push(material.key),
+            Err(error) => {
+                eprintln!("gateway key {}: {error}", path.display());
+                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            }
+        }
+    }
+    let mut evidence = payledger::audit::evidence::EvidenceCheck::new(keys);
+    let report = payledger::audit::verify(
+        &store.read,
+        store.dialect(),
+        anchor,
+        &mut evidence,
+        verify_progress_line(),
+    )
+    .await?;
+    println!(
+        "evidence: {} webhook(s) verified again, {} unsigned gateway answer(s) compared, \
+         {} signed by a protocol not verified again yet",
+        evidence.reverified, evidence.unsigned, evidence.not_reverified
+    );
+    let head_hash = report.head_hash.map_or_else(
+        || "none".to_owned(),
+        |hash| projections::chain::to_hex(&hash),
+    );
+    println!(
+        "verified {} events; head: position {} hash {head_hash}",
+        report.events, report.head_position
+    );
+    if report.is_clean() {
+        println!("the log is intact");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &report.problems {
+        println!("  PROBLEM {problem}");
+    }
+    println!(
+        "{} problem(s) ({} listed)",
+        report.problems_total,
+        report.problems.len()
+    );
+    Ok(ExitCode::FAILURE)
+}
+
+/// Where the configured gateway public keys are, for `payledger verify`.
+const GATEWAY_KEY_VARIABLES: [&str; 3] = [
+    "PINGPP_PUBLIC_KEY_PATH",
+    "ALIPAY_PUBLIC_KEY_PATH",
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_PATH",
+];
+
+/// Exit status of a command given input it cannot use (a missing or malformed file).
+const EXIT_BAD_INPUT: u8 = 2;
+
+/// A progress line on stderr every [`PROGRESS_EVERY`] events of a verify walk.
+fn verify_progress_line() -> impl FnMut(payledger::audit::VerifyProgress) {
+    let started = std::time::Instant::now();
+    let mut next = PROGRESS_EVERY;
+    move |progress| {
+        if progress.events < next {
+            return;
+        }
+        next = (progress.events / PROGRESS_EVERY + 1) * PROGRESS_EVERY;
+        let seconds = started.elapsed().as_secs_f64();
+        let rate = if seconds > 0.0 {
+            format!(
+                "{:.0}",
+                f64::from(u32::try_from(progress.events).unwrap_or(u32::MAX)) / seconds
+            )
+        } else {
+            "-".to_owned()
+        };
+        eprintln!(
+            "verify: {} events, position {} of {}, {rate} events/s",
+            progress.events, progress.position, progress.head
+        );
     }
 }
 

@@ -46,6 +46,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Wakes this process's merchant webhook senders (new or retried deliveries).
     pub outbound: Arc<tokio::sync::Notify>,
+    /// Signs the published head (`PAYLEDGER_AUDIT_KEY_PATH`); None: heads go out unsigned.
+    pub audit_key: Option<Arc<rsa::RsaPrivateKey>>,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
             checkout: Arc::default(),
             public_url: Arc::from(""),
             outbound: Arc::default(),
+            audit_key: None,
         }
     }
 }

@@ -34,6 +34,12 @@ pub fn sandbox_merchant_key() -> &'static RsaPrivateKey {
     KEY.get_or_init(|| keys::generate().unwrap())
 }
 
+/// The key that signs the published head (`PAYLEDGER_AUDIT_KEY_PATH` in production).
+pub fn audit_key() -> &'static RsaPrivateKey {
+    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| keys::generate().unwrap())
+}
+
 /// The in-process sandbox with the test keys, every channel speaking Ping++'s protocol.
 pub fn sandbox_setup(base: &str) -> GatewaySetup {
     let mut gateway = GatewayConfig::from_lookup(|_| None, base).unwrap();
@@ -190,6 +196,7 @@ impl App {
             .await
             .unwrap();
         service.state.quota = std::sync::Arc::new(CreationQuota::new(QuotaSettings::unbounded()));
+        service.state.audit_key = Some(std::sync::Arc::new(audit_key().clone()));
         configure(&mut service.state);
         if let Some(merchant) = merchant {
             service.spawn_merchant(merchant).await.unwrap();
@@ -225,6 +232,18 @@ impl App {
             .client
             .get(self.url(path))
             .bearer_auth(self.token(user, Role::User))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get_as_admin(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(self.token("auditor", Role::Admin))
             .send()
             .await
             .unwrap();

@@ -104,7 +104,7 @@ on_both_stores! {
         let gateway = app.state.gateway_for(aggregates::Channel::AlipayQr).unwrap();
         let answer = gateway.retrieve_charge(&charge).await.unwrap();
         let event = GatewayEvent::ChargeSucceeded { event_id, charge: answer };
-        let settled = settlement::settle(&app.state, gateway.provider(), &event, "{}", Source::Reconciler, "test")
+        let settled = settlement::settle(&app.state, gateway.provider(), &event, &settlement::Evidence::unsigned_summary(b"{}"), Source::Reconciler, "test")
             .await
             .unwrap();
         assert_eq!(settled.outcome, Outcome::Duplicate);

@@ -203,6 +203,17 @@ pub fn public_key_to_bare_base64(key: &RsaPublicKey) -> Result<String, KeyError>
         .map_err(|error| KeyError::Generate(error.to_string()))
 }
 
+/// The fingerprint of a public key: lowercase hex SHA-256 of its SubjectPublicKeyInfo DER,
+/// the same whatever form (PEM, bare base64, certificate) the key was read from.
+pub fn fingerprint(key: &RsaPublicKey) -> Result<String, KeyError> {
+    use sha2::Digest;
+    let der = key
+        .to_public_key_der()
+        .map_err(|error| KeyError::Generate(error.to_string()))?;
+    let digest = sha2::Sha256::digest(der.as_bytes());
+    Ok(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

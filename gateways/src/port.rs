@@ -280,6 +280,44 @@ impl GatewayError {
     }
 }
 
+/// What is kept with a verified webhook's raw bytes so that it can be verified again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEvidence {
+    /// The protocol whose rules verified it: `pingpp`, `alipay` or `wechatpay`.
+    pub protocol: &'static str,
+    /// The headers that carry the signature (lowercase names), values as received.
+    pub signature_headers: Vec<(String, String)>,
+    /// Hex SHA-256 of the verifying key's SubjectPublicKeyInfo DER
+    /// ([`crate::keys::fingerprint`]).
+    pub key_fingerprint: Option<String>,
+}
+
+impl WebhookEvidence {
+    /// The evidence of a webhook verified under `protocol` with `key`, keeping the headers
+    /// named in `signature_headers`.
+    pub fn new(
+        protocol: &'static str,
+        key: Option<&rsa::RsaPublicKey>,
+        headers: &WebhookHeaders,
+        signature_headers: &[&str],
+    ) -> Self {
+        let mut kept = Vec::new();
+        for name in signature_headers {
+            for value in headers.get_all(name) {
+                kept.push((
+                    (*name).to_owned(),
+                    String::from_utf8_lossy(value).into_owned(),
+                ));
+            }
+        }
+        Self {
+            protocol,
+            signature_headers: kept,
+            key_fingerprint: key.and_then(|key| crate::keys::fingerprint(key).ok()),
+        }
+    }
+}
+
 /// A payment gateway.
 #[async_trait::async_trait]
 pub trait PaymentGateway: Send + Sync {
@@ -312,6 +350,11 @@ pub trait PaymentGateway: Send + Sync {
         headers: &WebhookHeaders,
         body: &[u8],
     ) -> Result<GatewayEvent, WebhookRejection>;
+
+    /// What to keep of a webhook this gateway verified, besides its raw bytes, so that it can
+    /// be verified again later: the protocol, the headers carrying the signature, and the
+    /// fingerprint of the key that verified it.
+    fn webhook_evidence(&self, headers: &WebhookHeaders) -> WebhookEvidence;
 
     /// The answer the provider expects for a delivery that fared as `verdict`. Answer
     /// `Recorded` only once the event is durable: every provider stops resending on it.

@@ -4,6 +4,7 @@
 //! are a disposable function of the log that a replay can rebuild and check at any time.
 
 pub mod batch;
+pub mod chain;
 pub mod error;
 pub mod log;
 pub mod membership;

@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, each handler thin.
 
+mod audit;
 mod body;
 mod checkout;
 pub mod client_ip;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/webhook-deliveries/{id}/retry",
             post(webhook_endpoints::retry),
         )
+        .route("/v1/audit/head", get(audit::head))
         .route(
             "/v1/webhooks/{provider}",
             post(webhooks::receive)

@@ -68,12 +68,18 @@ pub async fn receive(
             ));
         }
     };
-    let raw = String::from_utf8_lossy(&body);
+    let kept = gateway.webhook_evidence(&webhook_headers);
+    let evidence = settlement::Evidence {
+        body: &body,
+        protocol: kept.protocol,
+        signature_headers: &kept.signature_headers,
+        key_fingerprint: kept.key_fingerprint.as_deref(),
+    };
     let settled = settlement::settle(
         &state,
         gateway.provider(),
         &event,
-        &raw,
+        &evidence,
         Source::Webhook,
         &request_id(&headers),
     )

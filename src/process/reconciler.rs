@@ -577,7 +577,7 @@ async fn settle_paid(
         state,
         provider,
         &event,
-        &raw,
+        &settlement::Evidence::unsigned_summary(raw.as_bytes()),
         Source::Reconciler,
         request_id,
     )

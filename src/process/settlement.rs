@@ -91,8 +91,39 @@ pub enum SettlementError {
     Append(String),
 }
 
+/// What a gateway fact rests on, kept (append-only) with the events it leads to.
+#[derive(Debug, Clone, Copy)]
+pub struct Evidence<'a> {
+    /// The exact bytes received.
+    pub body: &'a [u8],
+    /// `pingpp`, `alipay`, `wechatpay` for a verified webhook; [`SUMMARY_PROTOCOL`] for the
+    /// ledger's summary of a gateway's answer to a query.
+    pub protocol: &'a str,
+    /// The headers that carried the signature, as received.
+    pub signature_headers: &'a [(String, String)],
+    /// The verifying key's fingerprint; None: unsigned.
+    pub key_fingerprint: Option<&'a str>,
+}
+
+/// The protocol recorded for facts learnt from a gateway's answer to a query: the body is the
+/// ledger's summary of the answer, which nobody signed.
+pub const SUMMARY_PROTOCOL: &str = "summary";
+
+impl<'a> Evidence<'a> {
+    /// Unsigned evidence: the ledger's summary of a gateway's answer.
+    pub fn unsigned_summary(body: &'a [u8]) -> Self {
+        Self {
+            body,
+            protocol: SUMMARY_PROTOCOL,
+            signature_headers: &[],
+            key_fingerprint: None,
+        }
+    }
+}
+
 /// Settles one verified event from `provider` (the name its gateway records, part of the
-/// inbox key with the event id). `raw` is the body as received, kept for audit.
+/// inbox key with the event id). `evidence` holds the body as received; it is kept with the
+/// events it leads to.
 ///
 /// One transaction per fact: the order's new events, the membership they activate or take
 /// back, the views, and the inbox row with the event's outcome commit together. A redelivery
@@ -101,10 +132,12 @@ pub async fn settle(
     state: &AppState,
     provider: &str,
     event: &GatewayEvent,
-    raw: &str,
+    evidence: &Evidence<'_>,
     source: Source,
     request_id: &str,
 ) -> Result<Settled, SettlementError> {
+    let raw = String::from_utf8_lossy(evidence.body);
+    let raw = raw.as_ref();
     let event_id = event.event_id().to_string();
     if let Some(landed) = state.settled.get(provider, &event_id) {
         return Ok(Settled {
@@ -173,7 +206,7 @@ pub async fn settle(
             outcome: Outcome::Applied,
             position: None,
         };
-        match settle_once(state, &id, command.clone(), &metadata, inbox).await {
+        match settle_once(state, &id, command.clone(), &metadata, inbox, evidence).await {
             Ok(settled) => break settled,
             Err(Attempt::Conflict) if attempt < COMMAND_RETRIES_MAX => {
                 tokio::time::sleep(backoff + jitter(backoff)).await;
@@ -265,6 +298,7 @@ pub async fn settle_refund_answer(
         "failure_code": facts.failure_code,
     })
     .to_string();
+    let evidence = Evidence::unsigned_summary(raw.as_bytes());
     let event = match refund_state {
         RefundState::Pending => return Ok(None),
         RefundState::Succeeded => GatewayEvent::RefundSucceeded {
@@ -276,7 +310,7 @@ pub async fn settle_refund_answer(
             refund: facts,
         },
     };
-    settle(state, provider, &event, &raw, source, request_id)
+    settle(state, provider, &event, &evidence, source, request_id)
         .await
         .map(Some)
 }
@@ -288,6 +322,7 @@ async fn settle_once(
     command: OrderCommand,
     metadata: &EventMetadata,
     mut inbox: InboxRow<'_>,
+    evidence: &Evidence<'_>,
 ) -> Result<(Outcome, Appended), Attempt<std::convert::Infallible>> {
     let store = &state.store;
     let mut transaction = store.begin_write().await?;
@@ -330,6 +365,16 @@ async fn settle_once(
     let appended = append::append(&mut transaction, store.dialect(), &streams, metadata).await?;
     inbox.position = appended.events.last().map(|event| event.position);
     record(&mut transaction, &inbox).await?;
+    if let (Some(first), Some(last)) = (appended.events.first(), appended.events.last()) {
+        keep_evidence(
+            &mut transaction,
+            &inbox,
+            evidence,
+            first.position,
+            last.position,
+        )
+        .await?;
+    }
     let orders = Store::order_views(&mut transaction, &appended).await?;
     transaction.commit().await?;
     store.published(&appended, orders);
@@ -688,6 +733,34 @@ struct InboxRow<'a> {
     outcome: Outcome,
     /// The log position of the last event it led to.
     position: Option<i64>,
+}
+
+/// Keeps what the events at `first..=last` rest on.
+async fn keep_evidence(
+    connection: &mut AnyConnection,
+    inbox: &InboxRow<'_>,
+    evidence: &Evidence<'_>,
+    first: i64,
+    last: i64,
+) -> Result<(), sqlx::Error> {
+    let headers = serde_json::to_string(evidence.signature_headers).unwrap_or_default();
+    sqlx::query(
+        "INSERT INTO gateway_evidence (provider, event_id, protocol, body, signature_headers, \
+         key_fingerprint, first_position, last_position, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(inbox.provider)
+    .bind(inbox.event.event_id().to_string())
+    .bind(evidence.protocol)
+    .bind(evidence.body.to_vec())
+    .bind(headers)
+    .bind(evidence.key_fingerprint.map(ToOwned::to_owned))
+    .bind(first)
+    .bind(last)
+    .bind(projections::schema::timestamp(&Utc::now()))
+    .execute(connection)
+    .await?;
+    Ok(())
 }
 
 /// Upserts the event's row in the inbox. A redelivery counts a delivery; a final outcome is

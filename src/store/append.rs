@@ -1,13 +1,14 @@
 //! Appending to the log: everything one fact changes, in the caller's transaction.
 //!
 //! A commit numbers its events from the log's head under the log lock (the trigger checks the
-//! numbering), writes snapshots that fell due, and applies every view to the new events in
-//! the same transaction, so a fact and what it means for the read side commit or vanish
-//! together. Views are applied only when they stood exactly at the head before this commit (a
+//! numbering), links each to the one before it in the hash chain (`projections::chain`),
+//! writes snapshots that fell due, and applies every view to the new events in the same
+//! transaction, so a fact and what it means for the read side commit or vanish together. Views are applied only when they stood exactly at the head before this commit (a
 //! compare-and-set on their checkpoint); when they are behind (just rebuilt, or being caught
 //! up), the catch-up projector applies these events with the rest. On PostgreSQL the commit
 //! also notifies `LOG_CHANNEL`, so other processes' followers wake without polling.
 
+use projections::chain;
 use projections::log::{RawEvent, StoredEvent};
 use projections::projector::PROJECTOR_NAME;
 use projections::Tables;
@@ -107,11 +108,14 @@ pub async fn append(
             .execute(&mut *connection)
             .await?;
     }
-    let head: i64 =
-        sqlx::query("SELECT CAST(coalesce(max(position), 0) AS BIGINT) AS head FROM events")
-            .fetch_one(&mut *connection)
-            .await?
-            .try_get("head")?;
+    // The head's link is read with its position, under the same lock: the chain follows
+    // position order. A head stored without a link (a log written before the chain, or rows
+    // inserted by hand) is linked first, once.
+    let (head, head_hash) = chain::head_in(&mut *connection).await?;
+    let mut previous = match head_hash.as_deref().and_then(chain::as_hash) {
+        Some(hash) => hash,
+        None => chain::link_unlinked_tail(&mut *connection).await?.1,
+    };
 
     let mut rows = Vec::with_capacity(count);
     let mut position = head;
@@ -131,7 +135,14 @@ pub async fn append(
             });
         }
     }
-    insert_rows(connection, dialect, &mut rows, &metadata_text).await?;
+    let hashes: Vec<chain::Hash> = rows
+        .iter()
+        .map(|row| {
+            previous = chain::link(&previous, row);
+            previous
+        })
+        .collect();
+    insert_rows(connection, dialect, &mut rows, &hashes, &metadata_text).await?;
     for stream in streams {
         if let Some(snapshot) = &stream.snapshot {
             save_snapshot(connection, dialect, stream, snapshot).await?;
@@ -161,6 +172,7 @@ async fn insert_rows(
     connection: &mut AnyConnection,
     dialect: Dialect,
     rows: &mut [RawEvent],
+    hashes: &[chain::Hash],
     metadata_text: &str,
 ) -> Result<(), AppendError> {
     let json = match dialect {
@@ -169,9 +181,9 @@ async fn insert_rows(
     };
     let mut values = Vec::with_capacity(rows.len());
     for index in 0..rows.len() {
-        let base = index * 8;
+        let base = index * 9;
         values.push(format!(
-            "(${}, ${}, ${}, ${}, ${}, {}, {}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, {}, {}, ${}, ${})",
             base + 1,
             base + 2,
             base + 3,
@@ -180,15 +192,16 @@ async fn insert_rows(
             json(base + 6),
             json(base + 7),
             base + 8,
+            base + 9,
         ));
     }
     let sql = format!(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
-         payload, metadata, position) VALUES {} RETURNING position, CAST(recorded_at AS TEXT) AS recorded_at",
+         payload, metadata, position, hash) VALUES {} RETURNING position, CAST(recorded_at AS TEXT) AS recorded_at",
         values.join(", ")
     );
     let mut query = sqlx::query(&sql);
-    for row in rows.iter() {
+    for (row, hash) in rows.iter().zip(hashes) {
         query = query
             .bind(row.aggregate_type.clone())
             .bind(row.aggregate_id.clone())
@@ -197,7 +210,8 @@ async fn insert_rows(
             .bind(row.event_version.clone())
             .bind(row.payload.to_string())
             .bind(metadata_text.to_owned())
-            .bind(row.position);
+            .bind(row.position)
+            .bind(hash.to_vec());
     }
     let stamped = query.fetch_all(&mut *connection).await?;
     for stamp in stamped {

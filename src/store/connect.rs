@@ -48,6 +48,12 @@ pub enum StoreError {
         #[source]
         source: projections::ProjectionError,
     },
+    #[error("linking the hash chain of the {kind} database failed: {source}")]
+    Chain {
+        kind: &'static str,
+        #[source]
+        source: projections::LogError,
+    },
     #[error("migrating the {kind} database failed: {source}")]
     Migrate {
         kind: &'static str,
@@ -232,10 +238,31 @@ pub async fn migrate(store: &Store) -> Result<(), StoreError> {
         Backend::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
     };
     result.map_err(|source| StoreError::Migrate { kind, source })?;
+    link_chain(store)
+        .await
+        .map_err(|source| StoreError::Chain { kind, source })?;
     projections::Projector::new(store.read.clone(), projections::Tables::live())
         .prepare()
         .await
         .map_err(|source| StoreError::Views { kind, source })
+}
+
+/// Links the rows at the top of the log stored without a hash (a log written before the hash
+/// chain existed gets its chain here, once), under the log lock. Returns how many it linked.
+pub async fn link_chain(store: &Store) -> Result<u64, projections::LogError> {
+    let mut transaction = store.begin_write().await?;
+    if store.dialect() == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(super::append::LOG_LOCK_KEY)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    let (linked, _) = projections::chain::link_unlinked_tail(&mut transaction).await?;
+    transaction.commit().await?;
+    if linked > 0 {
+        tracing::info!(linked, "linked the events stored before the hash chain");
+    }
+    Ok(linked)
 }
 
 fn create_parent_dir(url: &str) -> Result<(), StoreError> {

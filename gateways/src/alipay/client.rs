@@ -446,6 +446,16 @@ impl PaymentGateway for AlipayClient {
         )
     }
 
+    /// Alipay signs inside the form body (`sign`): no header carries the signature.
+    fn webhook_evidence(&self, headers: &WebhookHeaders) -> crate::port::WebhookEvidence {
+        crate::port::WebhookEvidence::new(
+            "alipay",
+            Some(&self.settings.alipay_public_key),
+            headers,
+            &[],
+        )
+    }
+
     fn webhook_reply(&self, verdict: WebhookVerdict<'_>) -> WebhookReply {
         notify::reply(verdict)
     }

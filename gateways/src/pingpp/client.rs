@@ -525,6 +525,15 @@ impl PaymentGateway for PingppClient {
         webhook::verify_and_parse(&self.webhook_public_key, headers, body)
     }
 
+    fn webhook_evidence(&self, headers: &WebhookHeaders) -> crate::port::WebhookEvidence {
+        crate::port::WebhookEvidence::new(
+            "pingpp",
+            Some(&self.webhook_public_key),
+            headers,
+            &[wire::WEBHOOK_SIGNATURE_HEADER],
+        )
+    }
+
     fn webhook_reply(&self, verdict: WebhookVerdict<'_>) -> WebhookReply {
         webhook::reply(verdict)
     }

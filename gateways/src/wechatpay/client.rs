@@ -419,6 +419,26 @@ impl PaymentGateway for WechatPayClient {
         )
     }
 
+    /// The platform key is the one the `Wechatpay-Serial` header names.
+    fn webhook_evidence(&self, headers: &WebhookHeaders) -> crate::port::WebhookEvidence {
+        use super::sign::{NONCE_HEADER, SERIAL_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+        let key = headers
+            .get(SERIAL_HEADER)
+            .and_then(|serial| std::str::from_utf8(serial).ok())
+            .and_then(|serial| self.settings.platform_keys.get(serial));
+        crate::port::WebhookEvidence::new(
+            "wechatpay",
+            key,
+            headers,
+            &[
+                TIMESTAMP_HEADER,
+                NONCE_HEADER,
+                SIGNATURE_HEADER,
+                SERIAL_HEADER,
+            ],
+        )
+    }
+
     fn webhook_reply(&self, verdict: WebhookVerdict<'_>) -> WebhookReply {
         notify::reply(verdict)
     }

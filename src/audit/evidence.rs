@@ -1,0 +1,357 @@
+//! Gateway evidence, checked by `payledger verify`: every money event that comes from a
+//! gateway must rest on evidence kept with it, the evidence must verify again with a
+//! configured gateway key, and it must name the same order, charge (or refund) and amount.
+
+use aggregates::{Money, OrderEvent};
+use gateways::{GatewayEvent, WebhookHeaders};
+use projections::chain::ChainedRow;
+use projections::log::StoredEvent;
+use projections::LedgerEvent;
+use rsa::RsaPublicKey;
+use sqlx::{AnyPool, Row};
+
+use super::verify::{PageCheck, Problem, ProblemKind, VerifyError};
+use crate::process::settlement::SUMMARY_PROTOCOL;
+
+/// Event types that record money the gateway reported moving (or a refund it settled).
+pub const GATEWAY_MONEY_EVENTS: [&str; 6] = [
+    "PaymentConfirmed",
+    "PaymentAmountMismatch",
+    "LatePaymentReceived",
+    "DuplicatePaymentReceived",
+    "Refunded",
+    "RefundFailed",
+];
+
+/// One kept piece of evidence.
+struct Kept {
+    event_id: String,
+    protocol: String,
+    body: Vec<u8>,
+    signature_headers: String,
+    key_fingerprint: Option<String>,
+    first_position: i64,
+    last_position: i64,
+}
+
+/// Checks the evidence of each page's gateway money events.
+pub struct EvidenceCheck {
+    keys: Vec<(String, RsaPublicKey)>,
+    since: Option<i64>,
+    /// Evidence verified again with a configured key.
+    pub reverified: u64,
+    /// Evidence nobody signed (the ledger's summary of a gateway's answer): its facts were
+    /// compared, no signature could be.
+    pub unsigned: u64,
+    /// Signed evidence of a protocol whose signature this build does not check again yet.
+    pub not_reverified: u64,
+}
+
+impl EvidenceCheck {
+    /// Re-verifies with `keys` (the configured gateway public keys).
+    pub fn new(keys: Vec<RsaPublicKey>) -> Self {
+        let keys = keys
+            .into_iter()
+            .filter_map(|key| {
+                gateways::keys::fingerprint(&key)
+                    .ok()
+                    .map(|fingerprint| (fingerprint, key))
+            })
+            .collect();
+        Self {
+            keys,
+            since: None,
+            reverified: 0,
+            unsigned: 0,
+            not_reverified: 0,
+        }
+    }
+
+    async fn since(&mut self, pool: &AnyPool) -> Result<i64, VerifyError> {
+        if let Some(since) = self.since {
+            return Ok(since);
+        }
+        let row = sqlx::query("SELECT after_position FROM gateway_evidence_since")
+            .fetch_optional(pool)
+            .await?;
+        let since = match row {
+            Some(row) => row.try_get("after_position")?,
+            None => 0,
+        };
+        self.since = Some(since);
+        Ok(since)
+    }
+
+    /// What is wrong with `kept` as the evidence of `event` (None: it vouches for it).
+    fn judge(&mut self, kept: &Kept, aggregate_id: &str, event: &OrderEvent) -> Option<String> {
+        if kept.protocol == SUMMARY_PROTOCOL {
+            self.unsigned += 1;
+            return summary_disagrees(&kept.body, aggregate_id, event);
+        }
+        let Some(fingerprint) = &kept.key_fingerprint else {
+            return Some(format!(
+                "{} evidence without the fingerprint of the key that verified it",
+                kept.protocol
+            ));
+        };
+        let Some((_, key)) = self.keys.iter().find(|(known, _)| known == fingerprint) else {
+            return Some(format!(
+                "no configured gateway key has fingerprint {fingerprint}, so it cannot be verified again"
+            ));
+        };
+        let said = match kept.protocol.as_str() {
+            "pingpp" => {
+                let pairs: Vec<(String, String)> =
+                    serde_json::from_str(&kept.signature_headers).unwrap_or_default();
+                let headers: WebhookHeaders = pairs
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), value.as_bytes().to_vec()))
+                    .collect();
+                gateways::pingpp::webhook::verify_and_parse(key, &headers, &kept.body)
+            }
+            // The signature is inside the form; our app id was checked when it arrived, so
+            // the notification is read with its own.
+            "alipay" => gateways::alipay::notify::verify(key, &kept.body).and_then(|params| {
+                let app_id = params.get("app_id").cloned().unwrap_or_default();
+                gateways::alipay::notify::event_from_params(&params, &app_id)
+                    .map_err(gateways::WebhookRejection::Malformed)
+            }),
+            // WeChat Pay's facts are encrypted with the APIv3 key, which verify does not hold.
+            _ => {
+                self.not_reverified += 1;
+                return None;
+            }
+        };
+        let said = match said {
+            Ok(said) => said,
+            Err(rejection) => {
+                return Some(format!(
+                    "the kept webhook does not verify again ({})",
+                    rejection.code()
+                ))
+            }
+        };
+        self.reverified += 1;
+        if said.event_id().as_str() != kept.event_id {
+            return Some(format!(
+                "the kept webhook is event {}, the evidence row says {}",
+                said.event_id(),
+                kept.event_id
+            ));
+        }
+        webhook_disagrees(&said, aggregate_id, event)
+    }
+}
+
+impl PageCheck for EvidenceCheck {
+    async fn check(
+        &mut self,
+        pool: &AnyPool,
+        page: &[ChainedRow],
+        report: &mut Vec<Problem>,
+    ) -> Result<(), VerifyError> {
+        let since = self.since(pool).await?;
+        let money: Vec<&ChainedRow> = page
+            .iter()
+            .filter(|row| row.raw.position > since && needs_evidence(row))
+            .collect();
+        let (Some(first), Some(last)) = (money.first(), money.last()) else {
+            return Ok(());
+        };
+        let kept = read_kept(pool, first.raw.position, last.raw.position).await?;
+        for row in money {
+            let position = row.raw.position;
+            let Some(evidence) = kept
+                .iter()
+                .find(|kept| kept.first_position <= position && position <= kept.last_position)
+            else {
+                report.push(Problem {
+                    position,
+                    kind: ProblemKind::MissingEvidence {
+                        event_type: row.raw.event_type.clone(),
+                    },
+                });
+                continue;
+            };
+            let decoded = StoredEvent::decode(row.raw.clone())?;
+            let LedgerEvent::Order(event) = &decoded.event else {
+                continue;
+            };
+            if let Some(detail) = self.judge(evidence, &row.raw.aggregate_id, event) {
+                report.push(Problem {
+                    position,
+                    kind: ProblemKind::BadEvidence { detail },
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Gateway money events need evidence; a `RefundFailed` without a gateway event id released a
+/// refund the gateway refused at once (no money moved, nothing was received to keep).
+fn needs_evidence(row: &ChainedRow) -> bool {
+    let event_type = row.raw.event_type.as_str();
+    if !GATEWAY_MONEY_EVENTS.contains(&event_type) || row.raw.aggregate_type != "order" {
+        return false;
+    }
+    if event_type == "RefundFailed" {
+        return row.raw.payload[event_type]["gateway_event_id"].is_string();
+    }
+    true
+}
+
+async fn read_kept(pool: &AnyPool, from: i64, to: i64) -> Result<Vec<Kept>, VerifyError> {
+    let rows = sqlx::query(
+        "SELECT event_id, protocol, body, signature_headers, key_fingerprint, first_position, \
+         last_position FROM gateway_evidence WHERE first_position <= $2 AND last_position >= $1 \
+         ORDER BY first_position",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows {
+        kept.push(Kept {
+            event_id: row.try_get("event_id")?,
+            protocol: row.try_get("protocol")?,
+            body: row.try_get("body")?,
+            signature_headers: row.try_get("signature_headers")?,
+            key_fingerprint: row.try_get("key_fingerprint")?,
+            first_position: row.try_get("first_position")?,
+            last_position: row.try_get("last_position")?,
+        });
+    }
+    Ok(kept)
+}
+
+/// The charge and amount an order money event records, or the refund and amount.
+enum Claimed<'a> {
+    Charge {
+        charge_id: &'a str,
+        amount: &'a Money,
+    },
+    Refund {
+        refund_id: String,
+        amount: Option<&'a Money>,
+    },
+}
+
+fn claimed(event: &OrderEvent) -> Option<Claimed<'_>> {
+    Some(match event {
+        OrderEvent::PaymentConfirmed {
+            charge_id, amount, ..
+        }
+        | OrderEvent::LatePaymentReceived {
+            charge_id, amount, ..
+        }
+        | OrderEvent::DuplicatePaymentReceived {
+            charge_id, amount, ..
+        }
+        | OrderEvent::PaymentAmountMismatch {
+            charge_id,
+            received: amount,
+            ..
+        } => Claimed::Charge {
+            charge_id: charge_id.as_str(),
+            amount,
+        },
+        OrderEvent::Refunded {
+            refund_id, amount, ..
+        } => Claimed::Refund {
+            refund_id: refund_id.to_string(),
+            amount: Some(amount),
+        },
+        OrderEvent::RefundFailed { refund_id, .. } => Claimed::Refund {
+            refund_id: refund_id.to_string(),
+            amount: None,
+        },
+        _ => return None,
+    })
+}
+
+/// Where a verified webhook disagrees with the event it is the evidence of.
+fn webhook_disagrees(said: &GatewayEvent, order_id: &str, event: &OrderEvent) -> Option<String> {
+    match (said, claimed(event)?) {
+        (GatewayEvent::ChargeSucceeded { charge, .. }, Claimed::Charge { charge_id, amount }) => {
+            let order = gateways::order_id_from_order_no(&charge.order_no).map(|id| id.to_string());
+            if order.as_deref() != Some(order_id) {
+                Some(format!(
+                    "the gateway names order_no {}, which is not order {order_id}",
+                    charge.order_no
+                ))
+            } else if charge.charge_id.as_str() != charge_id {
+                Some(format!(
+                    "the gateway names charge {}, the event {charge_id}",
+                    charge.charge_id
+                ))
+            } else if &charge.amount != amount {
+                Some(format!(
+                    "the gateway says {} {}, the event {} {}",
+                    charge.amount.amount_minor(),
+                    charge.amount.currency().code(),
+                    amount.amount_minor(),
+                    amount.currency().code()
+                ))
+            } else {
+                None
+            }
+        }
+        (
+            GatewayEvent::RefundSucceeded { refund, .. }
+            | GatewayEvent::RefundFailed { refund, .. },
+            Claimed::Refund { refund_id, amount },
+        ) => {
+            let said_refund = refund
+                .refund_id
+                .map(|id| id.to_string())
+                .unwrap_or_default();
+            if said_refund != refund_id {
+                Some(format!(
+                    "the gateway names refund {said_refund}, the event {refund_id}"
+                ))
+            } else if amount.is_some_and(|amount| &refund.amount != amount) {
+                Some(format!(
+                    "the gateway says {} refunded, the event another amount",
+                    refund.amount.amount_minor()
+                ))
+            } else {
+                None
+            }
+        }
+        (said, _) => Some(format!(
+            "the gateway event is a {}, which does not record this",
+            said.event_type()
+        )),
+    }
+}
+
+/// Where the ledger's summary of a gateway's answer disagrees with the event.
+fn summary_disagrees(body: &[u8], order_id: &str, event: &OrderEvent) -> Option<String> {
+    let Ok(summary) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Some("the kept summary is not JSON".to_owned());
+    };
+    let amount_minor = summary["amount"].as_i64();
+    match claimed(event)? {
+        Claimed::Charge { charge_id, amount } => {
+            if summary["order_id"].as_str() != Some(order_id)
+                || summary["id"].as_str() != Some(charge_id)
+                || amount_minor != Some(amount.amount_minor())
+            {
+                Some("the kept summary names another order, charge or amount".to_owned())
+            } else {
+                None
+            }
+        }
+        Claimed::Refund { refund_id, amount } => {
+            if summary["refund_id"].as_str() != Some(refund_id.as_str())
+                || amount.is_some_and(|amount| amount_minor != Some(amount.amount_minor()))
+            {
+                Some("the kept summary names another refund or amount".to_owned())
+            } else {
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Gateway evidence: every money event from a gateway is kept with the exact bytes it rests
+//! on, and `payledger verify` verifies them again and compares what they say.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use aggregates::{ChargeId, Currency, GatewayEventId, Money, OrderEvent};
+use payledger::audit::evidence::EvidenceCheck;
+use payledger::audit::ProblemKind;
+use projections::chain;
+use projections::log::RawEvent;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use crate::app::{sandbox_key, App};
+use crate::chain::{as_superuser, json_param, verify_with};
+use crate::helpers::{on_both_stores, TestDb};
+
+const VECTOR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/gateways/tests/fixtures/pingpp"
+);
+
+fn vector_key() -> rsa::RsaPublicKey {
+    gateways::keys::public_key_from_file(std::path::Path::new(&format!("{VECTOR}/public_key.pem")))
+        .unwrap()
+}
+
+fn sandbox_check() -> EvidenceCheck {
+    EvidenceCheck::new(vec![sandbox_key().to_public_key()])
+}
+
+/// Appends one row after the head, linked as the writer would (what someone who can write
+/// the table and knows the algorithm can do).
+async fn append_linked(
+    db: &TestDb,
+    aggregate_id: &str,
+    sequence: i64,
+    event: &OrderEvent,
+    gateway_event_id: &str,
+) -> i64 {
+    let mut connection = db.store.read.acquire().await.unwrap();
+    let (head, hash) = chain::head_in(&mut connection).await.unwrap();
+    let raw = RawEvent {
+        position: head + 1,
+        aggregate_type: "order".to_owned(),
+        aggregate_id: aggregate_id.to_owned(),
+        sequence,
+        event_type: event.event_type_name().to_owned(),
+        event_version: "1.1".to_owned(),
+        payload: serde_json::to_value(event).unwrap(),
+        metadata: json!({"request_id": "forged", "actor": "gateway", "source": "webhook",
+                         "gateway_event_id": gateway_event_id, "recorded_at": "2026-11-30T12:00:00.000000Z"}),
+        recorded_at: String::new(),
+    };
+    let link = chain::link(&chain::as_hash(&hash.unwrap()).unwrap(), &raw);
+    let sql = format!(
+        "INSERT INTO events (position, aggregate_type, aggregate_id, sequence, event_type, \
+         event_version, payload, metadata, hash) VALUES ($1, $2, $3, $4, $5, $6, {}, {}, $9)",
+        json_param(db, 7),
+        json_param(db, 8)
+    );
+    sqlx::query(&sql)
+        .bind(raw.position)
+        .bind(raw.aggregate_type.clone())
+        .bind(raw.aggregate_id.clone())
+        .bind(raw.sequence)
+        .bind(raw.event_type.clone())
+        .bind(raw.event_version.clone())
+        .bind(raw.payload.to_string())
+        .bind(raw.metadata.to_string())
+        .bind(link.to_vec())
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    raw.position
+}
+
+fn confirmed(charge_id: &str, amount_minor: i64, event_id: &str) -> OrderEvent {
+    OrderEvent::PaymentConfirmed {
+        charge_id: ChargeId::parse(charge_id).unwrap(),
+        gateway_event_id: Some(GatewayEventId::parse(event_id).unwrap()),
+        amount: Money::new(amount_minor, Currency::Cny).unwrap(),
+        transaction_no: None,
+        paid_at: chrono::Utc::now(),
+        recorded_at: chrono::Utc::now(),
+        membership: None,
+    }
+}
+
+async fn keep(db: &TestDb, body: &[u8], signature: &str, fingerprint: &str, position: i64) {
+    sqlx::query(
+        "INSERT INTO gateway_evidence (provider, event_id, protocol, body, signature_headers, \
+         key_fingerprint, first_position, last_position, received_at) \
+         VALUES ('pingpp', 'evt_eYa58Wd44Glerl8AgfYfd1sL', 'pingpp', $1, $2, $3, $4, $4, 'now')",
+    )
+    .bind(body.to_vec())
+    .bind(json!([["x-pingplusplus-signature", signature]]).to_string())
+    .bind(fingerprint.to_owned())
+    .bind(position)
+    .execute(&db.store.read)
+    .await
+    .unwrap();
+}
+
+on_both_stores! {
+    async fn a_paid_order_keeps_the_exact_webhook_and_it_verifies_again(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let order = app.create_order("alice").await;
+        app.pay(&order, "").await;
+        let id = order["id"].as_str().unwrap();
+        app.poll_until(id, "alice", |order| order["status"] == "paid").await;
+
+        let row = sqlx::query("SELECT protocol, body, signature_headers, key_fingerprint, first_position, \
+                               last_position FROM gateway_evidence")
+            .fetch_one(&db.store.read)
+            .await
+            .unwrap();
+        let body: Vec<u8> = row.try_get("body").unwrap();
+        let sent: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent["type"], "charge.succeeded");
+        assert_eq!(row.try_get::<String, _>("protocol").unwrap(), "pingpp");
+        assert_eq!(
+            row.try_get::<Option<String>, _>("key_fingerprint").unwrap(),
+            Some(gateways::keys::fingerprint(&sandbox_key().to_public_key()).unwrap())
+        );
+        let headers: String = row.try_get("signature_headers").unwrap();
+        assert!(headers.contains("x-pingplusplus-signature"), "{headers}");
+        let paid_at: i64 = sqlx::query("SELECT position FROM events WHERE event_type = 'PaymentConfirmed'")
+            .fetch_one(&db.store.read).await.unwrap().try_get("position").unwrap();
+        assert_eq!(row.try_get::<i64, _>("first_position").unwrap(), paid_at);
+        assert_eq!(row.try_get::<i64, _>("last_position").unwrap(), paid_at + 1, "and the membership");
+
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!(check.reverified, 1);
+
+        // Without the gateway's key the evidence cannot vouch for anything.
+        let report = verify_with(db, None, &mut EvidenceCheck::new(Vec::new())).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, paid_at);
+        assert!(matches!(report.problems[0].kind, ProblemKind::BadEvidence { .. }));
+
+        // Evidence is append-only.
+        assert!(sqlx::query("UPDATE gateway_evidence SET body = $1").bind(b"{}".to_vec())
+            .execute(&db.store.read).await.is_err());
+        assert!(sqlx::query("DELETE FROM gateway_evidence").execute(&db.store.read).await.is_err());
+        app.stop().await;
+    }
+
+    async fn a_hand_inserted_payment_is_reported_as_lacking_evidence(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let order = app.create_order("alice").await;
+        let id = order["id"].as_str().unwrap();
+        let charge = app.charge_of(id).await;
+        // The review's forgery: one PaymentConfirmed for a pending order, chain and all.
+        let forged = append_linked(db, id, 3, &confirmed(&charge, order["amount"].as_i64().unwrap(), "evt_forged0000000001"), "evt_forged0000000001").await;
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert_eq!(report.problems.len(), 1, "the chain holds, only evidence is missing: {:?}", report.problems);
+        assert_eq!(report.problems[0].position, forged);
+        assert_eq!(report.problems[0].kind, ProblemKind::MissingEvidence { event_type: "PaymentConfirmed".to_owned() });
+        app.stop().await;
+    }
+
+    async fn a_genuine_pingpp_webhook_verifies_again_and_must_name_the_same_payment(db: &TestDb) {
+        let body = std::fs::read(format!("{VECTOR}/body.raw")).unwrap();
+        let tampered = std::fs::read(format!("{VECTOR}/body_tampered.raw")).unwrap();
+        let signature = std::fs::read_to_string(format!("{VECTOR}/signature.b64")).unwrap();
+        let fingerprint = gateways::keys::fingerprint(&vector_key()).unwrap();
+        // An order of ours with the vector's charge and amount: its order_no is not ours, so
+        // the evidence must say so even though its signature is genuine.
+        let order_id = uuid::Uuid::new_v4().to_string();
+        let position = append_linked(db, &order_id, 1, &confirmed("ch_bq9IHKnn6GnLzsS0swOujr4x", 100, "evt_eYa58Wd44Glerl8AgfYfd1sL"), "evt_eYa58Wd44Glerl8AgfYfd1sL").await;
+        keep(db, &body, signature.trim(), &fingerprint, position).await;
+        let mut check = EvidenceCheck::new(vec![vector_key()]);
+        let report = verify_with(db, None, &mut check).await;
+        assert_eq!(check.reverified, 1, "{:?}", report.problems);
+        let evidence: Vec<_> = report.problems.iter().filter(|problem| matches!(problem.kind, ProblemKind::BadEvidence { .. })).collect();
+        assert_eq!(evidence.len(), 1, "{:?}", report.problems);
+        assert_eq!(evidence[0].position, position);
+        assert!(evidence[0].to_string().contains("order_no 2015d019f7cf6c0d"), "{}", evidence[0]);
+
+        // The same signature over a body with one byte of the amount changed does not verify.
+        let second = append_linked(db, &order_id, 2, &confirmed("ch_bq9IHKnn6GnLzsS0swOujr4x", 100, "evt_eYa58Wd44Glerl8AgfYfd1sL"), "evt_eYa58Wd44Glerl8AgfYfd1sL").await;
+        keep(db, &tampered, signature.trim(), &fingerprint, second).await;
+        let mut check = EvidenceCheck::new(vec![vector_key()]);
+        let report = verify_with(db, None, &mut check).await;
+        let at_second: Vec<_> = report.problems.iter().filter(|problem| problem.position == second).collect();
+        assert_eq!(at_second.len(), 1, "{:?}", report.problems);
+        assert!(at_second[0].to_string().contains("does not verify again"), "{}", at_second[0]);
+    }
+
+    async fn a_payment_whose_evidence_names_another_amount_is_reported(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let order = app.create_order("alice").await;
+        app.pay(&order, "").await;
+        let id = order["id"].as_str().unwrap();
+        app.poll_until(id, "alice", |order| order["status"] == "paid").await;
+        let position: i64 = sqlx::query("SELECT position FROM events WHERE event_type = 'PaymentConfirmed'")
+            .fetch_one(&db.store.read).await.unwrap().try_get("position").unwrap();
+        let text: String = sqlx::query("SELECT CAST(payload AS TEXT) AS p FROM events WHERE position = $1")
+            .bind(position).fetch_one(&db.store.read).await.unwrap().try_get("p").unwrap();
+        let mut payload: Value = serde_json::from_str(&text).unwrap();
+        payload["PaymentConfirmed"]["amount"]["amount_minor"] = Value::from(1);
+        // Edited and relinked from there, so only the evidence can tell.
+        let sql = format!("UPDATE events SET payload = {} WHERE position = $2", json_param(db, 1));
+        as_superuser(db, &[
+            (&sql, vec![Value::from(payload.to_string()), Value::from(position)]),
+            ("UPDATE events SET hash = NULL WHERE position >= $1", vec![Value::from(position)]),
+        ]).await;
+        payledger::store::link_chain(&db.store).await.unwrap();
+        let report = verify_with(db, None, &mut sandbox_check()).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, position);
+        assert!(report.problems[0].to_string().contains("the gateway says"), "{}", report.problems[0]);
+        app.stop().await;
+    }
+
+    async fn alipay_evidence_verifies_again_with_the_key_that_signed_it(db: &TestDb) {
+        let app = App::spawn_sandbox(db, |setup| {
+            setup.sandbox_protocols.insert(aggregates::Channel::AlipayQr, gateways::routing::ProviderName::Alipay);
+        }).await;
+        let order = app.create_order("alice").await;
+        let sandbox_charge = order["qr_code"].as_str().unwrap().rsplit('/').next().unwrap();
+        app.sandbox.as_ref().unwrap().pay(sandbox_charge, &sandbox::PayOptions::default()).unwrap();
+        let id = order["id"].as_str().unwrap();
+        app.poll_until(id, "alice", |order| order["status"] == "paid").await;
+        let protocol: String = sqlx::query("SELECT protocol FROM gateway_evidence")
+            .fetch_one(&db.store.read).await.unwrap().try_get("protocol").unwrap();
+        assert_eq!(protocol, "alipay");
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.reverified, check.not_reverified), (1, 0));
+        app.stop().await;
+    }
+}
