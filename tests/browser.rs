@@ -25,7 +25,7 @@ use crate::webdriver::Browser;
 /// A phone's width, in CSS pixels.
 const PHONE_WIDTH: u32 = 375;
 const PHONE_HEIGHT: u32 = 812;
-/// The promise: the page shows the payment within this long of it being made.
+/// The checkout's promise: the page shows the payment within this long of it being made.
 const SUCCESS_SHOWN_WITHIN: Duration = Duration::from_secs(3);
 /// How long a page gets to load and ask for its first code.
 const PAGE_READY: Duration = Duration::from_secs(10);
