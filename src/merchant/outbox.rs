@@ -20,9 +20,11 @@ pub const PROCESS_NAME: &str = "merchant_outbox";
 const BATCH_MAX: i64 = 200;
 /// How long the follower waits for the views to move before looking again anyway.
 const IDLE_WAIT: Duration = Duration::from_secs(5);
-/// With no endpoint, how often the follower looks for one; meanwhile its checkpoint follows
-/// the views without reading the log (an endpoint added later starts after the head).
-const ENDPOINTS_RECHECK: Duration = Duration::from_secs(1);
+/// With no endpoint, how often the follower looks for one when nothing wakes it sooner (a
+/// commit, or an endpoint added through this process); meanwhile its checkpoint follows the
+/// views without reading the log (an endpoint added later starts after the head). An idle
+/// server without endpoints so costs one question every few seconds, not one a second.
+const ENDPOINTS_RECHECK: Duration = Duration::from_secs(5);
 /// Pause after a failure before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -59,7 +61,11 @@ pub async fn follow(state: AppState, give_up_after: Duration, senders: Arc<Notif
                         Err(error) => tracing::error!(%error, "moving the merchant outbox failed"),
                     }
                 }
-                tokio::time::sleep(ENDPOINTS_RECHECK).await;
+                let endpoint_added = state.outbound.notified();
+                tokio::select! {
+                    () = endpoint_added => {}
+                    _ = state.views.wait_past(views_at, ENDPOINTS_RECHECK) => {}
+                }
             }
             Err(error) => {
                 tracing::error!(%error, "the merchant outbox failed; retrying");
