@@ -264,6 +264,31 @@ impl App {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Posts `body` to the Ping++ webhook path with each of `signatures` as a signature
+    /// header; the answer carries what the ledger made of it (the `X-Webhook-Outcome` header)
+    /// as `outcome`, next to the provider's reply.
+    pub async fn deliver_pingpp(&self, body: &[u8], signatures: &[&str]) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .post(self.url("/v1/webhooks/pingpp"))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        for signature in signatures {
+            request = request.header("x-pingplusplus-signature", *signature);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let outcome = response
+            .headers()
+            .get("x-webhook-outcome")
+            .map(|value| value.to_str().unwrap().to_owned());
+        let mut answer = response.json().await.unwrap_or(Value::Null);
+        if let (Some(outcome), Some(object)) = (outcome, answer.as_object_mut()) {
+            object.insert("outcome".to_owned(), Value::String(outcome));
+        }
+        (status, answer)
+    }
+
     pub async fn create_order(&self, user: &str) -> Value {
         let token = self.token(user, Role::User);
         let (status, body) = self
@@ -342,6 +367,21 @@ impl App {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A Ping++ event around `object`, serialised once.
+pub fn pingpp_event_body(event_id: &str, event_type: &str, object: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": event_id,
+        "object": "event",
+        "created": 1_795_000_000,
+        "livemode": false,
+        "type": event_type,
+        "data": { "object": object },
+        "pending_webhooks": 0,
+        "request": "iar_test",
+    }))
+    .unwrap()
 }
 
 pub fn gateway_metadata(event_id: &str) -> EventMetadata {

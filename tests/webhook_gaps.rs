@@ -10,17 +10,8 @@ use projections::log::{self as event_log};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::app::{sandbox_key, App};
+use crate::app::{pingpp_event_body, sandbox_key, App};
 use crate::helpers::on_both_stores;
-
-fn event_body(event_id: &str, event_type: &str, object: Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": event_id, "object": "event", "created": 1_795_000_000, "livemode": false,
-        "type": event_type, "data": { "object": object }, "pending_webhooks": 0,
-        "request": "iar_test",
-    }))
-    .unwrap()
-}
 
 /// The charge of `order` as the sandbox would report it paid.
 async fn paid_charge(app: &App, order: &Value) -> Value {
@@ -35,32 +26,9 @@ async fn paid_charge(app: &App, order: &Value) -> Value {
     })
 }
 
-/// Posts `body` with each of `signatures` as a signature header.
-async fn deliver(app: &App, body: &[u8], signatures: &[String]) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .post(app.url("/v1/webhooks/pingpp"))
-        .header("content-type", "application/json")
-        .body(body.to_vec());
-    for signature in signatures {
-        request = request.header("x-pingplusplus-signature", signature);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    // The body is the provider's reply; what the ledger made of the delivery is a header.
-    let outcome = response
-        .headers()
-        .get("x-webhook-outcome")
-        .map(|value| value.to_str().unwrap().to_owned());
-    let mut answer = response.json().await.unwrap_or(Value::Null);
-    if let (Some(outcome), Some(object)) = (outcome, answer.as_object_mut()) {
-        object.insert("outcome".to_owned(), Value::String(outcome));
-    }
-    (status, answer)
-}
-
 async fn signed_delivery(app: &App, body: &[u8]) -> (StatusCode, Value) {
-    deliver(app, body, &[signature::sign(sandbox_key(), body)]).await
+    app.deliver_pingpp(body, &[&signature::sign(sandbox_key(), body)])
+        .await
 }
 
 async fn events_of(app: &App, order_id: &str) -> Vec<String> {
@@ -81,7 +49,7 @@ on_both_stores! {
         charge["paid"] = json!(false);
         charge["time_paid"] = Value::Null;
         let head = event_log::head(&db.store.read).await.unwrap();
-        let body = event_body("evt_unpaid00000001", "charge.succeeded", charge);
+        let body = pingpp_event_body("evt_unpaid00000001", "charge.succeeded", charge);
         let (status, answer) = signed_delivery(&app, &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
         assert_eq!(answer["error"]["code"], "webhook.malformed");
@@ -105,7 +73,7 @@ on_both_stores! {
         failure["paid"] = json!(false);
         failure["time_paid"] = Value::Null;
         failure["failure_code"] = json!("USER_CANCEL");
-        let body = event_body("evt_failed0000001", "charge.failed", failure);
+        let body = pingpp_event_body("evt_failed0000001", "charge.failed", failure);
         let (status, answer) = signed_delivery(&app, &body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         app.poll_until(&failed_id, "twice", |body| body["status"] == "failed").await;
@@ -114,7 +82,7 @@ on_both_stores! {
         // The first order's paid charge, named with the failed order's number.
         let mut reused = paid_charge(&app, &paid).await;
         reused["order_no"] = json!(failed_id.replace('-', ""));
-        let body = event_body("evt_reused0000001", "charge.succeeded", reused);
+        let body = pingpp_event_body("evt_reused0000001", "charge.succeeded", reused);
         let (status, answer) = signed_delivery(&app, &body).await;
         assert_eq!(status, StatusCode::OK, "kept for review, not redelivered: {answer}");
         assert_eq!(answer["outcome"], "unmatched");
@@ -154,7 +122,7 @@ on_both_stores! {
                 "description": "forged", "time_succeed": 1_795_000_200,
                 "metadata": { "refund_id": refund_id },
             });
-            event_body(&format!("evt_{event_id}"), "refund.succeeded", refund)
+            pingpp_event_body(&format!("evt_{event_id}"), "refund.succeeded", refund)
         };
         for body in [forged("toomuch000001", 999_999, &charge), forged("othercharge01", 100, &other_charge)] {
             let (status, answer) = signed_delivery(&app, &body).await;
@@ -174,17 +142,17 @@ on_both_stores! {
     async fn two_signature_headers_are_refused_as_ambiguous(db: &TestDb) {
         let app = App::spawn(db).await;
         let order = app.create_order("twice").await;
-        let body = event_body("evt_twosignatures01", "charge.succeeded", paid_charge(&app, &order).await);
+        let body = pingpp_event_body("evt_twosignatures01", "charge.succeeded", paid_charge(&app, &order).await);
         let genuine = signature::sign(sandbox_key(), &body);
         let head = event_log::head(&db.store.read).await.unwrap();
-        for signatures in [vec![genuine.clone(), genuine.clone()], vec![genuine.clone(), "AAAA".to_owned()]] {
-            let (status, answer) = deliver(&app, &body, &signatures).await;
+        for signatures in [[genuine.as_str(), genuine.as_str()], [genuine.as_str(), "AAAA"]] {
+            let (status, answer) = app.deliver_pingpp(&body, &signatures).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
             assert_eq!(answer["error"]["code"], "webhook.signature_ambiguous");
         }
         assert_eq!(event_log::head(&db.store.read).await.unwrap(), head, "an ambiguous webhook appended");
         // The same body with one signature is genuine.
-        let (status, answer) = deliver(&app, &body, &[genuine]).await;
+        let (status, answer) = app.deliver_pingpp(&body, &[&genuine]).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["outcome"], "applied");
         app.stop().await;
@@ -196,7 +164,7 @@ on_both_stores! {
         let order_id = order["id"].as_str().unwrap().to_owned();
         let mut charge = paid_charge(&app, &order).await;
         charge["time_paid"] = json!(253_402_300_799_i64);
-        let body = event_body("evt_future00000001", "charge.succeeded", charge);
+        let body = pingpp_event_body("evt_future00000001", "charge.succeeded", charge);
         let before = chrono::Utc::now();
         let (status, answer) = signed_delivery(&app, &body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
@@ -221,14 +189,14 @@ on_both_stores! {
         charge["transaction_no"] = json!("2026\u{0}1125");
         charge["failure_msg"] = json!("\u{0}");
         charge["subject"] = json!("Pro\u{0}");
-        let body = event_body("evt_nul00000000001", "charge.succeeded", charge);
+        let body = pingpp_event_body("evt_nul00000000001", "charge.succeeded", charge);
         assert!(String::from_utf8_lossy(&body).contains("\\u0000"));
         let (status, answer) = signed_delivery(&app, &body).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["outcome"], "applied");
         assert!(events_of(&app, &order_id).await.contains(&"PaymentConfirmed".to_owned()));
 
-        let other = event_body("evt_nul00000000002", "summary\u{0}.daily", json!({ "object": "x\u{0}" }));
+        let other = pingpp_event_body("evt_nul00000000002", "summary\u{0}.daily", json!({ "object": "x\u{0}" }));
         let (status, answer) = signed_delivery(&app, &other).await;
         assert!(status.is_success(), "{status} {answer}");
         app.stop().await;

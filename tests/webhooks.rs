@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use crate::app::{sandbox_key, App};
+use crate::app::{pingpp_event_body, sandbox_key, App};
 use crate::helpers::on_both_stores;
 
 const FIXTURES: &str = concat!(
@@ -25,21 +25,6 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
 }
 
-/// A Ping++ event around `object`, serialised once.
-fn event_body(event_id: &str, event_type: &str, object: Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "id": event_id,
-        "object": "event",
-        "created": 1_795_000_000,
-        "livemode": false,
-        "type": event_type,
-        "data": { "object": object },
-        "pending_webhooks": 0,
-        "request": "iar_test",
-    }))
-    .unwrap()
-}
-
 fn charge_object(charge_id: &str, order_no: &str, amount: i64) -> Value {
     json!({
         "id": charge_id, "object": "charge", "created": 1_795_000_000, "livemode": false,
@@ -48,29 +33,6 @@ fn charge_object(charge_id: &str, order_no: &str, amount: i64) -> Value {
         "body": "Pro membership", "time_paid": 1_795_000_100, "transaction_no": "2026112522001",
         "amount_refunded": 0, "metadata": {}, "credential": {},
     })
-}
-
-async fn deliver(app: &App, body: &[u8], signature: Option<&str>) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .post(app.url("/v1/webhooks/pingpp"))
-        .header("content-type", "application/json")
-        .body(body.to_vec());
-    if let Some(signature) = signature {
-        request = request.header("x-pingplusplus-signature", signature);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    // The body is the provider's reply; what the ledger made of the delivery is a header.
-    let outcome = response
-        .headers()
-        .get("x-webhook-outcome")
-        .map(|value| value.to_str().unwrap().to_owned());
-    let mut answer = response.json().await.unwrap_or(Value::Null);
-    if let (Some(outcome), Some(object)) = (outcome, answer.as_object_mut()) {
-        object.insert("outcome".to_owned(), Value::String(outcome));
-    }
-    (status, answer)
 }
 
 async fn events_of(app: &App, order_id: &str) -> Vec<String> {
@@ -102,7 +64,7 @@ on_both_stores! {
         let order = app.create_order("gina").await;
         let order_id = order["id"].as_str().unwrap();
         let charge = app.charge_of(order_id).await;
-        let body = event_body("evt_forged000001", "charge.succeeded", charge_object(&charge, &order_id.replace('-', ""), 9900));
+        let body = pingpp_event_body("evt_forged000001", "charge.succeeded", charge_object(&charge, &order_id.replace('-', ""), 9900));
         let genuine = signature::sign(sandbox_key(), &body);
         let head = event_log::head(&db.store.read).await.unwrap();
 
@@ -118,7 +80,7 @@ on_both_stores! {
             ([body.clone(), b"\n".to_vec()].concat(), Some(genuine.clone()), "webhook.signature_invalid"),
         ];
         for (bytes, signature, code) in cases {
-            let (status, answer) = deliver(&app, &bytes, signature.as_deref()).await;
+            let (status, answer) = app.deliver_pingpp(&bytes, signature.as_deref().as_slice()).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
             assert_eq!(answer["error"]["code"], code);
         }
@@ -128,7 +90,7 @@ on_both_stores! {
         assert!(metrics.contains("payledger_webhooks_rejected_total 5"), "{metrics}");
 
         // The genuine one, for contrast, pays the order.
-        let (status, answer) = deliver(&app, &body, Some(&genuine)).await;
+        let (status, answer) = app.deliver_pingpp(&body, &[&genuine]).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["outcome"], "applied");
         app.stop().await;
@@ -151,10 +113,10 @@ on_both_stores! {
 
         // A genuine webhook replayed later changes nothing either.
         let charge = app.charge_of(&order_id).await;
-        let body = event_body("evt_replayed00001", "charge.succeeded", charge_object(&charge, &order_id.replace('-', ""), 9900));
+        let body = pingpp_event_body("evt_replayed00001", "charge.succeeded", charge_object(&charge, &order_id.replace('-', ""), 9900));
         let signed = signature::sign(sandbox_key(), &body);
-        let (_, first) = deliver(&app, &body, Some(&signed)).await;
-        let (status, again) = deliver(&app, &body, Some(&signed)).await;
+        let (_, first) = app.deliver_pingpp(&body, &[&signed]).await;
+        let (status, again) = app.deliver_pingpp(&body, &[&signed]).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(first["outcome"], "duplicate", "the charge was already confirmed");
         assert_eq!(again["outcome"], "duplicate");
@@ -197,9 +159,9 @@ on_both_stores! {
             "description": "early", "time_succeed": 1_795_000_200,
             "metadata": { "refund_id": uuid::Uuid::new_v4().to_string() },
         });
-        let body = event_body("evt_early00000001", "refund.succeeded", refund);
+        let body = pingpp_event_body("evt_early00000001", "refund.succeeded", refund);
         let before = events_of(&app, &order_id).await;
-        let (status, answer) = deliver(&app, &body, Some(&signature::sign(sandbox_key(), &body))).await;
+        let (status, answer) = app.deliver_pingpp(&body, &[&signature::sign(sandbox_key(), &body)]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
         assert_eq!(answer["error"]["code"], "webhook.retry_later");
         assert_eq!(answer["outcome"], "deferred");
@@ -232,14 +194,14 @@ on_both_stores! {
         let app = App::spawn_with(db, listener, base, &gateway).await;
         let body = fixture("body.raw");
         let signed = String::from_utf8(fixture("signature.b64")).unwrap();
-        let (status, answer) = deliver(&app, &body, Some(signed.trim())).await;
+        let (status, answer) = app.deliver_pingpp(&body, &[signed.trim()]).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["outcome"], "unmatched");
         let kept: String = sqlx::query("SELECT body FROM gateway_events WHERE event_id = 'evt_eYa58Wd44Glerl8AgfYfd1sL'")
             .fetch_one(&db.store.read).await.unwrap().try_get("body").unwrap();
         assert_eq!(kept.as_bytes(), body.as_slice(), "the raw body is kept for reconciliation");
         for tampered in ["body_tampered.raw", "body_trailing_newline.raw"] {
-            let (status, _) = deliver(&app, &fixture(tampered), Some(signed.trim())).await;
+            let (status, _) = app.deliver_pingpp(&fixture(tampered), &[signed.trim()]).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{tampered}");
         }
         app.stop().await;
@@ -247,8 +209,8 @@ on_both_stores! {
 
     async fn event_types_we_do_not_act_on_are_acknowledged_and_kept(db: &TestDb) {
         let app = App::spawn(db).await;
-        let summary = event_body("evt_summary000001", "summary.daily.available", json!({"object": "summary"}));
-        let (status, answer) = deliver(&app, &summary, Some(&signature::sign(sandbox_key(), &summary))).await;
+        let summary = pingpp_event_body("evt_summary000001", "summary.daily.available", json!({"object": "summary"}));
+        let (status, answer) = app.deliver_pingpp(&summary, &[&signature::sign(sandbox_key(), &summary)]).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["outcome"], "ignored");
         assert_eq!(inbox_outcome(&app, "evt_summary000001").await, Some(("ignored".to_owned(), 1)));
