@@ -206,7 +206,17 @@ pub async fn settle(
             outcome: Outcome::Applied,
             position: None,
         };
-        match settle_once(state, &id, command.clone(), &metadata, inbox, evidence).await {
+        match settle_once(
+            state,
+            attempt,
+            &id,
+            command.clone(),
+            &metadata,
+            inbox,
+            evidence,
+        )
+        .await
+        {
             Ok(settled) => break settled,
             Err(Attempt::Conflict) if attempt < COMMAND_RETRIES_MAX => {
                 tokio::time::sleep(backoff + jitter(backoff)).await;
@@ -318,6 +328,7 @@ pub async fn settle_refund_answer(
 /// One attempt: load, decide for the order and the membership, append, record, commit.
 async fn settle_once(
     state: &AppState,
+    attempt: usize,
     order_id: &str,
     command: OrderCommand,
     metadata: &EventMetadata,
@@ -325,7 +336,7 @@ async fn settle_once(
     evidence: &Evidence<'_>,
 ) -> Result<(Outcome, Appended), Attempt<std::convert::Infallible>> {
     let store = &state.store;
-    let mut transaction = store.begin_write().await?;
+    let mut transaction = store.begin_decision(attempt).await?;
     let order = load::load::<Order>(&mut transaction, order_id).await?;
     let mut streams = Vec::new();
     inbox.outcome = match order.decide(order_id, command.clone()) {

@@ -106,7 +106,7 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match attempt_once::<A>(store, aggregate_id, command.clone(), metadata).await {
+        match attempt_once::<A>(store, attempt, aggregate_id, command.clone(), metadata).await {
             Err(Attempt::Conflict) if attempt < COMMAND_RETRIES_MAX => {
                 tracing::debug!(aggregate_id, attempt, "concurrent append; retrying");
                 tokio::time::sleep(backoff + jitter(backoff)).await;
@@ -152,11 +152,12 @@ impl<E> From<load::LoadError> for Attempt<E> {
 
 async fn attempt_once<A: Decide>(
     store: &Store,
+    attempt: usize,
     aggregate_id: &str,
     command: A::Command,
     metadata: &EventMetadata,
 ) -> Result<Committed, Attempt<A::Error>> {
-    let mut transaction = store.begin_write().await?;
+    let mut transaction = store.begin_decision(attempt).await?;
     let loaded = load::load::<A>(&mut transaction, aggregate_id).await?;
     let decision = match loaded.decide(aggregate_id, command) {
         Ok(decision) => decision,

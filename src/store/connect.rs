@@ -166,6 +166,26 @@ impl Store {
         }
     }
 
+    /// The write transaction of a decision's `attempt` (counted from 1). The first attempt
+    /// reads optimistically; a retry means another process appended to the same stream
+    /// between its read and its append, so on PostgreSQL it takes the log lock before it
+    /// reads and cannot be overtaken again. However hot a stream, a decision then costs at most
+    /// two attempts, where optimistic retries alone could lose to a busy neighbour every time.
+    /// (SQLite's write transaction already locks the database before the read.)
+    pub async fn begin_decision(
+        &self,
+        attempt: usize,
+    ) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        let mut transaction = self.begin_write().await?;
+        if attempt > 1 && self.dialect() == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(super::append::LOG_LOCK_KEY)
+                .execute(&mut *transaction)
+                .await?;
+        }
+        Ok(transaction)
+    }
+
     /// Hands a committed append to this process's followers.
     pub fn published(&self, appended: &Appended, orders: Vec<OrderView>) {
         if appended.views_applied {
