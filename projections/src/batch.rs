@@ -1,12 +1,12 @@
-//! Set-based application of a batch of events: the same views as [`crate::projector::apply`]
-//! event by event, written with a few multi-row statements per view instead of several
-//! statements per event.
+//! How every view follows the log: a batch of events (one commit's, or a page of the log
+//! during catch-up and replay) is applied with a few multi-row statements per view. Writers
+//! call it inside their append transaction; the catch-up projector and `payledger replay`
+//! call it page by page. Being the only place the views' rules live, the three cannot differ.
 //!
 //! The rows a batch touches that already exist are read once (one `IN (...)` query per view),
-//! the batch is folded onto them in memory in position order, following the per-event SQL
-//! rule by rule, and each changed row is written once by a multi-row upsert. The events of
-//! one order mostly arrive together, so most rows are created and finished inside one batch.
-//! Memory is bounded by the batch, never by the log.
+//! the batch is folded onto them in memory in position order, and each changed row is written
+//! once by a multi-row upsert. The events of one order mostly arrive together, so most rows are
+//! created and finished inside one batch. Memory is bounded by the batch, never by the log.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -515,7 +515,7 @@ impl State {
                 u = placeholders(1, users.len()),
                 o = placeholders(users.len() + 1, orders.len()),
             );
-            let mut query = sqlx::query(&sql).persistent(false);
+            let mut query = sqlx::query(&sql).persistent(prepared_for(chunk.len()));
             for key in users.into_iter().chain(orders) {
                 query = query.bind(key.clone());
             }
@@ -694,7 +694,7 @@ impl State {
                 ..
             } => {
                 if let Some(row) = order.change() {
-                    // The per-event SQL subtracts a NULL here, which the column refuses.
+                    // A refund the view never saw requested: the log and the view disagree.
                     let amount =
                         refund_amount
                             .flatten()
@@ -934,7 +934,7 @@ impl State {
         )
         .await?;
         // Entries are only ever added, and their key is their position: a fact applied twice
-        // keeps its first entry, as the per-event insert does.
+        // keeps its first entry.
         write_rows(
             connection,
             &tables.transaction_history,
@@ -986,6 +986,17 @@ fn placeholders(from: usize, count: usize) -> String {
 }
 
 /// Every row of `table` whose `key` is one of `keys`.
+/// Rows up to which a statement is kept prepared on the connection. A statement's shape changes
+/// with its row count: one commit's few rows take a handful of shapes, each worth preparing
+/// once (writers hold the log lock while they run, so every round trip saved there counts);
+/// the large pages of catch-up and replay take a new shape each, not worth a prepared
+/// statement that would crowd the others out of the connection's cache.
+const PREPARED_ROWS_MAX: usize = 8;
+
+fn prepared_for(rows: usize) -> bool {
+    rows <= PREPARED_ROWS_MAX
+}
+
 async fn select_in(
     connection: &mut AnyConnection,
     table: &str,
@@ -998,8 +1009,7 @@ async fn select_in(
             "SELECT * FROM {table} WHERE {key} IN ({})",
             placeholders(1, chunk.len())
         );
-        // The statement's shape changes with the batch: not worth a prepared statement each.
-        let mut query = sqlx::query(&sql).persistent(false);
+        let mut query = sqlx::query(&sql).persistent(prepared_for(chunk.len()));
         for value in chunk {
             query = query.bind(value.clone());
         }
@@ -1060,7 +1070,7 @@ async fn write_rows<T>(
             columns = columns.join(", "),
             keys = keys.join(", "),
         );
-        let mut query = sqlx::query(&sql).persistent(false);
+        let mut query = sqlx::query(&sql).persistent(prepared_for(count));
         for parameter in parameters {
             query = match parameter {
                 Bind::Text(text) => query.bind(text),

@@ -14,10 +14,10 @@ use std::task::Poll;
 use chrono::{DateTime, Utc};
 use sqlx::{AnyPool, Connection, Row};
 
+use crate::batch;
 use crate::error::ProjectionError;
-use crate::log::{self, LedgerEvent, StoredEvent};
+use crate::log::{self, StoredEvent};
 use crate::schema::{Tables, VIEW_SCHEMA_VERSION};
-use crate::{batch, membership, order_status, refund_status, transaction_history};
 
 /// The one projector that maintains every view.
 pub const PROJECTOR_NAME: &str = "views";
@@ -318,26 +318,6 @@ async fn join<A: Future, B: Future>(first: A, second: B) -> (A::Output, B::Outpu
         }
     })
     .await
-}
-
-/// Every view's reaction to one event, in a fixed order (order status first: the others
-/// look up the order's owner there). Writers call it inside their append transaction.
-pub async fn apply(
-    connection: &mut sqlx::AnyConnection,
-    tables: &Tables,
-    event: &StoredEvent,
-) -> Result<(), ProjectionError> {
-    match &event.event {
-        LedgerEvent::Order(order_event) => {
-            order_status::apply(&mut *connection, tables, event, order_event).await?;
-            refund_status::apply(&mut *connection, tables, event, order_event).await?;
-            transaction_history::apply(connection, tables, event, order_event).await
-        }
-        LedgerEvent::Subscription(subscription_event) => {
-            membership::apply(connection, tables, event, subscription_event).await
-        }
-        LedgerEvent::Other => Ok(()),
-    }
 }
 
 /// True when the event was recorded after `as_of` (by the metadata stamp our writers add).

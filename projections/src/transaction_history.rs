@@ -2,13 +2,9 @@
 //! duplicate payment, mismatched payment), per user, in log order.
 
 use aggregates::{Money, OrderEvent};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyPool, Row};
 
-use crate::error::ProjectionError;
-use crate::log::StoredEvent;
-use crate::order_status::owner_and_channel;
 use crate::schema::{timestamp, Tables};
-use crate::sql::{execute, Bind};
 
 /// Largest page the history endpoint may ask for.
 pub const PAGE_SIZE_MAX: i64 = 100;
@@ -101,49 +97,6 @@ pub(crate) fn movement(
         | OrderEvent::RefundRequested { .. }
         | OrderEvent::RefundFailed { .. } => None,
     }
-}
-
-/// Applies one order event: money movements become entries, everything else is ignored.
-pub async fn apply(
-    connection: &mut AnyConnection,
-    tables: &Tables,
-    stored: &StoredEvent,
-    event: &OrderEvent,
-) -> Result<(), ProjectionError> {
-    let Some((kind, amount, gateway_ref, at)) = movement(event) else {
-        return Ok(());
-    };
-    let (user_id, channel) = owner_and_channel(
-        &mut *connection,
-        tables,
-        &stored.aggregate_id,
-        stored.position,
-    )
-    .await?;
-    let sql = format!(
-        "INSERT INTO {t} (entry_id, position, user_id, order_id, kind, amount_minor, currency, \
-         channel, gateway_ref, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (entry_id) DO NOTHING",
-        t = tables.transaction_history
-    );
-    execute(
-        connection,
-        &sql,
-        vec![
-            // The position identifies the fact, so applying it twice cannot add a second entry.
-            Bind::Text(format!("tx_{}", stored.position)),
-            Bind::Int(stored.position),
-            Bind::Text(user_id),
-            Bind::Text(stored.aggregate_id.clone()),
-            Bind::Text(kind.to_owned()),
-            Bind::Int(amount.amount_minor()),
-            Bind::Text(amount.currency().code().to_owned()),
-            Bind::Text(channel),
-            Bind::OptText(gateway_ref),
-            Bind::Text(at),
-        ],
-    )
-    .await
 }
 
 fn decode(row: &sqlx::any::AnyRow) -> Result<HistoryEntry, sqlx::Error> {

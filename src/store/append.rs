@@ -3,10 +3,12 @@
 //! A commit numbers its events from the log's head under the log lock (the trigger checks the
 //! numbering), links each to the one before it in the hash chain (`projections::chain`),
 //! writes snapshots that fell due, and applies every view to the new events in the same
-//! transaction, so a fact and what it means for the read side commit or vanish together. Views are applied only when they stood exactly at the head before this commit (a
-//! compare-and-set on their checkpoint); when they are behind (just rebuilt, or being caught
-//! up), the catch-up projector applies these events with the rest. On PostgreSQL the commit
-//! also notifies `LOG_CHANNEL`, so other processes' followers wake without polling.
+//! transaction (with the batch fold the catch-up projector uses), so a fact and what it means
+//! for the read side commit or vanish together. Views are applied only when they stood exactly
+//! at the head before this commit (a compare-and-set on their checkpoint); when they are behind
+//! (just rebuilt, or being caught up), the catch-up projector applies these events with the
+//! rest. On PostgreSQL the commit also notifies `LOG_CHANNEL`, so other processes' followers
+//! wake without polling.
 
 use projections::chain;
 use projections::log::{RawEvent, StoredEvent};
@@ -274,8 +276,6 @@ async fn apply_views(
     if moved != 1 {
         return Ok(false);
     }
-    for event in events {
-        projections::projector::apply(connection, &tables, event).await?;
-    }
+    projections::batch::apply_batch(connection, &tables, events).await?;
     Ok(true)
 }
