@@ -98,6 +98,16 @@ if [[ ${PAYLEDGER_TEST_SKIP_BENCH:-} == 1 ]]; then
     echo "test.sh: PAYLEDGER_TEST_SKIP_BENCH=1: skipping the benchmark smoke run"
 else
     run cargo run --release --locked -p bench -- --quick --store both
+    # The benchmark built the server in release with the README's own profile and features,
+    # so `cargo run --release` right after this script must find nothing left to build: a
+    # newcomer never waits for a second release build. Checked, so a change that splits the
+    # two builds fails here.
+    echo "test.sh: checking that \`cargo run --release\` has nothing left to build"
+    rebuilt=$(cargo build --release --locked --message-format=json | grep -c '"fresh":false' || true)
+    if [[ $rebuilt -ne 0 ]]; then
+        echo "test.sh: FAILED after ${SECONDS}s: \`cargo build --release\` rebuilt $rebuilt targets after the benchmark's release build" >&2
+        exit 1
+    fi
 fi
 
 echo "test.sh: all tests passed in ${SECONDS}s"
