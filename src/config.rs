@@ -9,6 +9,9 @@ use crate::api::client_ip::TrustedProxies;
 use crate::auth::{TokenPolicy, TOKEN_LIFETIME_SECONDS_MAX_DEFAULT};
 use aggregates::PlanCatalog;
 
+use crate::checkout::CheckoutSettings;
+use crate::ledger::QuotaSettings;
+use crate::limits::OrderLimits;
 use crate::merchant::MerchantSettings;
 use crate::process::reconciler::{
     ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE, PENDING_BATCH_MAX,
@@ -102,6 +105,13 @@ pub struct Settings {
     pub catalog: PlanCatalog,
     /// The key that signs published heads, and how often the head is logged.
     pub audit: AuditSettings,
+    /// Bounds on one order's amount.
+    pub order_limits: OrderLimits,
+    /// How many orders one user may start per minute and keep open at once.
+    pub quota: QuotaSettings,
+    /// Browser origins allowed to call the API, where the checkout may send buyers back to,
+    /// and how long a checkout link lives.
+    pub checkout: CheckoutSettings,
 }
 
 /// Publishing the log's head where the database role cannot rewrite it.
@@ -116,6 +126,31 @@ pub struct AuditSettings {
 
 /// How often the server logs the log's head when `PAYLEDGER_ANCHOR_INTERVAL_SECS` is unset.
 pub const ANCHOR_INTERVAL_DEFAULT: Duration = Duration::from_secs(300);
+
+/// Reads `variable` as a whole number above zero. Unset or blank gives `default`; anything
+/// else is added to `problems`, saying what was `expected`, and gives `default` so that the
+/// other variables are still checked.
+pub(crate) fn positive_number<T: std::str::FromStr + PartialOrd + Default>(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: T,
+    expected: &str,
+    problems: &mut Vec<InvalidVariable>,
+) -> T {
+    let Some(text) = lookup(variable).filter(|text| !text.trim().is_empty()) else {
+        return default;
+    };
+    match text.trim().parse::<T>() {
+        Ok(value) if value > T::default() => value,
+        _ => {
+            problems.push(InvalidVariable {
+                variable,
+                reason: format!("`{}` is not {expected}", text.trim()),
+            });
+            default
+        }
+    }
+}
 
 /// Every bad variable found at start-up, not only the first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -253,6 +288,15 @@ impl Settings {
                 }
             };
         let merchant = MerchantSettings::from_lookup(&lookup, &mut problems);
+        let order_limits = OrderLimits::from_lookup(&lookup)
+            .map_err(|found| problems.extend(found))
+            .ok();
+        let quota = QuotaSettings::from_lookup(&lookup)
+            .map_err(|found| problems.extend(found))
+            .ok();
+        let checkout = CheckoutSettings::from_lookup(&lookup)
+            .map_err(|found| problems.extend(found))
+            .ok();
         let catalog = match non_empty("PAYLEDGER_PLANS") {
             None => PlanCatalog::standard(),
             Some(path) => match crate::catalog::load(std::path::Path::new(path.trim())) {
@@ -269,18 +313,14 @@ impl Settings {
         let issuer = text("PAYLEDGER_JWT_ISSUER");
         let audience = text("PAYLEDGER_JWT_AUDIENCE");
 
-        let mut seconds = |variable: &'static str, default: Duration| match non_empty(variable)
-            .map(|text| text.trim().parse::<u64>())
-        {
-            None => default,
-            Some(Ok(seconds)) if seconds > 0 => Duration::from_secs(seconds),
-            Some(_) => {
-                problems.push(InvalidVariable {
-                    variable,
-                    reason: "expected a positive whole number of seconds".to_owned(),
-                });
-                default
-            }
+        let mut seconds = |variable: &'static str, default: Duration| {
+            Duration::from_secs(positive_number(
+                &lookup,
+                variable,
+                default.as_secs(),
+                "a positive whole number of seconds",
+                &mut problems,
+            ))
         };
         let reconciler = ReconcilerSettings {
             pending_age: seconds("PAYLEDGER_RECONCILE_AFTER_SECS", DEFAULT_PENDING_AGE),
@@ -336,27 +376,42 @@ impl Settings {
             }
         };
 
-        match (addr, database, public_url, token_policy) {
-            (Some(addr), Some(database), Some(public_url), Some(token_policy))
-                if problems.is_empty() =>
-            {
-                Ok(Self {
-                    addr,
-                    data_dir,
-                    database,
-                    public_url,
-                    jwt_secret,
-                    token_policy,
-                    metrics_token,
-                    sandbox,
-                    serve,
-                    reconciler,
-                    trusted_proxies,
-                    merchant,
-                    catalog,
-                    audit,
-                })
-            }
+        match (
+            addr,
+            database,
+            public_url,
+            token_policy,
+            order_limits,
+            quota,
+            checkout,
+        ) {
+            (
+                Some(addr),
+                Some(database),
+                Some(public_url),
+                Some(token_policy),
+                Some(order_limits),
+                Some(quota),
+                Some(checkout),
+            ) if problems.is_empty() => Ok(Self {
+                addr,
+                data_dir,
+                database,
+                public_url,
+                jwt_secret,
+                token_policy,
+                metrics_token,
+                sandbox,
+                serve,
+                reconciler,
+                trusted_proxies,
+                merchant,
+                catalog,
+                audit,
+                order_limits,
+                quota,
+                checkout,
+            }),
             _ => Err(ConfigError(problems)),
         }
     }

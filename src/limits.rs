@@ -1,7 +1,7 @@
 //! Bounds on what one order may cost, so a misconfigured catalog or a tampered request can
 //! never ask a customer for an absurd amount.
 
-use crate::config::InvalidVariable;
+use crate::config::{positive_number, InvalidVariable};
 
 /// Default smallest order: one fen.
 pub const ORDER_MIN_MINOR_DEFAULT: i64 = 1;
@@ -30,20 +30,14 @@ impl OrderLimits {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Vec<InvalidVariable>> {
         let mut problems = Vec::new();
-        let mut read = |variable: &'static str, default: i64| match lookup(variable)
-            .filter(|text| !text.trim().is_empty())
-        {
-            None => default,
-            Some(text) => match text.trim().parse::<i64>() {
-                Ok(value) if value > 0 => value,
-                _ => {
-                    problems.push(InvalidVariable {
-                        variable,
-                        reason: format!("`{text}` is not a positive whole number of fen"),
-                    });
-                    default
-                }
-            },
+        let mut read = |variable: &'static str, default: i64| {
+            positive_number(
+                &lookup,
+                variable,
+                default,
+                "a positive whole number of fen",
+                &mut problems,
+            )
         };
         let limits = Self {
             min_minor: read("PAYLEDGER_ORDER_MIN_AMOUNT", ORDER_MIN_MINOR_DEFAULT),
@@ -60,10 +54,6 @@ impl OrderLimits {
         } else {
             Err(problems)
         }
-    }
-
-    pub fn from_env() -> Result<Self, Vec<InvalidVariable>> {
-        Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     pub fn allows(&self, amount_minor: i64) -> bool {

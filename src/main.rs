@@ -11,11 +11,10 @@ use gateways::config::Provider;
 use gateways::pingpp::keys;
 use gateways::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
 use payledger::auth::{self, Role, TokenKeys};
-use payledger::checkout::{self, CheckoutSettings};
+use payledger::checkout;
 use payledger::cli::{Cli, Command, WebhookCommand};
 use payledger::config::{self, ConfigError, LogFormat, Secret, Settings};
-use payledger::ledger::{CreationQuota, QuotaSettings};
-use payledger::limits::OrderLimits;
+use payledger::ledger::CreationQuota;
 use payledger::server::{GatewaySetup, Service};
 use payledger::store::{self, Store};
 use sandbox::{self, SandboxConfig};
@@ -186,15 +185,12 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {}", settings.addr))?;
     let (gateway, generated_key) = gateway_setup(settings)?;
-    let limits = OrderLimits::from_env().map_err(ConfigError)?;
-    let quota = QuotaSettings::from_env().map_err(ConfigError)?;
-    let checkout = CheckoutSettings::from_env().map_err(ConfigError)?;
     let database = store.kind();
     let mut service = Service::start(store, tokens.clone(), &settings.public_url, &gateway).await?;
-    service.state.limits = limits;
-    service.state.quota = Arc::new(CreationQuota::new(quota));
+    service.state.limits = settings.order_limits;
+    service.state.quota = Arc::new(CreationQuota::new(settings.quota));
     service.state.trusted_proxies = Arc::new(settings.trusted_proxies.clone());
-    service.state.checkout = std::sync::Arc::new(checkout);
+    service.state.checkout = std::sync::Arc::new(settings.checkout.clone());
     service.state.catalog = std::sync::Arc::new(settings.catalog.clone());
     tracing::info!(routing = ?service.state.gateways, "payment gateways configured");
     if service.sandbox.is_some() {

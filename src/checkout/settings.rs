@@ -79,10 +79,6 @@ impl CheckoutSettings {
         }
     }
 
-    pub fn from_env() -> Result<Self, Vec<InvalidVariable>> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
     /// Whether a buyer may be sent to `url`: an absolute http(s) URL on an allowed origin.
     pub fn allows_redirect(&self, url: &str) -> bool {
         Origin::of_url(url).is_ok_and(|origin| self.allowed_redirects.contains(&origin))

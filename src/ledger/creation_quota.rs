@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::InvalidVariable;
+use crate::config::{positive_number, InvalidVariable};
 
 /// Default rate: creation requests one user may make per minute.
 pub const ORDERS_PER_MINUTE_DEFAULT: u32 = 10;
@@ -49,20 +49,14 @@ impl QuotaSettings {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, Vec<InvalidVariable>> {
         let mut problems = Vec::new();
-        let mut read = |variable: &'static str, default: u32| match lookup(variable)
-            .filter(|text| !text.trim().is_empty())
-        {
-            None => default,
-            Some(text) => match text.trim().parse::<u32>() {
-                Ok(value) if value > 0 => value,
-                _ => {
-                    problems.push(InvalidVariable {
-                        variable,
-                        reason: format!("`{text}` is not a positive whole number"),
-                    });
-                    default
-                }
-            },
+        let mut read = |variable: &'static str, default: u32| {
+            positive_number(
+                &lookup,
+                variable,
+                default,
+                "a positive whole number",
+                &mut problems,
+            )
         };
         let settings = Self {
             per_minute: read("PAYLEDGER_ORDER_RATE_PER_MINUTE", ORDERS_PER_MINUTE_DEFAULT),
@@ -73,10 +67,6 @@ impl QuotaSettings {
         } else {
             Err(problems)
         }
-    }
-
-    pub fn from_env() -> Result<Self, Vec<InvalidVariable>> {
-        Self::from_lookup(|name| std::env::var(name).ok())
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use gateways::config::InvalidVariable;
+use crate::config::{positive_number, InvalidVariable};
 use gateways::Secret;
 
 use super::signature::SECRET_BYTES_MIN;
@@ -150,22 +150,18 @@ impl MerchantSettings {
             }
             (None, None) => None,
         };
-        let mut millis =
-            |variable: &'static str, default: Duration, unit_ms: u64| match text(variable)
-                .map(|value| value.parse::<u64>())
-            {
-                None => default,
-                Some(Ok(count)) if count > 0 => {
-                    Duration::from_millis(count.saturating_mul(unit_ms))
-                }
-                Some(_) => {
-                    problems.push(InvalidVariable {
-                        variable,
-                        reason: "expected a positive whole number".to_owned(),
-                    });
-                    default
-                }
-            };
+        // `default` is in `unit_ms` milliseconds, as the variable is.
+        let mut millis = |variable: &'static str, default: Duration, unit_ms: u64| {
+            let default_units = u64::try_from(default.as_millis()).unwrap_or(u64::MAX) / unit_ms;
+            let units = positive_number(
+                lookup,
+                variable,
+                default_units,
+                "a positive whole number",
+                problems,
+            );
+            Duration::from_millis(units.saturating_mul(unit_ms))
+        };
         let retry = RetrySchedule {
             base: millis(
                 "PAYLEDGER_MERCHANT_WEBHOOK_RETRY_BASE_MS",
