@@ -10,8 +10,9 @@ use chrono::Utc;
 use cqrs_es::Aggregate;
 use gateways::pingpp::signature;
 use gateways::GatewayEvent;
+use payledger::ledger::reconciled_event_id;
 use payledger::process::reconciler::{
-    self, reconciled_event_id, ReconcilerSettings, Report, ADVISORY_LOCK_KEY, LEASE_NAME,
+    self, ReconcilerSettings, Report, ADVISORY_LOCK_KEY, LEASE_NAME,
 };
 use payledger::process::settlement::{self, Outcome};
 use payledger::store::Source;
