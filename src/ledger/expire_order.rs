@@ -67,8 +67,12 @@ pub async fn expire_order(state: &AppState, request: ExpireOrder) -> Result<Expi
     let mut charge_closed = false;
     let mut payment = None;
     if let (Some(channel), Some(charge_id)) = (order.channel(), order.charge_id()) {
-        let Ok(gateway) = state.gateway_for(channel) else {
-            return Ok(Expiry::GatewayUnavailable);
+        let gateway = match state.gateway_for(channel) {
+            Ok(gateway) => gateway,
+            Err(error) => {
+                tracing::warn!(order_id = %request.order_id, %error, "no gateway for the order");
+                return Ok(Expiry::GatewayUnavailable);
+            }
         };
         match gateway.close_charge(charge_id).await {
             Ok(CloseOutcome::Closed) => charge_closed = true,

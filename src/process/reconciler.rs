@@ -84,7 +84,8 @@ pub struct UnsettledEvent {
 pub struct Report {
     /// Another instance held the lock: this pass did nothing.
     pub skipped: bool,
-    /// Orders looked up at the gateway (or, without a charge, closed without asking).
+    /// Orders handed to a use case: looked up at the gateway, or expired (their charge closed
+    /// first; without a charge, closed without asking).
     pub checked: usize,
     /// Orders paid from the gateway's answer.
     pub confirmed: usize,
