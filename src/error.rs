@@ -390,6 +390,8 @@ impl From<crate::ledger::LedgerError> for ApiError {
             }),
             L::Database(error) => error.into(),
             L::Log(error) => error.into(),
+            L::Load(crate::store::load::LoadError::Database(error)) => error.into(),
+            L::Load(error) => Self::internal(error),
         }
     }
 }

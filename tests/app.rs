@@ -80,6 +80,12 @@ impl App {
     /// A second server on the same database, with its own connections, using `first`'s
     /// sandbox as its (production-style) Ping++ gateway: two instances behind one gateway.
     pub async fn spawn_second(db: &TestDb, first: &App) -> Self {
+        Self::spawn_second_via(db, &format!("{}/sandbox/v1", first.base)).await
+    }
+
+    /// Like `spawn_second`, reaching the sandbox's Ping++ API at `api_base` (e.g. through a
+    /// proxy the test can cut).
+    pub async fn spawn_second_via(db: &TestDb, api_base: &str) -> Self {
         let store = payledger::store::Store::connect(&db.url).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -90,7 +96,7 @@ impl App {
             keys::public_key_to_pem(&sandbox_key().to_public_key()).unwrap(),
         )
         .unwrap();
-        let api_base = format!("{}/sandbox/v1", first.base);
+        let api_base = api_base.to_owned();
         let key_text = key_path.display().to_string();
         let gateway = GatewayConfig::from_lookup(
             |name| match name {

@@ -76,13 +76,18 @@ async fn create_order(app: &App, user: &str, route: Route) -> Value {
 /// Plays the buyer scanning the QR code and paying; the sandbox then sends the provider's
 /// signed notification to the provider's webhook path.
 fn pay(app: &App, order: &Value, options: PayOptions) {
+    try_to_pay(app, order, options).unwrap();
+}
+
+/// The customer presses pay on the page the order's QR code leads to.
+fn try_to_pay(
+    app: &App,
+    order: &Value,
+    options: PayOptions,
+) -> Result<sandbox::Payment, sandbox::SandboxError> {
     let qr_code = order["qr_code"].as_str().unwrap();
     let sandbox_charge = qr_code.rsplit('/').next().unwrap();
-    app.sandbox
-        .as_ref()
-        .unwrap()
-        .pay(sandbox_charge, &options)
-        .unwrap();
+    app.sandbox.as_ref().unwrap().pay(sandbox_charge, &options)
 }
 
 async fn event_types(app: &App, order_id: &str) -> Vec<String> {
@@ -230,15 +235,24 @@ async fn a_late_payment_is_owed_back(db: &TestDb, route: Route) {
     let app = spawn(db, route).await;
     let order = create_order(&app, "carol", route).await;
     let order_id = order["id"].as_str().unwrap().to_owned();
-    // Nobody paid: past its expiry the reconciler asks the provider, then closes the order.
+    // Nobody paid: past its expiry the reconciler closes the charge through the provider's
+    // own protocol, then the order.
     let later = Utc::now() + chrono::Duration::minutes(16);
     let report = reconciler::run_once_at(&app.state, &EXPIRY_ONLY, later)
         .await
         .unwrap();
-    assert_eq!((report.expired, report.gateway_errors), (1, 0), "{report}");
+    assert_eq!(
+        (report.expired, report.charges_closed, report.gateway_errors),
+        (1, 1, 0),
+        "{report}"
+    );
     app.poll_until(&order_id, "carol", |body| body["status"] == "expired")
         .await;
 
+    // The closed charge refuses the customer (its own expiry is still minutes away); money
+    // the channel took anyway arrives late.
+    let refused = try_to_pay(&app, &order, PayOptions::default()).unwrap_err();
+    assert!(refused.to_string().contains("closed"), "{refused}");
     pay(
         &app,
         &order,

@@ -10,8 +10,9 @@ use chrono::Utc;
 use cqrs_es::Aggregate;
 use gateways::pingpp::signature;
 use gateways::GatewayEvent;
+use payledger::ledger::reconciled_event_id;
 use payledger::process::reconciler::{
-    self, reconciled_event_id, ReconcilerSettings, Report, ADVISORY_LOCK_KEY, LEASE_NAME,
+    self, ReconcilerSettings, Report, ADVISORY_LOCK_KEY, LEASE_NAME,
 };
 use payledger::process::settlement::{self, Outcome};
 use payledger::store::Source;
@@ -347,7 +348,7 @@ on_both_stores! {
         assert_eq!(soon.expired, 0, "{soon}");
         // After it, nothing can pay it: it is closed.
         let later = reconciler::run_once_at(&app.state, &AT_ONCE, Utc::now() + chrono::Duration::minutes(16)).await.unwrap();
-        assert_eq!(later.expired, 1, "{later}");
+        assert_eq!((later.expired, later.charges_closed, later.gateway_errors), (1, 0, 0), "{later}");
         app.poll_until(&id, "vera", |body| body["status"] == "expired").await;
         app.stop().await;
     }

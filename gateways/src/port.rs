@@ -340,7 +340,17 @@ pub trait PaymentGateway: Send + Sync {
         gateway_refund_id: &GatewayRefundId,
     ) -> Result<RetrievedRefund, GatewayError>;
 
-    /// Closes an unpaid charge so its QR code can no longer be paid.
+    /// A refund of `charge_id` found by our own refund id, for a refund whose gateway id was
+    /// never recorded (the process stopped between reserving it and reading the gateway's
+    /// answer). `None` when the gateway has no such refund: the request never reached it.
+    async fn find_refund(
+        &self,
+        charge_id: &ChargeId,
+        refund_id: &RefundId,
+    ) -> Result<Option<RetrievedRefund>, GatewayError>;
+
+    /// Closes an unpaid charge so its QR code can no longer be paid. Closing a closed charge
+    /// again answers `Closed`: a pass that died after closing repeats it harmlessly.
     async fn close_charge(&self, charge_id: &ChargeId) -> Result<CloseOutcome, GatewayError>;
 
     /// Verifies a webhook over its exact raw bytes, then reads it. The single entry point

@@ -101,7 +101,8 @@ pub struct PayOptions {
     /// Hold the event and deliver it after the next event the sandbox sends.
     #[serde(deserialize_with = "flag")]
     pub reorder: bool,
-    /// Accept the payment even after the charge's `time_expire` (late money).
+    /// Accept the payment even after the charge's `time_expire` or its close (late money:
+    /// the channel took it before the gateway saw the close).
     #[serde(deserialize_with = "flag")]
     pub late: bool,
 }

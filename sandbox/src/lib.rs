@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod knobs;
 mod pages;
+mod paging;
 mod protocols;
 #[cfg(test)]
 mod provider_tests;
@@ -36,6 +37,7 @@ use gateways::Secret;
 pub use delivery::{DeliveryStats, ATTEMPT_TIMEOUT, MAX_ATTEMPTS, MAX_BACKOFF};
 pub use error::SandboxError;
 pub use knobs::{Knobs, KnobsUpdate, PayOptions};
+pub use paging::RefundListQuery;
 pub use protocols::{AlipaySide, Protocols, WechatPaySide};
 
 use delivery::{Delivery, Outbox, Outgoing, Route};
@@ -221,7 +223,9 @@ impl Sandbox {
         let now = now();
         let (charge, retry_base_ms, origin) = {
             let mut state = self.state();
-            if state.protocols.is_closed(id) {
+            // `late` is money the channel took before the gateway saw the close (or the
+            // expiry): it happens, and the ledger must still record it.
+            if state.protocols.is_closed(id) && !options.late {
                 return Err(SandboxError::invalid(
                     None,
                     format!("charge {id} was closed and can no longer be paid"),
@@ -331,6 +335,19 @@ impl Sandbox {
             sandbox.complete_refund(&refund_id);
         });
         Ok(refund)
+    }
+
+    /// `GET /v1/charges/{id}/refunds?limit=&starting_after=`: one page of the charge's
+    /// refunds, newest first.
+    pub fn refund_list(
+        &self,
+        charge_id: &str,
+        page: &RefundListQuery,
+    ) -> Result<Value, SandboxError> {
+        let limit = page.limit()?;
+        self.state()
+            .store
+            .refund_list(charge_id, limit, page.starting_after.as_deref())
     }
 
     /// `GET /v1/charges/{id}/refunds/{refund_id}`.

@@ -294,6 +294,22 @@ async fn purchase_and_refund(provider: Provider, channel: Channel) {
     assert_eq!(settled.facts.refund_id, Some(refund_id));
     assert_eq!(settled.facts.amount.amount_minor(), 1000);
     assert!(settled.facts.succeeded_at.is_some());
+    // Found by our refund id alone, as after a crash that lost the gateway's answer; a
+    // refund the gateway never saw is none.
+    let found = gateway
+        .find_refund(&issued.charge_id, &refund_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, settled);
+    let never_sent = RefundId::from_uuid(uuid::Uuid::new_v4());
+    assert_eq!(
+        gateway
+            .find_refund(&issued.charge_id, &never_sent)
+            .await
+            .unwrap(),
+        None
+    );
     // Alipay's refund notification is kept for audit; WeChat Pay's is a refund event.
     let events = harness.receiver.wait_for(2).await;
     match provider {
@@ -325,6 +341,11 @@ async fn closing(provider: Provider, channel: Channel) {
         .create_charge(&charge_request(channel, 100))
         .await
         .unwrap();
+    assert_eq!(
+        gateway.close_charge(&unpaid.charge_id).await.unwrap(),
+        CloseOutcome::Closed
+    );
+    // A pass that died after closing closes again on its next run: still closed.
     assert_eq!(
         gateway.close_charge(&unpaid.charge_id).await.unwrap(),
         CloseOutcome::Closed
@@ -619,6 +640,11 @@ async fn pingpp_charges_reverse_and_refunds_are_looked_up_through_the_real_clien
         client.close_charge(&unpaid.charge_id).await.unwrap(),
         CloseOutcome::Closed
     );
+    assert_eq!(
+        client.close_charge(&unpaid.charge_id).await.unwrap(),
+        CloseOutcome::Closed,
+        "closing twice is harmless"
+    );
     assert!(sandbox
         .pay(unpaid.charge_id.as_str(), &PayOptions::default())
         .is_err());
@@ -663,4 +689,68 @@ async fn pingpp_charges_reverse_and_refunds_are_looked_up_through_the_real_clien
         assert!(Instant::now() < deadline, "{looked_up:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+
+    // Two more refunds: each is found by our refund id in its metadata, the list pages
+    // newest first, and a refund id the sandbox never saw is none.
+    let mut ours = vec![refund_id];
+    for _ in 0..2 {
+        let next = RefundId::from_uuid(uuid::Uuid::new_v4());
+        client
+            .create_refund(&RefundRequest {
+                charge_id: paid.charge_id.clone(),
+                refund_id: next,
+                amount: Money::new(10, Currency::Cny).unwrap(),
+                description: "refund".to_owned(),
+            })
+            .await
+            .unwrap();
+        ours.push(next);
+    }
+    for refund_id in &ours {
+        let found = client
+            .find_refund(&paid.charge_id, refund_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.facts.refund_id, Some(*refund_id));
+    }
+    let unknown = RefundId::from_uuid(uuid::Uuid::new_v4());
+    assert_eq!(
+        client.find_refund(&paid.charge_id, &unknown).await.unwrap(),
+        None
+    );
+    let first = sandbox
+        .refund_list(
+            paid.charge_id.as_str(),
+            &RefundListQuery {
+                limit: Some(2),
+                starting_after: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(first["has_more"], true);
+    let data = first["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    assert_eq!(data[0]["metadata"]["refund_id"], ours[2].to_string());
+    let last = sandbox
+        .refund_list(
+            paid.charge_id.as_str(),
+            &RefundListQuery {
+                limit: Some(2),
+                starting_after: data[1]["id"].as_str().map(str::to_owned),
+            },
+        )
+        .unwrap();
+    assert_eq!(last["has_more"], false);
+    assert_eq!(
+        last["data"][0]["metadata"]["refund_id"],
+        ours[0].to_string()
+    );
+    let too_big = RefundListQuery {
+        limit: Some(101),
+        starting_after: None,
+    };
+    assert!(sandbox
+        .refund_list(paid.charge_id.as_str(), &too_big)
+        .is_err());
 }

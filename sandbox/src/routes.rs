@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::error::SandboxError;
 use super::knobs::{Knobs, KnobsUpdate, PayOptions};
+use super::paging::RefundListQuery;
 use super::validation::parse_json;
 use super::{alipay, auth, pages, wechatpay, DeliveryStats, Payment, Sandbox};
 
@@ -23,7 +24,10 @@ pub(super) fn router(sandbox: Sandbox) -> Router {
     let api = Router::new()
         .route("/v1/charges", post(create_charge))
         .route("/v1/charges/{id}", get(retrieve_charge))
-        .route("/v1/charges/{id}/refunds", post(create_refund))
+        .route(
+            "/v1/charges/{id}/refunds",
+            post(create_refund).get(list_refunds),
+        )
         .route("/v1/charges/{id}/refunds/{refund_id}", get(retrieve_refund))
         .route("/v1/charges/{id}/reverse", post(reverse_charge))
         .route("/knobs", get(knobs).post(update_knobs))
@@ -92,6 +96,16 @@ async fn create_refund(
     body: Bytes,
 ) -> Result<Json<Value>, SandboxError> {
     sandbox.create_refund(&id, parse_json(&body)?).map(Json)
+}
+
+async fn list_refunds(
+    State(sandbox): State<Sandbox>,
+    Path(id): Path<String>,
+    page: Result<Query<RefundListQuery>, QueryRejection>,
+) -> Result<Json<Value>, SandboxError> {
+    let Query(page) =
+        page.map_err(|rejection| SandboxError::invalid(None, rejection.body_text()))?;
+    sandbox.refund_list(&id, &page).map(Json)
 }
 
 async fn retrieve_refund(

@@ -331,6 +331,46 @@ impl Store {
             .map(|record| record.refund.charge.clone())
     }
 
+    /// A page of the charge's refunds as Ping++ lists them: newest first, at most `limit`,
+    /// starting after the refund `starting_after`, with `has_more` when older ones follow.
+    pub(super) fn refund_list(
+        &self,
+        charge_id: &str,
+        limit: usize,
+        starting_after: Option<&str>,
+    ) -> Result<Value, SandboxError> {
+        let record = self
+            .charges
+            .get(charge_id)
+            .ok_or_else(|| charge_not_found(charge_id))?;
+        let newest_first: Vec<&String> = record.refund_ids.iter().rev().collect();
+        let start = match starting_after {
+            None => 0,
+            Some(after) => newest_first
+                .iter()
+                .position(|id| id.as_str() == after)
+                .map(|index| index.saturating_add(1))
+                .ok_or_else(|| SandboxError::NotFound {
+                    kind: "refund",
+                    id: after.to_owned(),
+                })?,
+        };
+        let page = newest_first
+            .iter()
+            .skip(start)
+            .take(limit)
+            .filter_map(|refund_id| self.refunds.get(refund_id.as_str()))
+            .map(|refund| render_refund(&refund.refund))
+            .collect::<Result<Vec<_>, _>>()?;
+        let has_more = start.saturating_add(page.len()) < newest_first.len();
+        Ok(json!({
+            "object": "list",
+            "url": format!("/v1/charges/{charge_id}/refunds"),
+            "has_more": has_more,
+            "data": page,
+        }))
+    }
+
     /// A refund of this charge.
     pub(super) fn refund(&self, charge_id: &str, refund_id: &str) -> Result<Value, SandboxError> {
         let record = self

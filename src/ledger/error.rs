@@ -39,4 +39,7 @@ pub enum LedgerError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Log(#[from] projections::LogError),
+    /// The order could not be read back from the log.
+    #[error(transparent)]
+    Load(#[from] crate::store::load::LoadError),
 }

@@ -4,12 +4,22 @@
 
 pub mod creation_quota;
 mod error;
+mod expire_order;
+mod gateway_payment;
 pub mod idempotency;
 mod place_order;
+mod reconcile_order;
+mod reconcile_refunds;
 mod request_refund;
 
 pub use creation_quota::{CreationQuota, QuotaSettings};
 pub use error::LedgerError;
+pub use expire_order::{expire_order, ExpireOrder, Expiry};
+pub use gateway_payment::{reconciled_event_id, PaymentRecorded};
 pub use idempotency::IdempotencyKey;
 pub use place_order::{place_order, PlaceOrder, Placed, ORDER_PAYMENT_WINDOW};
+pub use reconcile_order::{reconcile_order, Due, PaymentCheck, ReconcileOrder, Reconciled};
+pub use reconcile_refunds::{
+    reconcile_refunds, ReconcileRefunds, RefundsReconciled, REFUND_NEVER_SENT_CODE,
+};
 pub use request_refund::{request_refund, RefundRequested, RequestRefund};

@@ -1,38 +1,31 @@
-//! The reconciler: webhooks get lost, so the ledger asks the gateway itself. Orders pending
-//! for too long are looked up at the gateway and settled exactly as their webhook would have
-//! settled them; orders past their expiry that the gateway does not report as paid are
-//! expired; gateway events no order took are listed for the people who settle them.
+//! The reconciler: the periodic pass that decides which orders the ledger must ask the
+//! gateway about, and hands each to a use case (`ledger::reconcile_order`,
+//! `ledger::reconcile_refunds`): orders pending for too long, orders past their payment
+//! window, refunds still pending. It also lists gateway events no order took, for the people
+//! who settle them.
 //!
 //! However many instances run, one pass runs at a time: on PostgreSQL under a session advisory
 //! lock, on SQLite under a lease row (one process owns an SQLite file in practice, but a CLI
 //! pass may run beside the server).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
-use aggregates::order::RefundStatus;
-use aggregates::{Channel, ChargeId, GatewayEventId, IdError, Order, OrderCommand, OrderError};
 use chrono::{DateTime, Utc};
-use cqrs_es::AggregateError;
 use projections::order_status::{self, OrderStatusRow};
 use projections::schema::timestamp;
 use projections::Tables;
-use sha2::{Digest, Sha256};
 use sqlx::any::Any;
 use sqlx::pool::PoolConnection;
 use sqlx::Row;
 
 use super::reconcile_schedule;
-use super::settlement::{self, Outcome};
-use crate::state::AppState;
-use crate::store::load;
-use crate::store::{Actor, EventMetadata, Source};
-use gateways::alipay::wire::sub_codes::TRADE_NOT_EXIST;
-use gateways::{
-    gateway_refund_id_for_refund_no, order_id_from_order_no, refund_no_for, ChargeState,
-    GatewayError, GatewayEvent,
+use crate::ledger::{
+    self, Due, Expiry, PaymentCheck, PaymentRecorded, ReconcileOrder, ReconcileRefunds, Reconciled,
+    RefundsReconciled,
 };
+use crate::state::AppState;
 
 /// Orders pending longer than this are looked up at the gateway.
 pub const DEFAULT_PENDING_AGE: Duration = Duration::from_secs(60);
@@ -53,10 +46,6 @@ pub const ADVISORY_LOCK_KEY: i64 = 7_271_100_002;
 pub const LEASE_NAME: &str = "reconciler";
 /// How long a lease outlives a holder that died mid-pass. Longer than any bounded pass.
 const LEASE_TTL: chrono::Duration = chrono::Duration::minutes(15);
-/// Prefix of the event id a reconciled confirmation carries in place of a webhook's.
-const RECONCILED_EVENT_PREFIX: &str = "evt_reconciled_";
-/// GatewayEventId's length limit.
-const GATEWAY_EVENT_ID_CHARS_MAX: usize = 64;
 
 /// When and how often to reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +84,8 @@ pub struct UnsettledEvent {
 pub struct Report {
     /// Another instance held the lock: this pass did nothing.
     pub skipped: bool,
-    /// Orders looked up at the gateway (or, without a charge, closed without asking).
+    /// Orders handed to a use case: looked up at the gateway, or expired (their charge closed
+    /// first; without a charge, closed without asking).
     pub checked: usize,
     /// Orders paid from the gateway's answer.
     pub confirmed: usize,
@@ -104,8 +94,13 @@ pub struct Report {
     pub flagged: usize,
     /// Orders closed as expired.
     pub expired: usize,
+    /// Charges the gateway closed as their orders expired (their QR codes take no more money).
+    pub charges_closed: usize,
     /// Pending refunds settled from the gateway's answer.
     pub refunds_settled: usize,
+    /// Pending refunds the gateway never received, recorded failed so their money is free to
+    /// be refunded again.
+    pub refunds_failed: usize,
     /// More pending orders were due than this pass took: the next starts at once.
     pub more_due: bool,
     /// Orders the gateway could not tell us about; tried again next pass.
@@ -129,7 +124,9 @@ impl Report {
         self.confirmed > 0
             || self.flagged > 0
             || self.expired > 0
+            || self.charges_closed > 0
             || self.refunds_settled > 0
+            || self.refunds_failed > 0
             || self.gateway_errors > 0
             || self.failed > 0
     }
@@ -146,12 +143,15 @@ impl fmt::Display for Report {
         writeln!(
             formatter,
             "reconciled: {} orders checked, {} payments confirmed, {} flagged for review, \
-             {} orders expired, {} refunds settled, {} gateway errors, {} failed",
+             {} orders expired, {} charges closed, {} refunds settled, {} refunds never sent \
+             recorded failed, {} gateway errors, {} failed",
             self.checked,
             self.confirmed,
             self.flagged,
             self.expired,
+            self.charges_closed,
             self.refunds_settled,
+            self.refunds_failed,
             self.gateway_errors,
             self.failed
         )?;
@@ -197,6 +197,9 @@ pub async fn follow(state: AppState, settings: ReconcilerSettings) {
                 confirmed = report.confirmed,
                 flagged = report.flagged,
                 expired = report.expired,
+                charges_closed = report.charges_closed,
+                refunds_settled = report.refunds_settled,
+                refunds_failed = report.refunds_failed,
                 gateway_errors = report.gateway_errors,
                 failed = report.failed,
                 unsettled = report.unsettled.len(),
@@ -306,14 +309,6 @@ impl Lock {
     }
 }
 
-/// What the gateway says about an order's charge.
-enum Lookup {
-    /// Paid, as reported by the named provider (the inbox records it with the payment).
-    Paid(ChargeState, &'static str),
-    Unpaid,
-    Unknown,
-}
-
 async fn pass(
     state: &AppState,
     settings: &ReconcilerSettings,
@@ -322,15 +317,40 @@ async fn pass(
     let tables = Tables::live();
     let request_id = format!("reconciler-{}", uuid::Uuid::new_v4().simple());
     let mut report = Report::default();
-    // Orders checked in this pass, and whether closing them is safe should they be past expiry.
-    let mut closable: HashMap<String, bool> = HashMap::new();
-
-    // 1. Pending too long: the webhook may have been lost.
     let cutoff = chrono::Duration::from_std(settings.pending_age)
         .ok()
         .and_then(|age| now.checked_sub_signed(age));
-    //    Each order is checked when due: never-checked first, then after a growing wait, so a
-    //    flood of abandoned orders cannot starve a real payment.
+
+    // Past their payment window: pending orders past expiry, and orders that never got a
+    // charge (the process stopped between recording the order and the gateway's answer, so
+    // no QR code was shown) once their window and the pending age have passed.
+    let mut expiring = order_status::pending_expired_before(
+        &state.store.read,
+        &tables,
+        &timestamp(&now),
+        EXPIRY_BATCH_MAX,
+    )
+    .await?;
+    let abandoned = chrono::Duration::from_std(settings.pending_age)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(ledger::ORDER_PAYMENT_WINDOW + age));
+    if let Some(before) = abandoned {
+        expiring.extend(
+            order_status::created_without_charge_before(
+                &state.store.read,
+                &tables,
+                &timestamp(&before),
+                EXPIRY_BATCH_MAX,
+            )
+            .await?,
+        );
+    }
+    let expiring_ids: HashSet<String> = expiring.iter().map(|row| row.order_id.clone()).collect();
+
+    // 1. Pending too long: the webhook may have been lost. Each order is checked when due:
+    //    never-checked first, then after a growing wait, so a flood of abandoned orders
+    //    cannot starve a real payment. One also past expiry is left to its expiry, which
+    //    asks the gateway too.
     reconcile_schedule::forget_settled(&state.store.read).await?;
     let stale = match cutoff {
         Some(before) => {
@@ -340,56 +360,20 @@ async fn pass(
     };
     report.more_due = i64::try_from(stale.len()).unwrap_or(i64::MAX) >= settings.pending_batch;
     for row in stale {
-        let may_close = check(state, &row, &request_id, &mut report).await;
-        closable.insert(row.order_id.clone(), may_close);
+        if !expiring_ids.contains(&row.order_id) {
+            reconcile(state, &row, Due::LookUp, now, &request_id, &mut report).await;
+        }
         reconcile_schedule::checked(&state.store.read, &row.order_id, now, settings.pending_age)
             .await?;
     }
 
-    // 2. Past expiry: close the order once the gateway's money (if any) is in the ledger. An
-    //    order the money paid is refused by the aggregate, so only unpaid orders close; one
-    //    paid the wrong amount closes too, its money staying flagged for review. The QR code
-    //    stays payable at the gateway until its own expiry (which we set to ours); money
-    //    arriving after this is kept as a late payment owed back.
-    let expired = order_status::pending_expired_before(
-        &state.store.read,
-        &tables,
-        &timestamp(&now),
-        EXPIRY_BATCH_MAX,
-    )
-    .await?;
-    for row in expired {
-        let may_close = match closable.get(&row.order_id) {
-            Some(may_close) => *may_close,
-            None => check(state, &row, &request_id, &mut report).await,
-        };
-        if may_close {
-            expire(state, &row, now, &request_id, &mut report).await;
-        }
+    // 2. Past expiry: closed at the gateway, then expired, unless the gateway was paid.
+    for row in expiring {
+        reconcile(state, &row, Due::Expire, now, &request_id, &mut report).await;
     }
 
-    // 3. Orders that never got a charge: the process stopped between recording the order and
-    //    the gateway's answer. No QR code was shown, so nothing can pay them; close them once
-    //    their payment window has passed.
-    let abandoned = chrono::Duration::from_std(settings.pending_age)
-        .ok()
-        .and_then(|age| now.checked_sub_signed(crate::ledger::ORDER_PAYMENT_WINDOW + age));
-    if let Some(before) = abandoned {
-        let rows = order_status::created_without_charge_before(
-            &state.store.read,
-            &tables,
-            &timestamp(&before),
-            EXPIRY_BATCH_MAX,
-        )
-        .await?;
-        for row in rows {
-            report.checked += 1;
-            expire(state, &row, now, &request_id, &mut report).await;
-        }
-    }
-
-    // 4. Refunds still pending: their notice was lost, or the gateway (Alipay) sends none we
-    //    act on. Each is settled from the gateway's answer, as its notice would have been.
+    // 3. Refunds still pending: their notice was lost, or the gateway (Alipay) sends none we
+    //    act on, or the gateway's answer was never written down.
     if let Some(before) = cutoff {
         let orders = sqlx::query(&format!(
             "SELECT order_id FROM {} WHERE refund_pending_minor > 0 AND updated_at < $1 \
@@ -402,277 +386,81 @@ async fn pass(
         .await?;
         for row in orders {
             let order_id: String = row.try_get("order_id")?;
-            look_up_refunds(state, &order_id, &request_id, &mut report).await;
+            let request = ReconcileRefunds {
+                order_id: order_id.clone(),
+                unsent_before: before,
+                now,
+                request_id: request_id.clone(),
+            };
+            match ledger::reconcile_refunds(state, request).await {
+                Ok(done) => count_refunds(&mut report, done),
+                Err(error) => {
+                    report.failed += 1;
+                    tracing::warn!(order_id, %error, "could not reconcile the order's refunds");
+                }
+            }
         }
     }
 
-    // 5. Gateway events no order took.
+    // 4. Gateway events no order took.
     report.unsettled = unsettled_events(state).await?;
     Ok(report)
 }
 
-/// Asks the gateway about each pending refund of the order and settles those it reports
-/// done. A refund whose gateway id was never recorded is asked for by our refund number,
-/// which is how Alipay and WeChat Pay know it.
-async fn look_up_refunds(state: &AppState, order_id: &str, request_id: &str, report: &mut Report) {
-    let order = match state.store.read.acquire().await {
-        Ok(mut connection) => load::load::<Order>(&mut connection, order_id).await,
-        Err(error) => {
-            report.failed += 1;
-            tracing::warn!(order_id, %error, "could not read the order");
-            return;
-        }
-    };
-    let order = match order {
-        Ok(loaded) => loaded.state,
-        Err(error) => {
-            report.failed += 1;
-            tracing::warn!(order_id, %error, "could not load the order");
-            return;
-        }
-    };
-    let (Some(channel), Some(charge_id)) = (order.channel(), order.charge_id().cloned()) else {
-        return;
-    };
-    let Ok(gateway) = state.gateway_for(channel) else {
-        report.gateway_errors += 1;
-        return;
-    };
-    let pending = order
-        .refunds()
-        .iter()
-        .filter(|refund| refund.status == RefundStatus::Pending);
-    for refund in pending {
-        let gateway_refund_id = match &refund.gateway_refund_id {
-            Some(id) => id.clone(),
-            None => match gateway_refund_id_for_refund_no(&refund_no_for(&refund.refund_id)) {
-                Some(id) => id,
-                None => continue,
-            },
-        };
-        let answer = match gateway
-            .retrieve_refund(&charge_id, &gateway_refund_id)
-            .await
-        {
-            Ok(answer) => answer,
-            Err(error) => {
-                report.gateway_errors += 1;
-                tracing::warn!(order_id, code = error.code(), %error, "could not look the refund up");
-                continue;
-            }
-        };
-        let mut facts = answer.facts;
-        // The answer may not carry our id back; the refund asked about is ours.
-        facts.refund_id = Some(refund.refund_id);
-        match settlement::settle_refund_answer(
-            state,
-            gateway.provider(),
-            answer.state,
-            facts,
-            Source::Reconciler,
-            request_id,
-        )
-        .await
-        {
-            Ok(Some(settled)) if settled.outcome == Outcome::Applied => report.refunds_settled += 1,
-            Ok(_) => {}
-            Err(error) => {
-                report.failed += 1;
-                tracing::warn!(order_id, %error, "recording a refund failed");
-            }
-        }
-    }
-}
-
-/// Asks the gateway about the order's charge and records a payment it reports. True when the
-/// ledger now holds whatever the gateway knows (nothing paid, or the payment recorded), so the
-/// order may be closed if it is past expiry; false when that is not known yet. Closing an
-/// order whose payment we have not recorded would turn a good payment into one owed back.
-async fn check(
+/// Hands one order to the use case and counts what it did.
+async fn reconcile(
     state: &AppState,
     row: &OrderStatusRow,
-    request_id: &str,
-    report: &mut Report,
-) -> bool {
-    report.checked += 1;
-    match look_up(state, row).await {
-        Lookup::Paid(charge, provider) => {
-            settle_paid(state, row, charge, provider, request_id, report).await
-        }
-        Lookup::Unpaid => true,
-        Lookup::Unknown => {
-            report.gateway_errors += 1;
-            false
-        }
-    }
-}
-
-async fn look_up(state: &AppState, row: &OrderStatusRow) -> Lookup {
-    let Some(charge_id) = row
-        .charge_id
-        .as_deref()
-        .and_then(|id| ChargeId::parse(id).ok())
-    else {
-        return Lookup::Unpaid;
-    };
-    let Some(gateway) = gateway_of(state, row) else {
-        return Lookup::Unknown;
-    };
-    match gateway.retrieve_charge(&charge_id).await {
-        Ok(charge) if charge.order_no != order_no_of(row) => {
-            tracing::warn!(
-                order_id = %row.order_id,
-                charge_id = %charge_id,
-                order_no = %charge.order_no,
-                "the gateway reports the charge for another order; left alone"
-            );
-            Lookup::Unknown
-        }
-        Ok(charge) if charge.paid => Lookup::Paid(charge, gateway.provider()),
-        Ok(_) => Lookup::Unpaid,
-        // Alipay only opens a trade once the buyer scans the QR code: a trade it does not
-        // know is one nobody has paid yet.
-        Err(GatewayError::Rejected {
-            code: Some(code), ..
-        }) if code == TRADE_NOT_EXIST => Lookup::Unpaid,
-        Err(error) => {
-            tracing::warn!(
-                order_id = %row.order_id,
-                charge_id = %charge_id,
-                code = error.code(),
-                %error,
-                "could not look the charge up; trying again next pass"
-            );
-            Lookup::Unknown
-        }
-    }
-}
-
-/// The order number the gateway knows the row's order by.
-fn order_no_of(row: &OrderStatusRow) -> String {
-    row.order_id.replace('-', "")
-}
-
-/// Settles a charge the gateway reports paid, as its `charge.succeeded` webhook would. True
-/// when the payment is in the ledger (now or already).
-async fn settle_paid(
-    state: &AppState,
-    row: &OrderStatusRow,
-    charge: ChargeState,
-    provider: &str,
-    request_id: &str,
-    report: &mut Report,
-) -> bool {
-    let raw = charge_summary(&charge);
-    let event_id = match reconciled_event_id(&charge.charge_id) {
-        Ok(event_id) => event_id,
-        Err(error) => {
-            report.failed += 1;
-            tracing::warn!(order_id = %row.order_id, %error, "no event id for the charge");
-            return false;
-        }
-    };
-    let event = GatewayEvent::ChargeSucceeded { event_id, charge };
-    match settlement::settle(
-        state,
-        provider,
-        &event,
-        &settlement::Evidence::unsigned_summary(raw.as_bytes()),
-        Source::Reconciler,
-        request_id,
-    )
-    .await
-    {
-        Ok(settled) => match settled.outcome {
-            Outcome::Applied => {
-                if settled
-                    .events
-                    .iter()
-                    .any(|event| event.event_type == "PaymentConfirmed")
-                {
-                    report.confirmed += 1;
-                } else {
-                    report.flagged += 1;
-                }
-                tracing::info!(order_id = %row.order_id, "payment recorded from the gateway");
-                true
-            }
-            Outcome::Duplicate => true,
-            outcome @ (Outcome::Unmatched | Outcome::Ignored | Outcome::Deferred) => {
-                tracing::warn!(
-                    order_id = %row.order_id,
-                    outcome = outcome.as_str(),
-                    "a paid charge did not settle its order"
-                );
-                false
-            }
-        },
-        Err(error) => {
-            report.failed += 1;
-            tracing::warn!(order_id = %row.order_id, %error, "recording a payment failed");
-            false
-        }
-    }
-}
-
-/// The gateway that created the order's charge: its channel's.
-fn gateway_of<'a>(
-    state: &'a AppState,
-    row: &OrderStatusRow,
-) -> Option<&'a std::sync::Arc<dyn gateways::PaymentGateway>> {
-    let gateway = row
-        .channel
-        .parse::<Channel>()
-        .map_err(|error| error.to_string())
-        .and_then(|channel| {
-            state
-                .gateway_for(channel)
-                .map_err(|error| error.to_string())
-        });
-    match gateway {
-        Ok(gateway) => Some(gateway),
-        Err(error) => {
-            tracing::warn!(order_id = %row.order_id, %error, "no gateway for the order");
-            None
-        }
-    }
-}
-
-async fn expire(
-    state: &AppState,
-    row: &OrderStatusRow,
+    due: Due,
     now: DateTime<Utc>,
     request_id: &str,
     report: &mut Report,
 ) {
-    let metadata = EventMetadata {
-        request_id: request_id.to_owned(),
-        actor: Actor::System,
-        source: Source::Reconciler,
-        gateway_event_id: None,
-        recorded_at: Utc::now(),
-    };
-    let command = OrderCommand::Expire { at: now };
-    match state
-        .orders
-        .execute(&row.order_id, command, &metadata)
-        .await
-    {
-        Ok(committed) => {
-            if !committed.is_unchanged() {
+    report.checked += 1;
+    let request = ReconcileOrder::from_view(row, due, now, request_id);
+    match ledger::reconcile_order(state, request).await {
+        Ok(Reconciled::Checked(check)) => match check {
+            PaymentCheck::Unpaid => {}
+            PaymentCheck::Paid(recorded) => count_payment(report, recorded),
+            PaymentCheck::GatewayUnavailable => report.gateway_errors += 1,
+        },
+        Ok(Reconciled::Expiry(expiry)) => match expiry {
+            Expiry::Expired {
+                charge_closed,
+                payment,
+                ..
+            } => {
                 report.expired += 1;
+                report.charges_closed += usize::from(charge_closed);
+                if let Some(recorded) = payment {
+                    count_payment(report, recorded);
+                }
             }
-        }
-        // The order moved on since the view was read (paid, possibly by the payment this
-        // pass just recorded; cancelled; expired by another door): nothing to close.
-        Err(AggregateError::UserError(
-            OrderError::InvalidTransition { .. } | OrderError::NotYetExpired { .. },
-        )) => {}
+            Expiry::PaidMeanwhile(recorded) => count_payment(report, recorded),
+            Expiry::GatewayUnavailable => report.gateway_errors += 1,
+            Expiry::AlreadyClosed | Expiry::NotYetDue => {}
+        },
         Err(error) => {
             report.failed += 1;
-            tracing::warn!(order_id = %row.order_id, %error, "expiring an order failed");
+            tracing::warn!(order_id = %row.order_id, %error, "reconciling an order failed");
         }
     }
+}
+
+fn count_payment(report: &mut Report, recorded: PaymentRecorded) {
+    match recorded {
+        PaymentRecorded::Confirmed => report.confirmed += 1,
+        PaymentRecorded::Flagged => report.flagged += 1,
+        PaymentRecorded::Failed => report.failed += 1,
+        PaymentRecorded::AlreadyRecorded | PaymentRecorded::NotSettled => {}
+    }
+}
+
+fn count_refunds(report: &mut Report, done: RefundsReconciled) {
+    report.refunds_settled += done.settled;
+    report.refunds_failed += done.never_sent;
+    report.gateway_errors += done.gateway_errors;
+    report.failed += done.failed;
 }
 
 async fn unsettled_events(state: &AppState) -> Result<Vec<UnsettledEvent>, sqlx::Error> {
@@ -696,67 +484,10 @@ async fn unsettled_events(state: &AppState) -> Result<Vec<UnsettledEvent>, sqlx:
         .collect()
 }
 
-/// The event id a reconciled confirmation of `charge_id` carries: the same for every pass and
-/// every instance, so settling it again is recognised as a duplicate. A charge id too long to
-/// fit is replaced by a digest of it.
-pub fn reconciled_event_id(charge_id: &ChargeId) -> Result<GatewayEventId, IdError> {
-    let suffix = charge_id
-        .as_str()
-        .strip_prefix("ch_")
-        .unwrap_or(charge_id.as_str());
-    let text = format!("{RECONCILED_EVENT_PREFIX}{suffix}");
-    let text = if text.len() <= GATEWAY_EVENT_ID_CHARS_MAX {
-        text
-    } else {
-        let digest = Sha256::digest(charge_id.as_str().as_bytes());
-        let mut hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-        hex.truncate(GATEWAY_EVENT_ID_CHARS_MAX - RECONCILED_EVENT_PREFIX.len());
-        format!("{RECONCILED_EVENT_PREFIX}{hex}")
-    };
-    GatewayEventId::parse(&text)
-}
-
-/// What we keep as the "body" of a reconciled confirmation: the charge as the gateway reported
-/// it when we asked.
-fn charge_summary(charge: &ChargeState) -> String {
-    serde_json::json!({
-        "object": "charge",
-        "source": "reconciler",
-        "id": charge.charge_id.as_str(),
-        "order_no": charge.order_no,
-        "order_id": order_id_from_order_no(&charge.order_no).map(|id| id.to_string()),
-        "paid": charge.paid,
-        "amount": charge.amount.amount_minor(),
-        "currency": charge.amount.currency().code(),
-        "time_paid": charge.time_paid.map(|at| timestamp(&at)),
-        "transaction_no": charge.transaction_no,
-    })
-    .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn reconciled_event_ids_are_stable_and_valid() {
-        let charge = ChargeId::parse("ch_Xsr7u35O3m1Gw4ed2ODmi4Lw").unwrap();
-        let id = reconciled_event_id(&charge).unwrap();
-        assert_eq!(id.as_str(), "evt_reconciled_Xsr7u35O3m1Gw4ed2ODmi4Lw");
-        assert_eq!(reconciled_event_id(&charge).unwrap(), id);
-    }
-
-    #[test]
-    fn long_charge_ids_are_digested_to_fit() {
-        let long = format!("ch_{}", "a".repeat(61));
-        let other = format!("ch_{}b", "a".repeat(60));
-        let first = reconciled_event_id(&ChargeId::parse(&long).unwrap()).unwrap();
-        let second = reconciled_event_id(&ChargeId::parse(&other).unwrap()).unwrap();
-        assert_eq!(first.as_str().len(), GATEWAY_EVENT_ID_CHARS_MAX);
-        assert!(first.as_str().starts_with(RECONCILED_EVENT_PREFIX));
-        assert_ne!(first, second);
-    }
 
     #[test]
     fn a_report_prints_its_counts_and_events() {

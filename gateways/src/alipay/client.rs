@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aggregates::{ChargeId, Currency, GatewayRefundId};
+use aggregates::{ChargeId, Currency, GatewayRefundId, RefundId};
 use chrono::{DateTime, Utc};
 use reqwest::header::CONTENT_TYPE;
 use rsa::{RsaPrivateKey, RsaPublicKey};
@@ -407,6 +407,26 @@ impl PaymentGateway for AlipayClient {
             )
             .await?;
         refund_lookup(charge_id, gateway_refund_id, &answer)
+    }
+
+    /// Alipay knows a refund by our refund number (`out_request_no`); it answers a number it
+    /// never saw with an empty success, which `refund_lookup` reads as `TRADE_NOT_EXIST`.
+    async fn find_refund(
+        &self,
+        charge_id: &ChargeId,
+        refund_id: &RefundId,
+    ) -> Result<Option<RetrievedRefund>, GatewayError> {
+        let gateway_refund_id = gateway_refund_id_for_refund_no(&refund_no_for(refund_id))
+            .ok_or_else(|| protocol("our refund number makes no refund id"))?;
+        match self.retrieve_refund(charge_id, &gateway_refund_id).await {
+            Ok(found) => Ok(Some(found)),
+            Err(GatewayError::Rejected { code, .. })
+                if code.as_deref() == Some(sub_codes::TRADE_NOT_EXIST) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn close_charge(&self, charge_id: &ChargeId) -> Result<CloseOutcome, GatewayError> {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use aggregates::{Channel, ChargeId, GatewayRefundId};
+use aggregates::{Channel, ChargeId, GatewayRefundId, RefundId};
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
@@ -12,6 +12,7 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use super::refund_list::{self, PageStep};
 use super::signature;
 use super::webhook::{self, REFUND_ID_METADATA_KEY};
 use super::wire::{
@@ -499,6 +500,36 @@ impl PaymentGateway for PingppClient {
         Ok(RetrievedRefund { state, facts })
     }
 
+    /// Ping++ names refunds by its own ids, so ours is found by walking the charge's refund
+    /// list for the refund id our request put in the refund's metadata.
+    async fn find_refund(
+        &self,
+        charge_id: &ChargeId,
+        refund_id: &RefundId,
+    ) -> Result<Option<RetrievedRefund>, GatewayError> {
+        let mut cursor: Option<String> = None;
+        for _ in 0..refund_list::PAGES_MAX {
+            let path = refund_list::page_path(charge_id, cursor.as_deref())
+                .map_err(GatewayError::Protocol)?;
+            let page: wire::RefundList = self
+                .call(Method::GET, &path, None, RetryPolicy::Read)
+                .await?;
+            match refund_list::step(&page, charge_id, refund_id).map_err(GatewayError::Protocol)? {
+                PageStep::Found(refund) => {
+                    let state = issued_refund(&refund)?.state;
+                    let facts = webhook::refund_facts(&refund).map_err(GatewayError::Protocol)?;
+                    return Ok(Some(RetrievedRefund { state, facts }));
+                }
+                PageStep::Next(last) => cursor = Some(last),
+                PageStep::Exhausted => return Ok(None),
+            }
+        }
+        Err(GatewayError::Protocol(format!(
+            "the refund list of {charge_id} runs past {} pages",
+            refund_list::PAGES_MAX
+        )))
+    }
+
     async fn close_charge(&self, charge_id: &ChargeId) -> Result<CloseOutcome, GatewayError> {
         let path = format!("/charges/{}/reverse", charge_id.as_str());
         // Revoking twice revokes once: safe to repeat like a read.
@@ -863,6 +894,57 @@ mod tests {
         .into_response()
     }
 
+    /// Lists refunds of a charge newest first, in pages of `limit` after `starting_after`:
+    /// 250 refunds `re_list_<n>`, only `re_list_3` (an old one, on the third page of 100)
+    /// carrying the refund id below in its metadata.
+    async fn list_refunds_endpoint(
+        State(imitation): State<Arc<Imitation>>,
+        Path(charge_id): Path<String>,
+        headers: HeaderMap,
+        uri: Uri,
+    ) -> Response {
+        if let Err(answer) = imitation.admit(&headers, &uri, None).await {
+            return answer;
+        }
+        let query: std::collections::HashMap<String, String> = uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+        let limit: usize = query["limit"].parse().unwrap();
+        let newest_first: Vec<usize> = (1..=250).rev().collect();
+        let start = query.get("starting_after").map_or(0, |after| {
+            newest_first
+                .iter()
+                .position(|n| format!("re_list_{n}") == *after)
+                .unwrap()
+                + 1
+        });
+        let page: Vec<Value> = newest_first[start..]
+            .iter()
+            .take(limit)
+            .map(|n| {
+                let metadata = if *n == 3 {
+                    json!({"refund_id": LISTED_REFUND_ID})
+                } else {
+                    json!({})
+                };
+                json!({
+                    "id": format!("re_list_{n}"), "object": "refund", "amount": 100,
+                    "status": "succeeded", "charge": charge_id, "time_succeed": 1_700_000_456,
+                    "metadata": metadata,
+                })
+            })
+            .collect();
+        let has_more = start + page.len() < newest_first.len();
+        Json(json!({"object": "list", "url": uri.path(), "has_more": has_more, "data": page}))
+            .into_response()
+    }
+
+    const LISTED_REFUND_ID: &str = "0b8e39f5-4a3c-4d5e-9f00-7d1f2e3a4b5c";
+
     /// Revokes: `ch_paid...` was paid first, `ch_missing...` does not exist.
     async fn reverse_charge_endpoint(
         State(imitation): State<Arc<Imitation>>,
@@ -897,7 +979,10 @@ mod tests {
         let router = Router::new()
             .route("/v1/charges", post(create_charge_endpoint))
             .route("/v1/charges/{id}", get(retrieve_charge_endpoint))
-            .route("/v1/charges/{id}/refunds", post(create_refund_endpoint))
+            .route(
+                "/v1/charges/{id}/refunds",
+                post(create_refund_endpoint).get(list_refunds_endpoint),
+            )
             .route(
                 "/v1/charges/{id}/refunds/{refund}",
                 get(retrieve_refund_endpoint),
@@ -1264,6 +1349,29 @@ mod tests {
         assert_eq!(refund.facts.gateway_refund_id, refund_id);
         assert_eq!(refund.facts.amount.amount_minor(), 900);
         assert!(refund.facts.refund_id.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_refund_without_its_gateway_id_is_found_by_paging_the_charges_refunds() {
+        let (client, imitation) = client_for(Imitation::new()).await;
+        let charge_id = ChargeId::parse("ch_L8qn10mLmr1GS8e5OODmHaL4").unwrap();
+        let ours: RefundId = LISTED_REFUND_ID.parse().unwrap();
+        let found = client
+            .find_refund(&charge_id, &ours)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.facts.gateway_refund_id.as_str(), "re_list_3");
+        assert_eq!(found.facts.refund_id, Some(ours));
+        assert_eq!(found.state, RefundState::Succeeded);
+        assert_eq!(imitation.calls(), 3, "three pages of 100");
+
+        let unknown = RefundId::from_uuid(uuid::Uuid::new_v4());
+        assert_eq!(
+            client.find_refund(&charge_id, &unknown).await.unwrap(),
+            None
+        );
+        assert_eq!(imitation.calls(), 3 + 3, "the whole list, then no more");
     }
 
     #[tokio::test]

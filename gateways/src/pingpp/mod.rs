@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod keys;
+pub mod refund_list;
 pub mod signature;
 pub mod verify_cli;
 pub mod webhook;

@@ -169,3 +169,17 @@ pub const REQUEST_TIMESTAMP_HEADER: &str = "pingplusplus-request-timestamp";
 
 /// The error code of a 404 ("No such charge"): Ping++'s and the sandbox's alike.
 pub const NOT_FOUND_CODE: &str = "resource_missing";
+
+/// A page of a list (`GET /v1/charges/{id}/refunds`), newest first; `has_more` says whether
+/// older items follow, fetched with `starting_after` = the last id of this page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundList {
+    #[serde(default)]
+    pub object: String,
+    #[serde(default)]
+    pub url: String,
+    #[serde(default)]
+    pub has_more: bool,
+    #[serde(default)]
+    pub data: Vec<Refund>,
+}

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use aggregates::{ChargeId, Currency, GatewayRefundId, Money};
+use aggregates::{ChargeId, Currency, GatewayRefundId, Money, RefundId};
 use chrono::{DateTime, FixedOffset, Utc};
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Method;
@@ -382,6 +382,22 @@ impl PaymentGateway for WechatPayClient {
             )));
         }
         Ok(lookup)
+    }
+
+    /// WeChat Pay knows a refund by our refund number (`out_refund_no`); a number it never
+    /// saw is `RESOURCE_NOT_EXISTS`.
+    async fn find_refund(
+        &self,
+        charge_id: &ChargeId,
+        refund_id: &RefundId,
+    ) -> Result<Option<RetrievedRefund>, GatewayError> {
+        let gateway_refund_id = gateway_refund_id_for_refund_no(&refund_no_for(refund_id))
+            .ok_or_else(|| protocol("our refund number makes no refund id"))?;
+        match self.retrieve_refund(charge_id, &gateway_refund_id).await {
+            Ok(found) => Ok(Some(found)),
+            Err(error) if error_code(&error) == Some(codes::RESOURCE_NOT_EXISTS) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     async fn close_charge(&self, charge_id: &ChargeId) -> Result<CloseOutcome, GatewayError> {
