@@ -136,8 +136,7 @@ pub async fn settle(
     source: Source,
     request_id: &str,
 ) -> Result<Settled, SettlementError> {
-    let raw = String::from_utf8_lossy(evidence.body);
-    let raw = raw.as_ref();
+    let raw = evidence.body;
     let event_id = event.event_id().to_string();
     if let Some(landed) = state.settled.get(provider, &event_id) {
         return Ok(Settled {
@@ -728,7 +727,8 @@ async fn refund_order(
 struct InboxRow<'a> {
     provider: &'a str,
     event: &'a GatewayEvent,
-    raw: &'a str,
+    /// The body exactly as received: kept as bytes, never through a lossy conversion.
+    raw: &'a [u8],
     order_id: Option<&'a str>,
     outcome: Outcome,
     /// The log position of the last event it led to.
@@ -783,7 +783,7 @@ async fn record(connection: &mut AnyConnection, inbox: &InboxRow<'_>) -> Result<
     .bind(inbox.event.event_type().to_owned())
     .bind(inbox.order_id.map(ToOwned::to_owned))
     .bind(inbox.outcome.as_str().to_owned())
-    .bind(inbox.raw.to_owned())
+    .bind(inbox.raw.to_vec())
     .bind(now)
     .bind(inbox.position)
     .execute(connection)
