@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use aggregates::{ChargeId, Currency, GatewayEventId, Money, OrderEvent};
+use gateways::wechatpay::resource::ApiV3Key;
 use payledger::audit::evidence::EvidenceCheck;
 use payledger::audit::ProblemKind;
 use projections::chain;
@@ -233,5 +234,88 @@ on_both_stores! {
         assert!(report.is_clean(), "{:?}", report.problems);
         assert_eq!((check.reverified, check.not_reverified), (1, 0));
         app.stop().await;
+    }
+
+    async fn wechatpay_evidence_verifies_again_and_opens_with_the_apiv3_key(db: &TestDb) {
+        let api_v3_key = ApiV3Key::parse("a-32-byte-apiv3-key-for-testing!").unwrap();
+        let sealed_with = api_v3_key.clone();
+        let app = App::spawn_sandbox(db, |setup| {
+            setup.sandbox_protocols.insert(aggregates::Channel::WxPubQr, gateways::routing::ProviderName::WechatPay);
+            setup.sandbox_wechatpay_api_v3_key = Some(sealed_with);
+        }).await;
+        let token = app.token("alice", payledger::auth::Role::User);
+        let (_, order) = app.post("/v1/orders", &token, json!({"plan_id": "pro-monthly", "channel": "wx_pub_qr"})).await;
+        let sandbox_charge = order["qr_code"].as_str().unwrap().rsplit('/').next().unwrap();
+        app.sandbox.as_ref().unwrap().pay(sandbox_charge, &sandbox::PayOptions::default()).unwrap();
+        let id = order["id"].as_str().unwrap();
+        app.poll_until(id, "alice", |order| order["status"] == "paid").await;
+        let row = sqlx::query("SELECT protocol, first_position FROM gateway_evidence")
+            .fetch_one(&db.store.read).await.unwrap();
+        assert_eq!(row.try_get::<String, _>("protocol").unwrap(), "wechatpay");
+        let position: i64 = row.try_get("first_position").unwrap();
+
+        // With the APIv3 key the callback is opened and its order, charge and amount compared.
+        let mut check = sandbox_check().with_wechatpay_api_v3_key(api_v3_key.clone());
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.reverified, check.amounts_not_compared, check.not_reverified), (1, 0, 0));
+
+        // Without it the signature is still checked, and the uncompared amount is counted.
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.reverified, check.amounts_not_compared), (1, 1));
+
+        // Another APIv3 key cannot open it.
+        let mut check = sandbox_check().with_wechatpay_api_v3_key(ApiV3Key::parse("another-32-byte-key-for-testing!").unwrap());
+        let report = verify_with(db, None, &mut check).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, position);
+
+        // One byte of the kept body changed: reported where the payment is.
+        tamper_evidence_body(db).await;
+        let mut check = sandbox_check().with_wechatpay_api_v3_key(api_v3_key);
+        let report = verify_with(db, None, &mut check).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, position);
+        assert!(report.problems[0].to_string().contains("does not verify again"), "{}", report.problems[0]);
+        app.stop().await;
+    }
+}
+
+/// Changes one byte of every kept body, as the owner of the tables could, with the append-only
+/// triggers out of the way.
+async fn tamper_evidence_body(db: &TestDb) {
+    let mut connection = db.store.read.acquire().await.unwrap();
+    let body: Vec<u8> = sqlx::query("SELECT body FROM gateway_evidence")
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap()
+        .try_get("body")
+        .unwrap();
+    let mut changed = body.clone();
+    let middle = changed.len() / 2;
+    changed[middle] = if changed[middle] == b'A' { b'B' } else { b'A' };
+    let statements: &[&str] = if db.store.kind() == "postgres" {
+        &["ALTER TABLE gateway_evidence DISABLE TRIGGER USER"]
+    } else {
+        &["DROP TRIGGER gateway_evidence_append_only_update"]
+    };
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE gateway_evidence SET body = $1")
+        .bind(changed)
+        .execute(&mut *connection)
+        .await
+        .unwrap();
+    if db.store.kind() == "postgres" {
+        sqlx::query("ALTER TABLE gateway_evidence ENABLE TRIGGER USER")
+            .execute(&mut *connection)
+            .await
+            .unwrap();
     }
 }

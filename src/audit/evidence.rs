@@ -3,6 +3,9 @@
 //! configured gateway key, and it must name the same order, charge (or refund) and amount.
 
 use aggregates::{Money, OrderEvent};
+use gateways::wechatpay::notify::KeptCallback;
+use gateways::wechatpay::platform::PlatformKeys;
+use gateways::wechatpay::resource::ApiV3Key;
 use gateways::{GatewayEvent, WebhookHeaders};
 use projections::chain::ChainedRow;
 use projections::log::StoredEvent;
@@ -45,6 +48,11 @@ pub struct EvidenceCheck {
     pub unsigned: u64,
     /// Signed evidence of a protocol whose signature this build does not check again yet.
     pub not_reverified: u64,
+    /// WeChat Pay callbacks verified again whose amount could not be compared: their facts are
+    /// sealed with the APIv3 key, which was not given.
+    pub amounts_not_compared: u64,
+    /// Opens WeChat Pay callbacks (`WECHATPAY_APIV3_KEY`, the server's own setting).
+    wechatpay_api_v3_key: Option<ApiV3Key>,
 }
 
 impl EvidenceCheck {
@@ -64,7 +72,15 @@ impl EvidenceCheck {
             reverified: 0,
             unsigned: 0,
             not_reverified: 0,
+            amounts_not_compared: 0,
+            wechatpay_api_v3_key: None,
         }
+    }
+
+    /// Opens WeChat Pay callbacks with `key`, so their facts are compared too.
+    pub fn with_wechatpay_api_v3_key(mut self, key: ApiV3Key) -> Self {
+        self.wechatpay_api_v3_key = Some(key);
+        self
     }
 
     async fn since(&mut self, pool: &AnyPool) -> Result<i64, VerifyError> {
@@ -99,16 +115,14 @@ impl EvidenceCheck {
                 "no configured gateway key has fingerprint {fingerprint}, so it cannot be verified again"
             ));
         };
+        let pairs: Vec<(String, String)> =
+            serde_json::from_str(&kept.signature_headers).unwrap_or_default();
+        let headers: WebhookHeaders = pairs
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes().to_vec()))
+            .collect();
         let said = match kept.protocol.as_str() {
-            "pingpp" => {
-                let pairs: Vec<(String, String)> =
-                    serde_json::from_str(&kept.signature_headers).unwrap_or_default();
-                let headers: WebhookHeaders = pairs
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.as_bytes().to_vec()))
-                    .collect();
-                gateways::pingpp::webhook::verify_and_parse(key, &headers, &kept.body)
-            }
+            "pingpp" => gateways::pingpp::webhook::verify_and_parse(key, &headers, &kept.body),
             // The signature is inside the form; our app id was checked when it arrived, so
             // the notification is read with its own.
             "alipay" => gateways::alipay::notify::verify(key, &kept.body).and_then(|params| {
@@ -116,7 +130,20 @@ impl EvidenceCheck {
                 gateways::alipay::notify::event_from_params(&params, &app_id)
                     .map_err(gateways::WebhookRejection::Malformed)
             }),
-            // WeChat Pay's facts are encrypted with the APIv3 key, which verify does not hold.
+            "wechatpay" => match self.wechatpay_callback(key, &headers, &kept.body) {
+                Ok(KeptCallback::Opened(said)) => Ok(said),
+                Ok(KeptCallback::Sealed { event_id }) => {
+                    self.reverified += 1;
+                    self.amounts_not_compared += 1;
+                    return (event_id.as_str() != kept.event_id).then(|| {
+                        format!(
+                            "the kept webhook is event {event_id}, the evidence row says {}",
+                            kept.event_id
+                        )
+                    });
+                }
+                Err(rejection) => Err(rejection),
+            },
             _ => {
                 self.not_reverified += 1;
                 return None;
@@ -140,6 +167,29 @@ impl EvidenceCheck {
             ));
         }
         webhook_disagrees(&said, aggregate_id, event)
+    }
+}
+
+impl EvidenceCheck {
+    /// A kept WeChat Pay callback checked again with the platform key that verified it, under
+    /// the serial it names, and opened when the APIv3 key was given.
+    fn wechatpay_callback(
+        &self,
+        key: &RsaPublicKey,
+        headers: &WebhookHeaders,
+        body: &[u8],
+    ) -> Result<KeptCallback, gateways::WebhookRejection> {
+        let serial = headers
+            .get(gateways::wechatpay::sign::SERIAL_HEADER)
+            .and_then(|serial| std::str::from_utf8(serial).ok())
+            .unwrap_or_default();
+        let platform = PlatformKeys::new().with(serial, key.clone());
+        gateways::wechatpay::notify::verify_kept(
+            &platform,
+            self.wechatpay_api_v3_key.as_ref().map(ApiV3Key::as_bytes),
+            headers,
+            body,
+        )
     }
 }
 
