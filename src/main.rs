@@ -519,9 +519,13 @@ async fn verify(
     )
     .await?;
     println!(
-        "evidence: {} webhook(s) verified again, {} unsigned gateway answer(s) compared, \
-         {} signed by a protocol not verified again yet",
-        evidence.reverified, evidence.unsigned, evidence.not_reverified
+        "evidence: {} webhook(s) and {} signed gateway answer(s) verified again, {} unsigned \
+         gateway answer(s) compared (nobody signed them), {} signed by a protocol not verified \
+         again yet",
+        evidence.reverified,
+        evidence.answers_reverified,
+        evidence.unsigned,
+        evidence.not_reverified
     );
     if evidence.amounts_not_compared > 0 {
         println!(

@@ -314,7 +314,7 @@ on_both_stores! {
         let key = key.display().to_string();
         let (code, stdout, stderr) = run_verify(db, &["--gateway-key", &key]);
         assert_eq!(code, 0, "{stdout}{stderr}");
-        assert!(stdout.contains("1 webhook(s) verified again"), "{stdout}");
+        assert!(stdout.contains("evidence: 1 webhook(s) and 0 signed gateway answer(s) verified again"), "{stdout}");
         let head = projections::log::head(&db.store.read).await.unwrap();
         assert!(stdout.contains(&format!("head: position {head} hash ")), "{stdout}");
 

@@ -30,8 +30,7 @@ use crate::store::load;
 use crate::store::{Actor, EventMetadata, Source};
 use gateways::alipay::wire::sub_codes::TRADE_NOT_EXIST;
 use gateways::{
-    gateway_refund_id_for_refund_no, order_id_from_order_no, refund_no_for, ChargeState,
-    GatewayError, GatewayEvent,
+    gateway_refund_id_for_refund_no, refund_no_for, GatewayError, GatewayEvent, RetrievedCharge,
 };
 
 /// Orders pending longer than this are looked up at the gateway.
@@ -309,7 +308,7 @@ impl Lock {
 /// What the gateway says about an order's charge.
 enum Lookup {
     /// Paid, as reported by the named provider (the inbox records it with the payment).
-    Paid(ChargeState, &'static str),
+    Paid(Box<RetrievedCharge>, &'static str),
     Unpaid,
     Unknown,
 }
@@ -469,6 +468,7 @@ async fn look_up_refunds(state: &AppState, order_id: &str, request_id: &str, rep
             gateway.provider(),
             answer.state,
             facts,
+            Some(&answer.answer),
             Source::Reconciler,
             request_id,
         )
@@ -497,7 +497,7 @@ async fn check(
     report.checked += 1;
     match look_up(state, row).await {
         Lookup::Paid(charge, provider) => {
-            settle_paid(state, row, charge, provider, request_id, report).await
+            settle_paid(state, row, *charge, provider, request_id, report).await
         }
         Lookup::Unpaid => true,
         Lookup::Unknown => {
@@ -519,7 +519,7 @@ async fn look_up(state: &AppState, row: &OrderStatusRow) -> Lookup {
         return Lookup::Unknown;
     };
     match gateway.retrieve_charge(&charge_id).await {
-        Ok(charge) if charge.order_no != order_no_of(row) => {
+        Ok(RetrievedCharge { charge, .. }) if charge.order_no != order_no_of(row) => {
             tracing::warn!(
                 order_id = %row.order_id,
                 charge_id = %charge_id,
@@ -528,7 +528,9 @@ async fn look_up(state: &AppState, row: &OrderStatusRow) -> Lookup {
             );
             Lookup::Unknown
         }
-        Ok(charge) if charge.paid => Lookup::Paid(charge, gateway.provider()),
+        Ok(retrieved) if retrieved.charge.paid => {
+            Lookup::Paid(Box::new(retrieved), gateway.provider())
+        }
         Ok(_) => Lookup::Unpaid,
         // Alipay only opens a trade once the buyer scans the QR code: a trade it does not
         // know is one nobody has paid yet.
@@ -558,12 +560,11 @@ fn order_no_of(row: &OrderStatusRow) -> String {
 async fn settle_paid(
     state: &AppState,
     row: &OrderStatusRow,
-    charge: ChargeState,
+    RetrievedCharge { charge, answer }: RetrievedCharge,
     provider: &str,
     request_id: &str,
     report: &mut Report,
 ) -> bool {
-    let raw = charge_summary(&charge);
     let event_id = match reconciled_event_id(&charge.charge_id) {
         Ok(event_id) => event_id,
         Err(error) => {
@@ -577,7 +578,7 @@ async fn settle_paid(
         state,
         provider,
         &event,
-        &settlement::Evidence::unsigned_summary(raw.as_bytes()),
+        &settlement::Evidence::answer(&answer),
         Source::Reconciler,
         request_id,
     )
@@ -714,24 +715,6 @@ pub fn reconciled_event_id(charge_id: &ChargeId) -> Result<GatewayEventId, IdErr
         format!("{RECONCILED_EVENT_PREFIX}{hex}")
     };
     GatewayEventId::parse(&text)
-}
-
-/// What we keep as the "body" of a reconciled confirmation: the charge as the gateway reported
-/// it when we asked.
-fn charge_summary(charge: &ChargeState) -> String {
-    serde_json::json!({
-        "object": "charge",
-        "source": "reconciler",
-        "id": charge.charge_id.as_str(),
-        "order_no": charge.order_no,
-        "order_id": order_id_from_order_no(&charge.order_no).map(|id| id.to_string()),
-        "paid": charge.paid,
-        "amount": charge.amount.amount_minor(),
-        "currency": charge.amount.currency().code(),
-        "time_paid": charge.time_paid.map(|at| timestamp(&at)),
-        "transaction_no": charge.transaction_no,
-    })
-    .to_string()
 }
 
 #[cfg(test)]
