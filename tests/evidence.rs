@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::app::{sandbox_key, App};
-use crate::chain::{as_superuser, json_param, verify_with};
+use crate::chain::{as_superuser, json_param, run_verify_with, verify_with};
 use crate::helpers::{on_both_stores, TestDb};
 
 const VECTOR: &str = concat!(
@@ -280,6 +280,45 @@ on_both_stores! {
         assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
         assert_eq!(report.problems[0].position, position);
         assert!(report.problems[0].to_string().contains("does not verify again"), "{}", report.problems[0]);
+        app.stop().await;
+    }
+
+    async fn the_verify_command_says_when_it_could_not_compare_wechatpay_amounts(db: &TestDb) {
+        const API_V3_KEY: &str = "a-32-byte-apiv3-key-for-testing!";
+        let app = App::spawn_sandbox(db, |setup| {
+            setup.sandbox_protocols.insert(aggregates::Channel::WxPubQr, gateways::routing::ProviderName::WechatPay);
+            setup.sandbox_wechatpay_api_v3_key = Some(ApiV3Key::parse(API_V3_KEY).unwrap());
+        }).await;
+        let token = app.token("alice", payledger::auth::Role::User);
+        let (_, order) = app.post("/v1/orders", &token, json!({"plan_id": "pro-monthly", "channel": "wx_pub_qr"})).await;
+        let sandbox_charge = order["qr_code"].as_str().unwrap().rsplit('/').next().unwrap();
+        app.sandbox.as_ref().unwrap().pay(sandbox_charge, &sandbox::PayOptions::default()).unwrap();
+        let id = order["id"].as_str().unwrap();
+        app.poll_until(id, "alice", |order| order["status"] == "paid").await;
+        let key_path = std::env::temp_dir().join(format!("payledger-platform-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&key_path, gateways::pingpp::keys::public_key_to_pem(&sandbox_key().to_public_key()).unwrap()).unwrap();
+        let key = key_path.display().to_string();
+
+        let (code, stdout, stderr) = run_verify_with(db, &["--gateway-key", &key], &[]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(stdout.contains("1 WeChat Pay webhook(s) verified again but their order, charge and amount NOT compared"), "{stdout}");
+        assert!(stdout.contains("WECHATPAY_APIV3_KEY"), "{stdout}");
+
+        let (code, stdout, stderr) = run_verify_with(db, &["--gateway-key", &key], &[("WECHATPAY_APIV3_KEY", API_V3_KEY)]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(!stdout.contains("NOT compared"), "{stdout}");
+        assert!(stdout.contains("evidence: 1 webhook(s)"), "{stdout}");
+
+        // Another key cannot open the callback: the payment is reported where it is.
+        let (code, stdout, _) = run_verify_with(db, &["--gateway-key", &key], &[("WECHATPAY_APIV3_KEY", "another-32-byte-key-for-testing!")]);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(stdout.contains("PROBLEM position"), "{stdout}");
+
+        // A key that cannot be one is refused as bad input, without echoing it.
+        let (code, stdout, stderr) = run_verify_with(db, &["--gateway-key", &key], &[("WECHATPAY_APIV3_KEY", "short-secret")]);
+        assert_eq!(code, 2, "{stdout}{stderr}");
+        assert!(stderr.contains("WECHATPAY_APIV3_KEY") && !stderr.contains("short-secret"), "{stderr}");
+        let _ = std::fs::remove_file(&key_path);
         app.stop().await;
     }
 
