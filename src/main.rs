@@ -493,6 +493,19 @@ async fn verify(
         }
     }
     let mut evidence = payledger::audit::evidence::EvidenceCheck::new(keys);
+    // The same setting the server opens callbacks with; never echoed, it is a secret.
+    if let Some(text) = std::env::var(WECHATPAY_API_V3_KEY_VARIABLE)
+        .ok()
+        .filter(|text| !text.is_empty())
+    {
+        match gateways::wechatpay::resource::ApiV3Key::parse(&text) {
+            Ok(key) => evidence = evidence.with_wechatpay_api_v3_key(key),
+            Err(error) => {
+                eprintln!("{WECHATPAY_API_V3_KEY_VARIABLE}: {error}");
+                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            }
+        }
+    }
     let report = payledger::audit::verify(
         &store.read,
         store.dialect(),
@@ -502,10 +515,21 @@ async fn verify(
     )
     .await?;
     println!(
-        "evidence: {} webhook(s) verified again, {} unsigned gateway answer(s) compared, \
-         {} signed by a protocol not verified again yet",
-        evidence.reverified, evidence.unsigned, evidence.not_reverified
+        "evidence: {} webhook(s) and {} signed gateway answer(s) verified again, {} unsigned \
+         gateway answer(s) compared (nobody signed them), {} signed by a protocol not verified \
+         again yet",
+        evidence.reverified,
+        evidence.answers_reverified,
+        evidence.unsigned,
+        evidence.not_reverified
     );
+    if evidence.amounts_not_compared > 0 {
+        println!(
+            "evidence: {} WeChat Pay webhook(s) verified again but their order, charge and \
+             amount NOT compared: set {WECHATPAY_API_V3_KEY_VARIABLE} to open them",
+            evidence.amounts_not_compared
+        );
+    }
     let head_hash = report.head_hash.map_or_else(
         || "none".to_owned(),
         |hash| projections::chain::to_hex(&hash),
@@ -535,6 +559,9 @@ const GATEWAY_KEY_VARIABLES: [&str; 3] = [
     "ALIPAY_PUBLIC_KEY_PATH",
     "WECHATPAY_PLATFORM_PUBLIC_KEY_PATH",
 ];
+
+/// Where `payledger verify` finds the APIv3 key that opens WeChat Pay callbacks.
+const WECHATPAY_API_V3_KEY_VARIABLE: &str = "WECHATPAY_APIV3_KEY";
 
 /// Exit status of a command given input it cannot use (a missing or malformed file).
 const EXIT_BAD_INPUT: u8 = 2;

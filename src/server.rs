@@ -135,6 +135,9 @@ pub struct GatewaySetup {
     /// The merchant key the sandbox's Alipay and WeChat Pay protocols know the service by;
     /// generated at start-up when unset (nothing is secret in the sandbox).
     pub sandbox_merchant_key: Option<RsaPrivateKey>,
+    /// The APIv3 key the sandbox's WeChat Pay protocol seals callbacks with; random per start
+    /// when unset. Set, `payledger verify` can be given it to open kept callbacks.
+    pub sandbox_wechatpay_api_v3_key: Option<ApiV3Key>,
 }
 
 impl From<GatewayConfig> for GatewaySetup {
@@ -158,6 +161,7 @@ impl From<GatewayConfig> for GatewaySetup {
             },
             sandbox_protocols: HashMap::new(),
             sandbox_merchant_key: None,
+            sandbox_wechatpay_api_v3_key: None,
         }
     }
 }
@@ -231,6 +235,7 @@ impl GatewaySetup {
                 providers,
                 sandbox_protocols,
                 sandbox_merchant_key: None,
+                sandbox_wechatpay_api_v3_key: None,
             }),
             _ => Err(problems),
         }
@@ -498,8 +503,11 @@ fn start_sandbox(
         None => keys::generate()?,
     };
     // Random per start, like the signing key: the sandbox and its clients share it in memory.
-    let api_v3_key = ApiV3Key::parse(&uuid::Uuid::new_v4().simple().to_string())
-        .map_err(|error| StartError::client(ProviderName::WechatPay, error))?;
+    let api_v3_key = match &setup.sandbox_wechatpay_api_v3_key {
+        Some(key) => key.clone(),
+        None => ApiV3Key::parse(&uuid::Uuid::new_v4().simple().to_string())
+            .map_err(|error| StartError::client(ProviderName::WechatPay, error))?,
+    };
     let protocols = Protocols {
         alipay: Some(AlipaySide {
             app_id: SANDBOX_ALIPAY_APP_ID.to_owned(),

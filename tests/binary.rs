@@ -397,3 +397,90 @@ async fn the_standalone_sandbox_api_needs_the_key_it_prints() {
         "the key opens it (the body is incomplete)"
     );
 }
+
+/// The `ledger head` lines the server logs every `PAYLEDGER_ANCHOR_INTERVAL_SECS`, as
+/// (position, hash) pairs.
+fn logged_heads(stderr: &str) -> Vec<(i64, String)> {
+    stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|object| object["fields"]["message"] == "ledger head")
+        .filter_map(|object| {
+            let fields = &object["fields"];
+            Some((
+                fields["position"].as_i64()?,
+                fields["hash"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+async fn the_periodic_head_line_carries_the_published_head(database_url: Option<&str>) {
+    const SECRET: &str = "a-secret-for-the-head-line-test-long-enough";
+    let mut env = vec![
+        ("PAYLEDGER_ANCHOR_INTERVAL_SECS", "1"),
+        ("PAYLEDGER_LOG_FORMAT", "json"),
+        ("PAYLEDGER_JWT_SECRET", SECRET),
+    ];
+    if let Some(url) = database_url {
+        env.push(("DATABASE_URL", url));
+    }
+    let server = Binary::start(&env).await;
+    let keys = TokenKeys::from_secret(SECRET.as_bytes());
+    let now = chrono::Utc::now();
+    let user = keys
+        .issue("erin", Role::User, chrono::Duration::hours(1), now)
+        .unwrap();
+    let admin = keys
+        .issue("auditor", Role::Admin, chrono::Duration::hours(1), now)
+        .unwrap();
+    let client = crate::helpers::http_client();
+    // Something in the log, so the head is a real position with a hash.
+    let order = client
+        .post(format!("{}/v1/orders", server.base))
+        .bearer_auth(&user)
+        .json(&json!({"plan_id": "pro-monthly", "channel": "alipay_qr"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status(), StatusCode::CREATED);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let head: Value = client
+            .get(format!("{}/v1/audit/head", server.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let published = (
+            head["position"].as_i64().unwrap(),
+            head["hash"].as_str().unwrap().to_owned(),
+        );
+        assert!(published.0 >= 1, "{head}");
+        let logged = logged_heads(&server.stderr());
+        if logged.contains(&published) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `ledger head` line carries {published:?}; logged {logged:?}: {}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_head_line_carries_the_published_head_on_sqlite() {
+    the_periodic_head_line_carries_the_published_head(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_head_line_carries_the_published_head_on_postgres() {
+    let db = crate::helpers::TestDb::postgres().await;
+    the_periodic_head_line_carries_the_published_head(Some(db.url.as_str())).await;
+    db.finish().await;
+}

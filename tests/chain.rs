@@ -282,6 +282,11 @@ const BINARY: &str = env!("CARGO_BIN_EXE_payledger");
 
 /// `payledger verify` against `db`, returning its exit status and output.
 pub fn run_verify(db: &TestDb, args: &[&str]) -> (i32, String, String) {
+    run_verify_with(db, args, &[])
+}
+
+/// `payledger verify` against `db` with `env` set, returning its exit status and output.
+pub fn run_verify_with(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let dir = std::env::temp_dir().join(format!("payledger-verify-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let output = Command::new(BINARY)
@@ -289,6 +294,7 @@ pub fn run_verify(db: &TestDb, args: &[&str]) -> (i32, String, String) {
         .env_clear()
         .env("DATABASE_URL", db.url.as_str())
         .env("PAYLEDGER_DATA_DIR", dir.join("data"))
+        .envs(env.iter().copied())
         .arg("verify")
         .args(args)
         .output()
@@ -314,7 +320,7 @@ on_both_stores! {
         let key = key.display().to_string();
         let (code, stdout, stderr) = run_verify(db, &["--gateway-key", &key]);
         assert_eq!(code, 0, "{stdout}{stderr}");
-        assert!(stdout.contains("1 webhook(s) verified again"), "{stdout}");
+        assert!(stdout.contains("evidence: 1 webhook(s) and 0 signed gateway answer(s) verified again"), "{stdout}");
         let head = projections::log::head(&db.store.read).await.unwrap();
         assert!(stdout.contains(&format!("head: position {head} hash ")), "{stdout}");
 

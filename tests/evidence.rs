@@ -3,15 +3,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use aggregates::{ChargeId, Currency, GatewayEventId, Money, OrderEvent};
+use gateways::wechatpay::resource::ApiV3Key;
 use payledger::audit::evidence::EvidenceCheck;
 use payledger::audit::ProblemKind;
+use payledger::process::reconciler::{self, ReconcilerSettings};
 use projections::chain;
 use projections::log::RawEvent;
 use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::app::{sandbox_key, App};
-use crate::chain::{as_superuser, json_param, verify_with};
+use crate::chain::{as_superuser, json_param, run_verify_with, verify_with};
 use crate::helpers::{on_both_stores, TestDb};
 
 const VECTOR: &str = concat!(
@@ -233,5 +235,308 @@ on_both_stores! {
         assert!(report.is_clean(), "{:?}", report.problems);
         assert_eq!((check.reverified, check.not_reverified), (1, 0));
         app.stop().await;
+    }
+
+    async fn wechatpay_evidence_verifies_again_and_opens_with_the_apiv3_key(db: &TestDb) {
+        let api_v3_key = ApiV3Key::parse("a-32-byte-apiv3-key-for-testing!").unwrap();
+        let sealed_with = api_v3_key.clone();
+        let app = App::spawn_sandbox(db, |setup| {
+            setup.sandbox_protocols.insert(aggregates::Channel::WxPubQr, gateways::routing::ProviderName::WechatPay);
+            setup.sandbox_wechatpay_api_v3_key = Some(sealed_with);
+        }).await;
+        let token = app.token("alice", payledger::auth::Role::User);
+        let (_, order) = app.post("/v1/orders", &token, json!({"plan_id": "pro-monthly", "channel": "wx_pub_qr"})).await;
+        let sandbox_charge = order["qr_code"].as_str().unwrap().rsplit('/').next().unwrap();
+        app.sandbox.as_ref().unwrap().pay(sandbox_charge, &sandbox::PayOptions::default()).unwrap();
+        let id = order["id"].as_str().unwrap();
+        app.poll_until(id, "alice", |order| order["status"] == "paid").await;
+        let row = sqlx::query("SELECT protocol, first_position FROM gateway_evidence")
+            .fetch_one(&db.store.read).await.unwrap();
+        assert_eq!(row.try_get::<String, _>("protocol").unwrap(), "wechatpay");
+        let position: i64 = row.try_get("first_position").unwrap();
+
+        // With the APIv3 key the callback is opened and its order, charge and amount compared.
+        let mut check = sandbox_check().with_wechatpay_api_v3_key(api_v3_key.clone());
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.reverified, check.amounts_not_compared, check.not_reverified), (1, 0, 0));
+
+        // Without it the signature is still checked, and the uncompared amount is counted.
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.reverified, check.amounts_not_compared), (1, 1));
+
+        // Another APIv3 key cannot open it.
+        let mut check = sandbox_check().with_wechatpay_api_v3_key(ApiV3Key::parse("another-32-byte-key-for-testing!").unwrap());
+        let report = verify_with(db, None, &mut check).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, position);
+
+        // One byte of the kept body changed: reported where the payment is.
+        tamper_evidence_body(db).await;
+        let mut check = sandbox_check().with_wechatpay_api_v3_key(api_v3_key);
+        let report = verify_with(db, None, &mut check).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, position);
+        assert!(report.problems[0].to_string().contains("does not verify again"), "{}", report.problems[0]);
+        app.stop().await;
+    }
+
+    async fn the_verify_command_says_when_it_could_not_compare_wechatpay_amounts(db: &TestDb) {
+        const API_V3_KEY: &str = "a-32-byte-apiv3-key-for-testing!";
+        let app = App::spawn_sandbox(db, |setup| {
+            setup.sandbox_protocols.insert(aggregates::Channel::WxPubQr, gateways::routing::ProviderName::WechatPay);
+            setup.sandbox_wechatpay_api_v3_key = Some(ApiV3Key::parse(API_V3_KEY).unwrap());
+        }).await;
+        let token = app.token("alice", payledger::auth::Role::User);
+        let (_, order) = app.post("/v1/orders", &token, json!({"plan_id": "pro-monthly", "channel": "wx_pub_qr"})).await;
+        let sandbox_charge = order["qr_code"].as_str().unwrap().rsplit('/').next().unwrap();
+        app.sandbox.as_ref().unwrap().pay(sandbox_charge, &sandbox::PayOptions::default()).unwrap();
+        let id = order["id"].as_str().unwrap();
+        app.poll_until(id, "alice", |order| order["status"] == "paid").await;
+        let key_path = std::env::temp_dir().join(format!("payledger-platform-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&key_path, gateways::pingpp::keys::public_key_to_pem(&sandbox_key().to_public_key()).unwrap()).unwrap();
+        let key = key_path.display().to_string();
+
+        let (code, stdout, stderr) = run_verify_with(db, &["--gateway-key", &key], &[]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(stdout.contains("1 WeChat Pay webhook(s) verified again but their order, charge and amount NOT compared"), "{stdout}");
+        assert!(stdout.contains("WECHATPAY_APIV3_KEY"), "{stdout}");
+
+        let (code, stdout, stderr) = run_verify_with(db, &["--gateway-key", &key], &[("WECHATPAY_APIV3_KEY", API_V3_KEY)]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(!stdout.contains("NOT compared"), "{stdout}");
+        assert!(stdout.contains("evidence: 1 webhook(s)"), "{stdout}");
+
+        // Another key cannot open the callback: the payment is reported where it is.
+        let (code, stdout, _) = run_verify_with(db, &["--gateway-key", &key], &[("WECHATPAY_APIV3_KEY", "another-32-byte-key-for-testing!")]);
+        assert_eq!(code, 1, "{stdout}");
+        assert!(stdout.contains("PROBLEM position"), "{stdout}");
+
+        // A key that cannot be one is refused as bad input, without echoing it.
+        let (code, stdout, stderr) = run_verify_with(db, &["--gateway-key", &key], &[("WECHATPAY_APIV3_KEY", "short-secret")]);
+        assert_eq!(code, 2, "{stdout}{stderr}");
+        assert!(stderr.contains("WECHATPAY_APIV3_KEY") && !stderr.contains("short-secret"), "{stderr}");
+        let _ = std::fs::remove_file(&key_path);
+        app.stop().await;
+    }
+
+    async fn a_reconciled_alipay_payment_rests_on_alipays_signed_answer(db: &TestDb) {
+        let app = reconciled_purchase_and_refund(db, aggregates::Channel::AlipayQr, gateways::routing::ProviderName::Alipay).await;
+        let sandbox_fingerprint = Some(gateways::keys::fingerprint(&sandbox_key().to_public_key()).unwrap());
+        let (protocol, fingerprint, paid_at) = evidence_of(db, "PaymentConfirmed").await;
+        assert_eq!((protocol.as_str(), &fingerprint), ("alipay.trade.query", &sandbox_fingerprint));
+        // Alipay finishes a refund in a later answer: the reconciler's lookup settled it.
+        let (protocol, fingerprint, _) = evidence_of(db, "Refunded").await;
+        assert_eq!((protocol.as_str(), &fingerprint), ("alipay.trade.fastpay.refund.query", &sandbox_fingerprint));
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.answers_reverified, check.unsigned), (2, 0));
+
+        // Without Alipay's key a signed answer cannot vouch for anything.
+        let report = verify_with(db, None, &mut EvidenceCheck::new(Vec::new())).await;
+        assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, paid_at);
+        app.stop().await;
+    }
+
+    async fn a_reconciled_wechatpay_payment_rests_on_the_signed_answer_and_tampering_shows(db: &TestDb) {
+        let app = reconciled_purchase_and_refund(db, aggregates::Channel::WxPubQr, gateways::routing::ProviderName::WechatPay).await;
+        let (protocol, fingerprint, paid_at) = evidence_of(db, "PaymentConfirmed").await;
+        assert_eq!(protocol, "wechatpay.transaction");
+        assert_eq!(fingerprint, Some(gateways::keys::fingerprint(&sandbox_key().to_public_key()).unwrap()));
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert!(check.answers_reverified >= 1, "{}", check.answers_reverified);
+        assert_eq!(check.unsigned, 0);
+
+        let answer: Vec<u8> = sqlx::query("SELECT body FROM gateway_evidence WHERE protocol = 'wechatpay.transaction'")
+            .fetch_one(&db.store.read).await.unwrap().try_get("body").unwrap();
+        let transaction: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(transaction["trade_state"], "SUCCESS", "the answer as WeChat Pay sent it");
+        tamper_evidence_body(db).await;
+        let report = verify_with(db, None, &mut sandbox_check()).await;
+        let at_payment: Vec<_> = report.problems.iter().filter(|problem| problem.position == paid_at).collect();
+        assert_eq!(at_payment.len(), 1, "{:?}", report.problems);
+        assert!(at_payment[0].to_string().contains("does not verify or read again"), "{}", at_payment[0]);
+        app.stop().await;
+    }
+
+    async fn a_reconciled_pingpp_payment_keeps_the_unsigned_answer_and_is_counted(db: &TestDb) {
+        let app = App::spawn(db).await;
+        let order = app.create_order("rosa").await;
+        app.pay(&order, "drop=1").await;
+        let report = reconciler::run_once(&app.state, &AT_ONCE).await.unwrap();
+        assert_eq!(report.confirmed, 1, "{report}");
+        let (protocol, fingerprint, paid_at) = evidence_of(db, "PaymentConfirmed").await;
+        assert_eq!((protocol.as_str(), fingerprint), ("pingpp.charge", None));
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.unsigned, check.answers_reverified, check.reverified), (1, 0, 0));
+
+        // Unsigned, but still read: an answer naming another amount is reported.
+        tamper_evidence_amount(db).await;
+        let report = verify_with(db, None, &mut sandbox_check()).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, paid_at);
+        assert!(report.problems[0].to_string().contains("the gateway says"), "{}", report.problems[0]);
+        app.stop().await;
+    }
+}
+
+/// Rewrites the amount in the one kept Ping++ answer, as the owner of the tables could.
+async fn tamper_evidence_amount(db: &TestDb) {
+    let body: Vec<u8> = sqlx::query("SELECT body FROM gateway_evidence")
+        .fetch_one(&db.store.read)
+        .await
+        .unwrap()
+        .try_get("body")
+        .unwrap();
+    let mut answer: Value = serde_json::from_slice(&body).unwrap();
+    answer["amount"] = Value::from(1);
+    replace_evidence_body(db, serde_json::to_vec(&answer).unwrap()).await;
+}
+
+/// The kept evidence of the first event of `event_type`: its protocol, fingerprint and the
+/// event's position.
+async fn evidence_of(db: &TestDb, event_type: &str) -> (String, Option<String>, i64) {
+    let position: i64 =
+        sqlx::query("SELECT position FROM events WHERE event_type = $1 ORDER BY position LIMIT 1")
+            .bind(event_type)
+            .fetch_one(&db.store.read)
+            .await
+            .unwrap()
+            .try_get("position")
+            .unwrap();
+    let row = sqlx::query(
+        "SELECT protocol, key_fingerprint FROM gateway_evidence \
+                           WHERE first_position <= $1 AND last_position >= $1",
+    )
+    .bind(position)
+    .fetch_one(&db.store.read)
+    .await
+    .unwrap();
+    (
+        row.try_get("protocol").unwrap(),
+        row.try_get("key_fingerprint").unwrap(),
+        position,
+    )
+}
+
+/// A payment whose notification the sandbox never sends, found by the reconciler asking the
+/// gateway over `protocol`; then a partial refund, settled from the gateway's answers.
+async fn reconciled_purchase_and_refund(
+    db: &TestDb,
+    channel: aggregates::Channel,
+    protocol: gateways::routing::ProviderName,
+) -> App {
+    let app = App::spawn_sandbox(db, |setup| {
+        setup.sandbox_protocols.insert(channel, protocol);
+    })
+    .await;
+    let token = app.token("alice", payledger::auth::Role::User);
+    let (_, order) = app
+        .post(
+            "/v1/orders",
+            &token,
+            json!({"plan_id": "pro-monthly", "channel": channel.as_str()}),
+        )
+        .await;
+    let sandbox_charge = order["qr_code"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    let dropped = sandbox::PayOptions {
+        drop: true,
+        ..sandbox::PayOptions::default()
+    };
+    app.sandbox
+        .as_ref()
+        .unwrap()
+        .pay(sandbox_charge, &dropped)
+        .unwrap();
+    let id = order["id"].as_str().unwrap().to_owned();
+    let report = reconciler::run_once(&app.state, &AT_ONCE).await.unwrap();
+    assert_eq!(report.confirmed, 1, "{report}");
+    app.poll_until(&id, "alice", |order| order["status"] == "paid")
+        .await;
+    let admin = app.token("ops", payledger::auth::Role::Admin);
+    let (status, refund) = app
+        .post(
+            &format!("/v1/orders/{id}/refunds"),
+            &admin,
+            json!({"amount": 1000, "reason": "goodwill"}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{refund}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        reconciler::run_once(&app.state, &AT_ONCE).await.unwrap();
+        let (_, body) = app.get(&format!("/v1/orders/{id}"), "alice").await;
+        if body["status"] == "partially_refunded" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app
+}
+
+/// Every pending order is old enough to look up.
+const AT_ONCE: ReconcilerSettings = ReconcilerSettings {
+    pending_age: std::time::Duration::ZERO,
+    interval: std::time::Duration::from_secs(30),
+    pending_batch: reconciler::PENDING_BATCH_MAX,
+};
+
+/// Changes one byte of the first kept body, as the owner of the tables could, with the append-only
+/// triggers out of the way.
+async fn tamper_evidence_body(db: &TestDb) {
+    let mut connection = db.store.read.acquire().await.unwrap();
+    let body: Vec<u8> = sqlx::query("SELECT body FROM gateway_evidence ORDER BY id LIMIT 1")
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap()
+        .try_get("body")
+        .unwrap();
+    let mut changed = body.clone();
+    let middle = changed.len() / 2;
+    changed[middle] = if changed[middle] == b'A' { b'B' } else { b'A' };
+    drop(connection);
+    replace_evidence_body(db, changed).await;
+}
+
+/// Replaces the first kept body, with the append-only triggers out of the way.
+async fn replace_evidence_body(db: &TestDb, changed: Vec<u8>) {
+    let mut connection = db.store.read.acquire().await.unwrap();
+    let statements: &[&str] = if db.store.kind() == "postgres" {
+        &["ALTER TABLE gateway_evidence DISABLE TRIGGER USER"]
+    } else {
+        &["DROP TRIGGER gateway_evidence_append_only_update"]
+    };
+    for statement in statements {
+        sqlx::query(statement)
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "UPDATE gateway_evidence SET body = $1 WHERE id = (SELECT min(id) FROM gateway_evidence)",
+    )
+    .bind(changed)
+    .execute(&mut *connection)
+    .await
+    .unwrap();
+    if db.store.kind() == "postgres" {
+        sqlx::query("ALTER TABLE gateway_evidence ENABLE TRIGGER USER")
+            .execute(&mut *connection)
+            .await
+            .unwrap();
     }
 }

@@ -33,7 +33,7 @@ enum Cleanup {
     PostgresDatabase { admin_url: String, name: String },
 }
 
-fn postgres_admin_url() -> String {
+pub fn postgres_admin_url() -> String {
     std::env::var("PAYLEDGER_TEST_POSTGRES_URL")
         .ok()
         .or_else(|| {
@@ -45,7 +45,7 @@ fn postgres_admin_url() -> String {
 }
 
 /// Replaces the database name of a postgres URL.
-fn with_database(url: &str, name: &str) -> String {
+pub fn with_database(url: &str, name: &str) -> String {
     let (without_query, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (url, None),

@@ -17,6 +17,7 @@ mod gateway_errors;
 mod grants;
 mod helpers;
 mod hostile;
+mod inbox_bytes;
 mod legacy_log;
 mod merchant;
 mod metrics_access;

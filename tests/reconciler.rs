@@ -103,9 +103,9 @@ on_both_stores! {
         let again = reconciler::run_once(&app.state, &AT_ONCE).await.unwrap();
         assert_eq!((again.confirmed, again.expired), (0, 0), "{again}");
         let gateway = app.state.gateway_for(aggregates::Channel::AlipayQr).unwrap();
-        let answer = gateway.retrieve_charge(&charge).await.unwrap();
-        let event = GatewayEvent::ChargeSucceeded { event_id, charge: answer };
-        let settled = settlement::settle(&app.state, gateway.provider(), &event, &settlement::Evidence::unsigned_summary(b"{}"), Source::Reconciler, "test")
+        let retrieved = gateway.retrieve_charge(&charge).await.unwrap();
+        let event = GatewayEvent::ChargeSucceeded { event_id, charge: retrieved.charge };
+        let settled = settlement::settle(&app.state, gateway.provider(), &event, &settlement::Evidence::answer(&retrieved.answer), Source::Reconciler, "test")
             .await
             .unwrap();
         assert_eq!(settled.outcome, Outcome::Duplicate);

@@ -6,12 +6,15 @@
 use aggregates::Order;
 use cqrs_es::Aggregate;
 use gateways::pingpp::signature;
+use payledger::process::settlement;
+use payledger::store::Source;
 use projections::log::{self as event_log};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use sqlx::Row;
 
 use crate::app::{pingpp_event_body, sandbox_key, App};
-use crate::helpers::on_both_stores;
+use crate::helpers::{on_both_stores, TestDb};
 
 /// The charge of `order` as the sandbox would report it paid.
 async fn paid_charge(app: &App, order: &Value) -> Value {
@@ -201,4 +204,47 @@ on_both_stores! {
         assert!(status.is_success(), "{status} {answer}");
         app.stop().await;
     }
+
+    async fn kept_webhook_bodies_come_back_byte_for_byte(db: &TestDb) {
+        let app = App::spawn(db).await;
+        // A signed event of a type we do not act on, with a field we never read holding bytes
+        // that are not UTF-8: verified, acknowledged and kept as received.
+        let mut body = pingpp_event_body("evt_bytes000000001", "summary.daily.available", json!({ "object": "summary" }));
+        let close = body.pop().unwrap();
+        assert_eq!(close, b'}');
+        body.extend_from_slice(b",\"note\":\"caf\xe9 \xff\xfe\\u0000\"}");
+        assert!(std::str::from_utf8(&body).is_err());
+        let (status, answer) = signed_delivery(&app, &body).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["outcome"], "ignored");
+        assert_eq!(kept_body(db, "evt_bytes000000001").await, body);
+
+        // A NUL byte no JSON gateway sends raw, through the same settlement every door uses,
+        // for an event that matches no order.
+        let raw = b"\x00 not utf-8: \xc3\x28 \x00".to_vec();
+        let event = gateways::GatewayEvent::Other {
+            event_id: aggregates::GatewayEventId::parse("evt_bytes000000002").unwrap(),
+            event_type: "transfer.succeeded".to_owned(),
+        };
+        let evidence = settlement::Evidence {
+            body: &raw,
+            protocol: "pingpp",
+            signature_headers: &[],
+            key_fingerprint: None,
+        };
+        let settled = settlement::settle(&app.state, "pingpp", &event, &evidence, Source::Webhook, "test").await.unwrap();
+        assert_eq!(settled.outcome, settlement::Outcome::Ignored);
+        assert_eq!(kept_body(db, "evt_bytes000000002").await, raw);
+        app.stop().await;
+    }
+}
+
+async fn kept_body(db: &TestDb, event_id: &str) -> Vec<u8> {
+    sqlx::query("SELECT body FROM gateway_events WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_one(&db.store.read)
+        .await
+        .unwrap()
+        .try_get("body")
+        .unwrap()
 }

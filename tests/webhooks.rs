@@ -197,9 +197,9 @@ on_both_stores! {
         let (status, answer) = app.deliver_pingpp(&body, &[signed.trim()]).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
         assert_eq!(answer["outcome"], "unmatched");
-        let kept: String = sqlx::query("SELECT body FROM gateway_events WHERE event_id = 'evt_eYa58Wd44Glerl8AgfYfd1sL'")
+        let kept: Vec<u8> = sqlx::query("SELECT body FROM gateway_events WHERE event_id = 'evt_eYa58Wd44Glerl8AgfYfd1sL'")
             .fetch_one(&db.store.read).await.unwrap().try_get("body").unwrap();
-        assert_eq!(kept.as_bytes(), body.as_slice(), "the raw body is kept for reconciliation");
+        assert_eq!(kept, body, "the raw body is kept for reconciliation");
         for tampered in ["body_tampered.raw", "body_trailing_newline.raw"] {
             let (status, _) = app.deliver_pingpp(&fixture(tampered), &[signed.trim()]).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{tampered}");

@@ -3,6 +3,7 @@
 //! webhooks arrive as [`WebhookHeaders`] and raw bytes.
 
 pub mod alipay;
+pub mod answer;
 pub mod clock;
 pub mod config;
 mod headers;

@@ -126,11 +126,92 @@ pub struct IssuedRefund {
     pub state: RefundState,
 }
 
-/// A refund as the gateway reports it now.
+/// A charge as the gateway reports it now, with the answer that said so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrievedCharge {
+    pub charge: ChargeState,
+    pub answer: QueryAnswer,
+}
+
+/// A refund as the gateway reports it now, with the answer that said so.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetrievedRefund {
     pub state: RefundState,
     pub facts: RefundFacts,
+    pub answer: QueryAnswer,
+}
+
+/// The protocols a kept query answer is read again by: which gateway's answer to which
+/// query it is.
+pub mod answer_protocols {
+    /// Ping++ `GET /v1/charges/{id}`: unsigned.
+    pub const PINGPP_CHARGE: &str = "pingpp.charge";
+    /// Ping++ `GET /v1/charges/{ch}/refunds/{re}`: unsigned.
+    pub const PINGPP_REFUND: &str = "pingpp.refund";
+    /// Alipay `alipay.trade.query`: signed inside the JSON over the `*_response` text.
+    pub const ALIPAY_TRADE_QUERY: &str = "alipay.trade.query";
+    /// Alipay `alipay.trade.fastpay.refund.query`: signed like every Alipay answer.
+    pub const ALIPAY_REFUND_QUERY: &str = "alipay.trade.fastpay.refund.query";
+    /// WeChat Pay v3 order query: signed in the `Wechatpay-*` headers like a callback.
+    pub const WECHATPAY_TRANSACTION: &str = "wechatpay.transaction";
+    /// WeChat Pay v3 refund query: signed like the order query.
+    pub const WECHATPAY_REFUND: &str = "wechatpay.refund";
+
+    /// Every protocol above.
+    pub const ALL: [&str; 6] = [
+        PINGPP_CHARGE,
+        PINGPP_REFUND,
+        ALIPAY_TRADE_QUERY,
+        ALIPAY_REFUND_QUERY,
+        WECHATPAY_TRANSACTION,
+        WECHATPAY_REFUND,
+    ];
+}
+
+/// A gateway's answer to a query, exactly as it came: what a fact the ledger learns by
+/// asking (rather than by a notification) rests on, kept so that it can be read and, when
+/// the gateway signs its answers, verified again later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryAnswer {
+    /// One of [`answer_protocols`].
+    pub protocol: &'static str,
+    /// The response body, byte for byte.
+    pub body: Vec<u8>,
+    /// The response headers carrying its signature (lowercase names), values as received;
+    /// empty where the signature is inside the body or there is none.
+    pub signature_headers: Vec<(String, String)>,
+    /// Hex SHA-256 of the key that verified the answer; None: the gateway does not sign its
+    /// answers (Ping++).
+    pub key_fingerprint: Option<String>,
+}
+
+impl QueryAnswer {
+    /// An answer the gateway does not sign.
+    pub fn unsigned(protocol: &'static str, body: Vec<u8>) -> Self {
+        Self {
+            protocol,
+            body,
+            signature_headers: Vec::new(),
+            key_fingerprint: None,
+        }
+    }
+
+    /// An answer verified with `key`, keeping the headers named in `signature_headers`.
+    pub fn signed(
+        protocol: &'static str,
+        body: Vec<u8>,
+        key: &rsa::RsaPublicKey,
+        headers: &WebhookHeaders,
+        signature_headers: &[&str],
+    ) -> Self {
+        let kept = WebhookEvidence::new(protocol, Some(key), headers, signature_headers);
+        Self {
+            protocol,
+            body,
+            signature_headers: kept.signature_headers,
+            key_fingerprint: kept.key_fingerprint,
+        }
+    }
 }
 
 /// What closing (revoking) a charge did.
@@ -327,13 +408,14 @@ pub trait PaymentGateway: Send + Sync {
     /// Creates a charge for an order; returns its id and QR credential.
     async fn create_charge(&self, request: &ChargeRequest) -> Result<IssuedCharge, GatewayError>;
 
-    /// The charge as the gateway sees it now (for reconciliation).
-    async fn retrieve_charge(&self, charge_id: &ChargeId) -> Result<ChargeState, GatewayError>;
+    /// The charge as the gateway sees it now (for reconciliation), with the exact answer.
+    async fn retrieve_charge(&self, charge_id: &ChargeId) -> Result<RetrievedCharge, GatewayError>;
 
     /// Asks for (part of) a charge back.
     async fn create_refund(&self, request: &RefundRequest) -> Result<IssuedRefund, GatewayError>;
 
-    /// A refund as the gateway sees it now (for a refund whose webhook never came).
+    /// A refund as the gateway sees it now (for a refund whose webhook never came), with the
+    /// exact answer.
     async fn retrieve_refund(
         &self,
         charge_id: &ChargeId,

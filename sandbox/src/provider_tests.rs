@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 
 use super::*;
 use gateways::alipay::client::{AlipayClient, AlipaySettings};
+use gateways::answer::{self, AnswerError, AnswerFacts};
 use gateways::clock::SystemClock;
 use gateways::keys;
 use gateways::wechatpay::client::{WechatPayClient, WechatPaySettings};
@@ -26,8 +27,8 @@ use gateways::wechatpay::notify::NonceCache;
 use gateways::wechatpay::platform::PlatformKeys;
 use gateways::wechatpay::resource::ApiV3Key;
 use gateways::{
-    ChargeRequest, CloseOutcome, GatewayEvent, PaymentGateway, RefundRequest, RefundState,
-    WebhookHeaders, WebhookVerdict,
+    ChargeRequest, CloseOutcome, GatewayEvent, PaymentGateway, QueryAnswer, RefundRequest,
+    RefundState, WebhookHeaders, WebhookVerdict,
 };
 
 const APP_ID: &str = "2021000000000001";
@@ -234,6 +235,45 @@ fn charge_request(channel: Channel, amount_minor: i64) -> ChargeRequest {
     }
 }
 
+/// A kept answer read again as `payledger verify` does, with the gateway's key (the one
+/// its fingerprint names).
+fn reread_kept(answer: &QueryAnswer) -> Result<AnswerFacts, AnswerError> {
+    let key = gateway_key().to_public_key();
+    assert!(answer::is_signed(answer.protocol));
+    assert_eq!(
+        answer.key_fingerprint,
+        Some(keys::fingerprint(&key).unwrap())
+    );
+    let headers: WebhookHeaders = answer
+        .signature_headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes().to_vec()))
+        .collect();
+    answer::reread(answer.protocol, Some(&key), &headers, &answer.body)
+}
+
+/// One digit of the kept answer's order number changed: its signature no longer holds.
+fn assert_tampering_shows(answer: &QueryAnswer) {
+    let mut tampered = answer.clone();
+    let field = b"\"out_trade_no\":\"";
+    let at = tampered
+        .body
+        .windows(field.len())
+        .position(|window| window == field)
+        .unwrap()
+        + field.len();
+    tampered.body[at] = if tampered.body[at] == b'0' {
+        b'1'
+    } else {
+        b'0'
+    };
+    assert!(
+        matches!(reread_kept(&tampered), Err(AnswerError::Signature(_))),
+        "{:?}",
+        reread_kept(&tampered)
+    );
+}
+
 /// The sandbox's own charge id: the last segment of the QR code's URL.
 fn sandbox_charge_id(qr_code: &str) -> String {
     qr_code.rsplit('/').next().unwrap().to_owned()
@@ -246,7 +286,11 @@ async fn purchase_and_refund(provider: Provider, channel: Channel) {
         .create_charge(&charge_request(channel, 8888))
         .await
         .unwrap();
-    let before = gateway.retrieve_charge(&issued.charge_id).await.unwrap();
+    let before = gateway
+        .retrieve_charge(&issued.charge_id)
+        .await
+        .unwrap()
+        .charge;
     assert!(!before.paid);
     assert_eq!(before.amount.amount_minor(), 8888);
 
@@ -261,9 +305,16 @@ async fn purchase_and_refund(provider: Provider, channel: Channel) {
     assert_eq!(charge.charge_id, issued.charge_id);
     assert_eq!(charge.amount.amount_minor(), 8888);
     assert!(charge.transaction_no.is_some());
-    let after = gateway.retrieve_charge(&issued.charge_id).await.unwrap();
+    let retrieved = gateway.retrieve_charge(&issued.charge_id).await.unwrap();
+    let after = retrieved.charge.clone();
     assert!(after.paid);
     assert!(after.time_paid.is_some());
+    // The answer is kept exactly as it came, signed: read again later it says the same.
+    assert_eq!(
+        reread_kept(&retrieved.answer),
+        Ok(AnswerFacts::Charge(after.clone()))
+    );
+    assert_tampering_shows(&retrieved.answer);
 
     let refund_id = RefundId::from_uuid(uuid::Uuid::new_v4());
     let refund_request = RefundRequest {
@@ -294,6 +345,14 @@ async fn purchase_and_refund(provider: Provider, channel: Channel) {
     assert_eq!(settled.facts.refund_id, Some(refund_id));
     assert_eq!(settled.facts.amount.amount_minor(), 1000);
     assert!(settled.facts.succeeded_at.is_some());
+    assert_eq!(
+        reread_kept(&settled.answer),
+        Ok(AnswerFacts::Refund {
+            state: settled.state,
+            facts: settled.facts.clone()
+        })
+    );
+    assert_tampering_shows(&settled.answer);
     // Found by our refund id alone, as after a crash that lost the gateway's answer; a
     // refund the gateway never saw is none.
     let found = gateway
@@ -301,7 +360,8 @@ async fn purchase_and_refund(provider: Provider, channel: Channel) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(found, settled);
+    // The answers differ (a list page, a single refund); what they say does not.
+    assert_eq!((found.state, &found.facts), (settled.state, &settled.facts));
     let never_sent = RefundId::from_uuid(uuid::Uuid::new_v4());
     assert_eq!(
         gateway
@@ -354,7 +414,11 @@ async fn closing(provider: Provider, channel: Channel) {
         .sandbox
         .pay(&sandbox_charge_id(&unpaid.qr_code), &PayOptions::default())
         .is_err());
-    let state = gateway.retrieve_charge(&unpaid.charge_id).await.unwrap();
+    let state = gateway
+        .retrieve_charge(&unpaid.charge_id)
+        .await
+        .unwrap()
+        .charge;
     assert!(!state.paid);
 
     let paid = gateway

@@ -3,7 +3,13 @@
 //! configured gateway key, and it must name the same order, charge (or refund) and amount.
 
 use aggregates::{Money, OrderEvent};
-use gateways::{GatewayEvent, WebhookHeaders};
+use gateways::answer::AnswerFacts;
+use gateways::wechatpay::notify::KeptCallback;
+use gateways::wechatpay::platform::PlatformKeys;
+use gateways::wechatpay::resource::ApiV3Key;
+use gateways::{
+    answer_protocols, ChargeState, GatewayEvent, RefundFacts, RefundState, WebhookHeaders,
+};
 use projections::chain::ChainedRow;
 use projections::log::StoredEvent;
 use projections::LedgerEvent;
@@ -40,11 +46,20 @@ pub struct EvidenceCheck {
     since: Option<i64>,
     /// Evidence verified again with a configured key.
     pub reverified: u64,
-    /// Evidence nobody signed (the ledger's summary of a gateway's answer): its facts were
-    /// compared, no signature could be.
+    /// Signed gateway answers to the reconciler's queries (Alipay, WeChat Pay) verified again
+    /// with a configured key, their facts compared.
+    pub answers_reverified: u64,
+    /// Evidence nobody signed (Ping++'s answers to queries, and the ledger's summaries of
+    /// answers kept before the answers themselves were): its facts were compared, no
+    /// signature could be.
     pub unsigned: u64,
     /// Signed evidence of a protocol whose signature this build does not check again yet.
     pub not_reverified: u64,
+    /// WeChat Pay callbacks verified again whose amount could not be compared: their facts are
+    /// sealed with the APIv3 key, which was not given.
+    pub amounts_not_compared: u64,
+    /// Opens WeChat Pay callbacks (`WECHATPAY_APIV3_KEY`, the server's own setting).
+    wechatpay_api_v3_key: Option<ApiV3Key>,
 }
 
 impl EvidenceCheck {
@@ -62,9 +77,18 @@ impl EvidenceCheck {
             keys,
             since: None,
             reverified: 0,
+            answers_reverified: 0,
             unsigned: 0,
             not_reverified: 0,
+            amounts_not_compared: 0,
+            wechatpay_api_v3_key: None,
         }
+    }
+
+    /// Opens WeChat Pay callbacks with `key`, so their facts are compared too.
+    pub fn with_wechatpay_api_v3_key(mut self, key: ApiV3Key) -> Self {
+        self.wechatpay_api_v3_key = Some(key);
+        self
     }
 
     async fn since(&mut self, pool: &AnyPool) -> Result<i64, VerifyError> {
@@ -88,6 +112,9 @@ impl EvidenceCheck {
             self.unsigned += 1;
             return summary_disagrees(&kept.body, aggregate_id, event);
         }
+        if answer_protocols::ALL.contains(&kept.protocol.as_str()) {
+            return self.judge_answer(kept, aggregate_id, event);
+        }
         let Some(fingerprint) = &kept.key_fingerprint else {
             return Some(format!(
                 "{} evidence without the fingerprint of the key that verified it",
@@ -99,16 +126,9 @@ impl EvidenceCheck {
                 "no configured gateway key has fingerprint {fingerprint}, so it cannot be verified again"
             ));
         };
+        let headers = kept.headers();
         let said = match kept.protocol.as_str() {
-            "pingpp" => {
-                let pairs: Vec<(String, String)> =
-                    serde_json::from_str(&kept.signature_headers).unwrap_or_default();
-                let headers: WebhookHeaders = pairs
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), value.as_bytes().to_vec()))
-                    .collect();
-                gateways::pingpp::webhook::verify_and_parse(key, &headers, &kept.body)
-            }
+            "pingpp" => gateways::pingpp::webhook::verify_and_parse(key, &headers, &kept.body),
             // The signature is inside the form; our app id was checked when it arrived, so
             // the notification is read with its own.
             "alipay" => gateways::alipay::notify::verify(key, &kept.body).and_then(|params| {
@@ -116,7 +136,20 @@ impl EvidenceCheck {
                 gateways::alipay::notify::event_from_params(&params, &app_id)
                     .map_err(gateways::WebhookRejection::Malformed)
             }),
-            // WeChat Pay's facts are encrypted with the APIv3 key, which verify does not hold.
+            "wechatpay" => match self.wechatpay_callback(key, &headers, &kept.body) {
+                Ok(KeptCallback::Opened(said)) => Ok(said),
+                Ok(KeptCallback::Sealed { event_id }) => {
+                    self.reverified += 1;
+                    self.amounts_not_compared += 1;
+                    return (event_id.as_str() != kept.event_id).then(|| {
+                        format!(
+                            "the kept webhook is event {event_id}, the evidence row says {}",
+                            kept.event_id
+                        )
+                    });
+                }
+                Err(rejection) => Err(rejection),
+            },
             _ => {
                 self.not_reverified += 1;
                 return None;
@@ -140,6 +173,87 @@ impl EvidenceCheck {
             ));
         }
         webhook_disagrees(&said, aggregate_id, event)
+    }
+}
+
+impl Kept {
+    /// The signature headers as kept.
+    fn headers(&self) -> WebhookHeaders {
+        let pairs: Vec<(String, String)> =
+            serde_json::from_str(&self.signature_headers).unwrap_or_default();
+        pairs
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes().to_vec()))
+            .collect()
+    }
+}
+
+impl EvidenceCheck {
+    /// A gateway's answer to a query: verified again with the key that verified it when the
+    /// gateway signs its answers, then read, and compared with the event.
+    fn judge_answer(
+        &mut self,
+        kept: &Kept,
+        aggregate_id: &str,
+        event: &OrderEvent,
+    ) -> Option<String> {
+        let signed = gateways::answer::is_signed(&kept.protocol);
+        let key = match (&kept.key_fingerprint, signed) {
+            (Some(fingerprint), true) => {
+                match self.keys.iter().find(|(known, _)| known == fingerprint) {
+                    Some((_, key)) => Some(key),
+                    None => {
+                        return Some(format!(
+                            "no configured gateway key has fingerprint {fingerprint}, so the \
+                             gateway's answer cannot be verified again"
+                        ))
+                    }
+                }
+            }
+            (None, true) => {
+                return Some(format!(
+                    "a {} answer without the fingerprint of the key that verified it",
+                    kept.protocol
+                ))
+            }
+            (_, false) => None,
+        };
+        let facts = match gateways::answer::reread(&kept.protocol, key, &kept.headers(), &kept.body)
+        {
+            Ok(facts) => facts,
+            Err(error) => {
+                return Some(format!(
+                    "the kept gateway answer does not verify or read again ({error})"
+                ))
+            }
+        };
+        if signed {
+            self.answers_reverified += 1;
+        } else {
+            self.unsigned += 1;
+        }
+        answer_disagrees(&facts, aggregate_id, event)
+    }
+
+    /// A kept WeChat Pay callback checked again with the platform key that verified it, under
+    /// the serial it names, and opened when the APIv3 key was given.
+    fn wechatpay_callback(
+        &self,
+        key: &RsaPublicKey,
+        headers: &WebhookHeaders,
+        body: &[u8],
+    ) -> Result<KeptCallback, gateways::WebhookRejection> {
+        let serial = headers
+            .get(gateways::wechatpay::sign::SERIAL_HEADER)
+            .and_then(|serial| std::str::from_utf8(serial).ok())
+            .unwrap_or_default();
+        let platform = PlatformKeys::new().with(serial, key.clone());
+        gateways::wechatpay::notify::verify_kept(
+            &platform,
+            self.wechatpay_api_v3_key.as_ref().map(ApiV3Key::as_bytes),
+            headers,
+            body,
+        )
     }
 }
 
@@ -275,55 +389,108 @@ fn claimed(event: &OrderEvent) -> Option<Claimed<'_>> {
 fn webhook_disagrees(said: &GatewayEvent, order_id: &str, event: &OrderEvent) -> Option<String> {
     match (said, claimed(event)?) {
         (GatewayEvent::ChargeSucceeded { charge, .. }, Claimed::Charge { charge_id, amount }) => {
-            let order = gateways::order_id_from_order_no(&charge.order_no).map(|id| id.to_string());
-            if order.as_deref() != Some(order_id) {
-                Some(format!(
-                    "the gateway names order_no {}, which is not order {order_id}",
-                    charge.order_no
-                ))
-            } else if charge.charge_id.as_str() != charge_id {
-                Some(format!(
-                    "the gateway names charge {}, the event {charge_id}",
-                    charge.charge_id
-                ))
-            } else if &charge.amount != amount {
-                Some(format!(
-                    "the gateway says {} {}, the event {} {}",
-                    charge.amount.amount_minor(),
-                    charge.amount.currency().code(),
-                    amount.amount_minor(),
-                    amount.currency().code()
-                ))
-            } else {
-                None
-            }
+            charge_disagrees(charge, order_id, charge_id, amount)
         }
         (
             GatewayEvent::RefundSucceeded { refund, .. }
             | GatewayEvent::RefundFailed { refund, .. },
             Claimed::Refund { refund_id, amount },
-        ) => {
-            let said_refund = refund
-                .refund_id
-                .map(|id| id.to_string())
-                .unwrap_or_default();
-            if said_refund != refund_id {
-                Some(format!(
-                    "the gateway names refund {said_refund}, the event {refund_id}"
-                ))
-            } else if amount.is_some_and(|amount| &refund.amount != amount) {
-                Some(format!(
-                    "the gateway says {} refunded, the event another amount",
-                    refund.amount.amount_minor()
-                ))
-            } else {
-                None
-            }
-        }
+        ) => refund_disagrees(refund, &refund_id, amount),
         (said, _) => Some(format!(
             "the gateway event is a {}, which does not record this",
             said.event_type()
         )),
+    }
+}
+
+/// Where a gateway's answer to a query disagrees with the event it is the evidence of.
+fn answer_disagrees(said: &AnswerFacts, order_id: &str, event: &OrderEvent) -> Option<String> {
+    match (said, claimed(event)?) {
+        (AnswerFacts::Charge(charge), Claimed::Charge { charge_id, amount }) => {
+            if !charge.paid {
+                return Some(format!(
+                    "the gateway's answer says charge {} is not paid",
+                    charge.charge_id
+                ));
+            }
+            charge_disagrees(charge, order_id, charge_id, amount)
+        }
+        (AnswerFacts::Refund { state, facts }, Claimed::Refund { refund_id, amount }) => {
+            // A refund recorded done needs an answer saying so; one recorded failed, a failure.
+            let expected = if amount.is_some() {
+                RefundState::Succeeded
+            } else {
+                RefundState::Failed
+            };
+            if *state != expected {
+                return Some(format!(
+                    "the gateway's answer says refund {} is {state:?}, the event {expected:?}",
+                    facts.gateway_refund_id
+                ));
+            }
+            refund_disagrees(facts, &refund_id, amount)
+        }
+        (AnswerFacts::Charge(_), Claimed::Refund { .. }) => {
+            Some("the gateway's answer is about a charge, the event a refund".to_owned())
+        }
+        (AnswerFacts::Refund { .. }, Claimed::Charge { .. }) => {
+            Some("the gateway's answer is about a refund, the event a payment".to_owned())
+        }
+    }
+}
+
+/// Where the gateway's view of a charge disagrees with the payment an event records.
+fn charge_disagrees(
+    charge: &ChargeState,
+    order_id: &str,
+    charge_id: &str,
+    amount: &Money,
+) -> Option<String> {
+    let order = gateways::order_id_from_order_no(&charge.order_no).map(|id| id.to_string());
+    if order.as_deref() != Some(order_id) {
+        Some(format!(
+            "the gateway names order_no {}, which is not order {order_id}",
+            charge.order_no
+        ))
+    } else if charge.charge_id.as_str() != charge_id {
+        Some(format!(
+            "the gateway names charge {}, the event {charge_id}",
+            charge.charge_id
+        ))
+    } else if &charge.amount != amount {
+        Some(format!(
+            "the gateway says {} {}, the event {} {}",
+            charge.amount.amount_minor(),
+            charge.amount.currency().code(),
+            amount.amount_minor(),
+            amount.currency().code()
+        ))
+    } else {
+        None
+    }
+}
+
+/// Where the gateway's view of a refund disagrees with the refund an event records.
+fn refund_disagrees(
+    refund: &RefundFacts,
+    refund_id: &str,
+    amount: Option<&Money>,
+) -> Option<String> {
+    let said_refund = refund
+        .refund_id
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+    if said_refund != refund_id {
+        Some(format!(
+            "the gateway names refund {said_refund}, the event {refund_id}"
+        ))
+    } else if amount.is_some_and(|amount| &refund.amount != amount) {
+        Some(format!(
+            "the gateway says {} refunded, the event another amount",
+            refund.amount.amount_minor()
+        ))
+    } else {
+        None
     }
 }
 

@@ -95,7 +95,7 @@ pub async fn expire_order(state: &AppState, request: ExpireOrder) -> Result<Expi
                 let recorded = gateway_payment::record_reported_payment(
                     state,
                     &request.order_id,
-                    charge,
+                    *charge,
                     gateway.provider(),
                     &request.request_id,
                 )

@@ -4,8 +4,7 @@
 
 use aggregates::{ChargeId, GatewayEventId, IdError};
 use gateways::alipay::wire::sub_codes::TRADE_NOT_EXIST;
-use gateways::{order_id_from_order_no, ChargeState, GatewayError, GatewayEvent, PaymentGateway};
-use projections::schema::timestamp;
+use gateways::{GatewayError, GatewayEvent, PaymentGateway, RetrievedCharge};
 use sha2::{Digest, Sha256};
 
 use crate::process::settlement::{self, Outcome};
@@ -20,7 +19,8 @@ const GATEWAY_EVENT_ID_CHARS_MAX: usize = 64;
 /// What the gateway says about an order's charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeLookup {
-    Paid(ChargeState),
+    /// Paid, with the gateway's answer that says so (kept as the payment's evidence).
+    Paid(Box<RetrievedCharge>),
     Unpaid,
     /// The gateway could not tell (unreachable, or it answered about another order).
     Unknown,
@@ -60,7 +60,7 @@ pub async fn look_up_charge(
     charge_id: &ChargeId,
 ) -> ChargeLookup {
     match gateway.retrieve_charge(charge_id).await {
-        Ok(charge) if charge.order_no != order_id.replace('-', "") => {
+        Ok(RetrievedCharge { charge, .. }) if charge.order_no != order_id.replace('-', "") => {
             tracing::warn!(
                 order_id,
                 charge_id = %charge_id,
@@ -69,7 +69,7 @@ pub async fn look_up_charge(
             );
             ChargeLookup::Unknown
         }
-        Ok(charge) if charge.paid => ChargeLookup::Paid(charge),
+        Ok(retrieved) if retrieved.charge.paid => ChargeLookup::Paid(Box::new(retrieved)),
         Ok(_) => ChargeLookup::Unpaid,
         // Alipay only opens a trade once the buyer scans the QR code: a trade it does not
         // know is one nobody has paid yet.
@@ -94,11 +94,10 @@ pub async fn look_up_charge(
 pub async fn record_reported_payment(
     state: &AppState,
     order_id: &str,
-    charge: ChargeState,
+    RetrievedCharge { charge, answer }: RetrievedCharge,
     provider: &str,
     request_id: &str,
 ) -> PaymentRecorded {
-    let raw = charge_summary(&charge);
     let event_id = match reconciled_event_id(&charge.charge_id) {
         Ok(event_id) => event_id,
         Err(error) => {
@@ -111,7 +110,7 @@ pub async fn record_reported_payment(
         state,
         provider,
         &event,
-        &settlement::Evidence::unsigned_summary(raw.as_bytes()),
+        &settlement::Evidence::answer(&answer),
         Source::Reconciler,
         request_id,
     )
@@ -165,24 +164,6 @@ pub fn reconciled_event_id(charge_id: &ChargeId) -> Result<GatewayEventId, IdErr
         format!("{RECONCILED_EVENT_PREFIX}{hex}")
     };
     GatewayEventId::parse(&text)
-}
-
-/// What we keep as the "body" of a reconciled confirmation: the charge as the gateway reported
-/// it when we asked.
-fn charge_summary(charge: &ChargeState) -> String {
-    serde_json::json!({
-        "object": "charge",
-        "source": "reconciler",
-        "id": charge.charge_id.as_str(),
-        "order_no": charge.order_no,
-        "order_id": order_id_from_order_no(&charge.order_no).map(|id| id.to_string()),
-        "paid": charge.paid,
-        "amount": charge.amount.amount_minor(),
-        "currency": charge.amount.currency().code(),
-        "time_paid": charge.time_paid.map(|at| timestamp(&at)),
-        "transaction_no": charge.transaction_no,
-    })
-    .to_string()
 }
 
 #[cfg(test)]

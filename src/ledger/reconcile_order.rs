@@ -114,7 +114,7 @@ async fn check(state: &AppState, request: &ReconcileOrder) -> PaymentCheck {
             gateway_payment::record_reported_payment(
                 state,
                 &request.order_id,
-                charge,
+                *charge,
                 gateway.provider(),
                 &request.request_id,
             )

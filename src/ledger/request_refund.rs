@@ -121,6 +121,7 @@ pub async fn request_refund(
                     gateway.provider(),
                     RefundState::Succeeded,
                     facts,
+                    None,
                     Source::Api,
                     &request.metadata.request_id,
                 )

@@ -23,7 +23,7 @@ use crate::store::{
     append, jitter, Actor, Appended, Attempt, EventMetadata, Source, Store, StreamAppend,
     COMMAND_RETRIES_MAX, RETRY_BACKOFF_INITIAL, RETRY_BACKOFF_MAX,
 };
-use gateways::{order_id_from_order_no, GatewayEvent, RefundFacts, RefundState};
+use gateways::{order_id_from_order_no, GatewayEvent, QueryAnswer, RefundFacts, RefundState};
 
 impl Settled {
     /// Where the event landed, as remembered for its redeliveries.
@@ -96,8 +96,9 @@ pub enum SettlementError {
 pub struct Evidence<'a> {
     /// The exact bytes received.
     pub body: &'a [u8],
-    /// `pingpp`, `alipay`, `wechatpay` for a verified webhook; [`SUMMARY_PROTOCOL`] for the
-    /// ledger's summary of a gateway's answer to a query.
+    /// `pingpp`, `alipay`, `wechatpay` for a verified webhook; one of
+    /// [`gateways::answer_protocols`] for a gateway's answer to a query; [`SUMMARY_PROTOCOL`]
+    /// for the ledger's summary of an answer.
     pub protocol: &'a str,
     /// The headers that carried the signature, as received.
     pub signature_headers: &'a [(String, String)],
@@ -119,6 +120,17 @@ impl<'a> Evidence<'a> {
             key_fingerprint: None,
         }
     }
+
+    /// The gateway's own answer to a query, as received: signed (with the fingerprint of the
+    /// key that verified it) where the gateway signs its answers, unsigned otherwise.
+    pub fn answer(answer: &'a QueryAnswer) -> Self {
+        Self {
+            body: &answer.body,
+            protocol: answer.protocol,
+            signature_headers: &answer.signature_headers,
+            key_fingerprint: answer.key_fingerprint.as_deref(),
+        }
+    }
 }
 
 /// Settles one verified event from `provider` (the name its gateway records, part of the
@@ -136,8 +148,7 @@ pub async fn settle(
     source: Source,
     request_id: &str,
 ) -> Result<Settled, SettlementError> {
-    let raw = String::from_utf8_lossy(evidence.body);
-    let raw = raw.as_ref();
+    let raw = evidence.body;
     let event_id = event.event_id().to_string();
     if let Some(landed) = state.settled.get(provider, &event_id) {
         return Ok(Settled {
@@ -281,12 +292,15 @@ const ANSWERED_REFUND_EVENT_PREFIX: &str = "evt_refund_";
 
 /// Settles a refund the gateway answered final (`Succeeded` or `Failed`), as its notice would
 /// have: some gateways (Alipay) finish a refund in the answer and send no notice we act on,
-/// and a notice may never come. None for a refund still pending, or one not ours.
+/// and a notice may never come. None for a refund still pending, or one not ours. `answer`
+/// is the gateway's answer as received, kept as the evidence; without it (an answer to our
+/// refund request, read for its state alone) the ledger's summary is kept, unsigned.
 pub async fn settle_refund_answer(
     state: &AppState,
     provider: &str,
     refund_state: RefundState,
     facts: RefundFacts,
+    answer: Option<&QueryAnswer>,
     source: Source,
     request_id: &str,
 ) -> Result<Option<Settled>, SettlementError> {
@@ -308,7 +322,10 @@ pub async fn settle_refund_answer(
         "failure_code": facts.failure_code,
     })
     .to_string();
-    let evidence = Evidence::unsigned_summary(raw.as_bytes());
+    let evidence = match answer {
+        Some(answer) => Evidence::answer(answer),
+        None => Evidence::unsigned_summary(raw.as_bytes()),
+    };
     let event = match refund_state {
         RefundState::Pending => return Ok(None),
         RefundState::Succeeded => GatewayEvent::RefundSucceeded {
@@ -739,7 +756,8 @@ async fn refund_order(
 struct InboxRow<'a> {
     provider: &'a str,
     event: &'a GatewayEvent,
-    raw: &'a str,
+    /// The body exactly as received: kept as bytes, never through a lossy conversion.
+    raw: &'a [u8],
     order_id: Option<&'a str>,
     outcome: Outcome,
     /// The log position of the last event it led to.
@@ -794,7 +812,7 @@ async fn record(connection: &mut AnyConnection, inbox: &InboxRow<'_>) -> Result<
     .bind(inbox.event.event_type().to_owned())
     .bind(inbox.order_id.map(ToOwned::to_owned))
     .bind(inbox.outcome.as_str().to_owned())
-    .bind(inbox.raw.to_owned())
+    .bind(inbox.raw.to_vec())
     .bind(now)
     .bind(inbox.position)
     .execute(connection)

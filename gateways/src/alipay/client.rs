@@ -21,11 +21,11 @@ use super::wire::{self, codes, methods, sub_codes};
 use crate::clock::Clock;
 use crate::http;
 use crate::port::{
-    charge_id_for_order_no, gateway_refund_id_for_refund_no, order_no_for, order_no_of_charge,
-    refund_id_from_refund_no, refund_no_for, refund_no_of, ChargeRequest, ChargeState,
-    CloseOutcome, GatewayError, GatewayEvent, IssuedCharge, IssuedRefund, PaymentGateway,
-    RefundFacts, RefundRequest, RefundState, RetrievedRefund, WebhookRejection, WebhookReply,
-    WebhookVerdict,
+    answer_protocols, charge_id_for_order_no, gateway_refund_id_for_refund_no, order_no_for,
+    order_no_of_charge, refund_id_from_refund_no, refund_no_for, refund_no_of, ChargeRequest,
+    ChargeState, CloseOutcome, GatewayError, GatewayEvent, IssuedCharge, IssuedRefund,
+    PaymentGateway, QueryAnswer, RefundFacts, RefundRequest, RefundState, RetrievedCharge,
+    RetrievedRefund, WebhookRejection, WebhookReply, WebhookVerdict,
 };
 use crate::yuan;
 use crate::WebhookHeaders;
@@ -125,13 +125,14 @@ impl AlipayClient {
         Ok(params)
     }
 
-    /// Calls `method`; returns its verified answer's status and body, whatever the code.
+    /// Calls `method`; returns its verified answer's status and body, whatever the code, and
+    /// the answer's exact bytes.
     async fn call_raw<T: DeserializeOwned>(
         &self,
         method: &str,
         biz_content: &impl Serialize,
         with_notify_url: bool,
-    ) -> Result<(Status, Option<T>), GatewayError> {
+    ) -> Result<(Status, Option<T>, Vec<u8>), GatewayError> {
         let form = form::encode(&self.signed_params(method, biz_content, with_notify_url)?);
         let answer = http::send(self.settings.provider_name, || {
             Ok(self
@@ -159,11 +160,11 @@ impl AlipayClient {
         let status: Status = serde_json::from_str(raw)
             .map_err(|error| GatewayError::Protocol(format!("{method}: {error}")))?;
         if status.code != codes::SUCCESS {
-            return Ok((status, None));
+            return Ok((status, None, answer.body));
         }
         let body = serde_json::from_str(raw)
             .map_err(|error| GatewayError::Protocol(format!("{method}: {error}")))?;
-        Ok((status, Some(body)))
+        Ok((status, Some(body), answer.body))
     }
 
     /// Calls `method` and requires success.
@@ -173,23 +174,46 @@ impl AlipayClient {
         biz_content: &impl Serialize,
         with_notify_url: bool,
     ) -> Result<T, GatewayError> {
+        self.call_kept(method, biz_content, with_notify_url)
+            .await
+            .map(|(body, _)| body)
+    }
+
+    /// Calls `method`, requires success, and returns the answer with its exact bytes.
+    async fn call_kept<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        biz_content: &impl Serialize,
+        with_notify_url: bool,
+    ) -> Result<(T, Vec<u8>), GatewayError> {
         match self.call_raw(method, biz_content, with_notify_url).await? {
-            (_, Some(body)) => Ok(body),
-            (status, None) => Err(status_error(&status)),
+            (_, Some(body), bytes) => Ok((body, bytes)),
+            (status, None, _) => Err(status_error(&status)),
         }
+    }
+
+    /// The answer as evidence: signed inside its JSON, verified with Alipay's key.
+    fn kept_answer(&self, protocol: &'static str, body: Vec<u8>) -> QueryAnswer {
+        QueryAnswer::signed(
+            protocol,
+            body,
+            &self.settings.alipay_public_key,
+            &WebhookHeaders::new(),
+            &[],
+        )
     }
 
     async fn query_refund(
         &self,
         out_trade_no: &str,
         refund_no: &str,
-    ) -> Result<wire::RefundQueryResponse, GatewayError> {
+    ) -> Result<(wire::RefundQueryResponse, Vec<u8>), GatewayError> {
         let request = wire::RefundQueryRequest {
             out_trade_no: out_trade_no.to_owned(),
             out_request_no: refund_no.to_owned(),
             query_options: vec!["gmt_refund_pay".to_owned()],
         };
-        self.call(methods::REFUND_QUERY, &request, false).await
+        self.call_kept(methods::REFUND_QUERY, &request, false).await
     }
 }
 
@@ -274,11 +298,12 @@ pub fn charge_state(trade: &wire::QueryResponse) -> Result<ChargeState, GatewayE
     })
 }
 
-fn refund_lookup(
+/// How a queried refund stands, and its facts.
+pub fn refund_lookup(
     charge_id: &ChargeId,
     gateway_refund_id: &GatewayRefundId,
     answer: &wire::RefundQueryResponse,
-) -> Result<RetrievedRefund, GatewayError> {
+) -> Result<(RefundState, RefundFacts), GatewayError> {
     let refund_no = refund_no_of(gateway_refund_id);
     if answer.out_request_no.as_deref() != Some(refund_no) {
         return Err(rejected(
@@ -291,13 +316,13 @@ fn refund_lookup(
         .refund_amount
         .as_deref()
         .ok_or_else(|| protocol("the refund has no refund_amount"))?;
-    Ok(RetrievedRefund {
-        state: if succeeded {
+    Ok((
+        if succeeded {
             RefundState::Succeeded
         } else {
             RefundState::Pending
         },
-        facts: RefundFacts {
+        RefundFacts {
             gateway_refund_id: gateway_refund_id.clone(),
             charge_id: charge_id.clone(),
             charge_order_no: Some(order_no_of_charge(charge_id).to_owned()),
@@ -313,7 +338,7 @@ fn refund_lookup(
             failure_code: None,
             failure_message: None,
         },
-    })
+    ))
 }
 
 #[async_trait::async_trait]
@@ -349,18 +374,22 @@ impl PaymentGateway for AlipayClient {
 
     /// A trade nobody has scanned yet does not exist at Alipay: that is a `Rejected` error
     /// with code `ACQ.TRADE_NOT_EXIST`, which the reconciler reads as "not paid yet".
-    async fn retrieve_charge(&self, charge_id: &ChargeId) -> Result<ChargeState, GatewayError> {
+    async fn retrieve_charge(&self, charge_id: &ChargeId) -> Result<RetrievedCharge, GatewayError> {
         let asked = wire::TradeRef {
             out_trade_no: order_no_of_charge(charge_id).to_owned(),
         };
-        let trade: wire::QueryResponse = self.call(methods::QUERY, &asked, false).await?;
+        let (trade, body): (wire::QueryResponse, _) =
+            self.call_kept(methods::QUERY, &asked, false).await?;
         if trade.out_trade_no != asked.out_trade_no {
             return Err(protocol(format!(
                 "asked for trade {}, got {}",
                 asked.out_trade_no, trade.out_trade_no
             )));
         }
-        charge_state(&trade)
+        Ok(RetrievedCharge {
+            charge: charge_state(&trade)?,
+            answer: self.kept_answer(answer_protocols::ALIPAY_TRADE_QUERY, body),
+        })
     }
 
     async fn create_refund(&self, request: &RefundRequest) -> Result<IssuedRefund, GatewayError> {
@@ -386,8 +415,8 @@ impl PaymentGateway for AlipayClient {
         let state = if refunded.fund_change.as_deref() == Some("Y") {
             RefundState::Succeeded
         } else {
-            let answer = self.query_refund(&out_trade_no, &refund_no).await?;
-            refund_lookup(&request.charge_id, &gateway_refund_id, &answer)?.state
+            let (answer, _) = self.query_refund(&out_trade_no, &refund_no).await?;
+            refund_lookup(&request.charge_id, &gateway_refund_id, &answer)?.0
         };
         Ok(IssuedRefund {
             gateway_refund_id,
@@ -400,13 +429,18 @@ impl PaymentGateway for AlipayClient {
         charge_id: &ChargeId,
         gateway_refund_id: &GatewayRefundId,
     ) -> Result<RetrievedRefund, GatewayError> {
-        let answer = self
+        let (answer, body) = self
             .query_refund(
                 order_no_of_charge(charge_id),
                 refund_no_of(gateway_refund_id),
             )
             .await?;
-        refund_lookup(charge_id, gateway_refund_id, &answer)
+        let (state, facts) = refund_lookup(charge_id, gateway_refund_id, &answer)?;
+        Ok(RetrievedRefund {
+            state,
+            facts,
+            answer: self.kept_answer(answer_protocols::ALIPAY_REFUND_QUERY, body),
+        })
     }
 
     /// Alipay knows a refund by our refund number (`out_request_no`); it answers a number it
@@ -433,7 +467,7 @@ impl PaymentGateway for AlipayClient {
         let asked = wire::TradeRef {
             out_trade_no: order_no_of_charge(charge_id).to_owned(),
         };
-        let (status, closed) = self
+        let (status, closed, _) = self
             .call_raw::<wire::TradeRef>(methods::CLOSE, &asked, false)
             .await?;
         if closed.is_some() {
@@ -443,8 +477,8 @@ impl PaymentGateway for AlipayClient {
             Some(sub_codes::TRADE_NOT_EXIST) => Ok(CloseOutcome::NotFound),
             // Paid, finished or closed already: the trade tells which.
             Some(sub_codes::TRADE_STATUS_ERROR) => {
-                let state = self.retrieve_charge(charge_id).await?;
-                Ok(if state.paid {
+                let retrieved = self.retrieve_charge(charge_id).await?;
+                Ok(if retrieved.charge.paid {
                     CloseOutcome::AlreadyPaid
                 } else {
                     CloseOutcome::Closed

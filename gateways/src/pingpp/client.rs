@@ -20,9 +20,9 @@ use super::wire::{
     REQUEST_TIMESTAMP_HEADER,
 };
 use crate::port::{
-    order_no_for, ChargeRequest, ChargeState, CloseOutcome, GatewayError, GatewayEvent,
-    IssuedCharge, IssuedRefund, PaymentGateway, RefundRequest, RefundState, RetrievedRefund,
-    WebhookRejection, WebhookReply, WebhookVerdict,
+    answer_protocols, order_no_for, ChargeRequest, CloseOutcome, GatewayError, GatewayEvent,
+    IssuedCharge, IssuedRefund, PaymentGateway, QueryAnswer, RefundRequest, RefundState,
+    RetrievedCharge, RetrievedRefund, WebhookRejection, WebhookReply, WebhookVerdict,
 };
 use crate::Secret;
 use crate::WebhookHeaders;
@@ -257,6 +257,19 @@ impl PingppClient {
         body: Option<Vec<u8>>,
         policy: RetryPolicy,
     ) -> Result<T, GatewayError> {
+        self.call_kept(method, path, body, policy)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// Like [`Self::call`], also returning the answer's exact bytes.
+    async fn call_kept<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        policy: RetryPolicy,
+    ) -> Result<(T, Vec<u8>), GatewayError> {
         let url = Url::parse(&format!("{}{path}", self.api_base))
             .map_err(|error| GatewayError::Protocol(format!("bad request URL: {error}")))?;
         let request_uri = match url.query() {
@@ -272,7 +285,7 @@ impl PingppClient {
                 .await;
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             match &outcome {
-                Ok((status, _)) => tracing::info!(
+                Ok((status, _, _)) => tracing::info!(
                     provider = self.provider_name,
                     method = %method,
                     path = url.path(),
@@ -293,7 +306,7 @@ impl PingppClient {
                 ),
             }
             match outcome {
-                Ok((_, value)) => return Ok(value),
+                Ok((_, value, bytes)) => return Ok((value, bytes)),
                 Err(failure) => {
                     if attempt >= policy.attempts_max() || !policy.repeats(failure.cause) {
                         return Err(failure.error);
@@ -313,7 +326,7 @@ impl PingppClient {
         url: &Url,
         request_uri: &str,
         body: Option<&[u8]>,
-    ) -> Result<(StatusCode, T), Failure> {
+    ) -> Result<(StatusCode, T, Vec<u8>), Failure> {
         let mut builder = self
             .http
             .request(method.clone(), url.clone())
@@ -348,7 +361,7 @@ impl PingppClient {
             return Err(self.status_failure(status, &bytes));
         }
         serde_json::from_slice(&bytes)
-            .map(|value| (status, value))
+            .map(|value| (status, value, bytes.to_vec()))
             .map_err(|error| Failure {
                 status: Some(status),
                 cause: Cause::Final,
@@ -442,10 +455,10 @@ impl PaymentGateway for PingppClient {
         issued_charge(&charge, &charge_body, request)
     }
 
-    async fn retrieve_charge(&self, charge_id: &ChargeId) -> Result<ChargeState, GatewayError> {
+    async fn retrieve_charge(&self, charge_id: &ChargeId) -> Result<RetrievedCharge, GatewayError> {
         let path = format!("/charges/{}", charge_id.as_str());
-        let charge: wire::Charge = self
-            .call(Method::GET, &path, None, RetryPolicy::Read)
+        let (charge, body): (wire::Charge, _) = self
+            .call_kept(Method::GET, &path, None, RetryPolicy::Read)
             .await?;
         if charge.id != charge_id.as_str() {
             return Err(GatewayError::Protocol(format!(
@@ -453,7 +466,10 @@ impl PaymentGateway for PingppClient {
                 charge.id
             )));
         }
-        webhook::charge_state(&charge).map_err(GatewayError::Protocol)
+        Ok(RetrievedCharge {
+            charge: webhook::charge_state(&charge).map_err(GatewayError::Protocol)?,
+            answer: QueryAnswer::unsigned(answer_protocols::PINGPP_CHARGE, body),
+        })
     }
 
     async fn create_refund(&self, request: &RefundRequest) -> Result<IssuedRefund, GatewayError> {
@@ -486,8 +502,8 @@ impl PaymentGateway for PingppClient {
             charge_id.as_str(),
             gateway_refund_id.as_str()
         );
-        let refund: wire::Refund = self
-            .call(Method::GET, &path, None, RetryPolicy::Read)
+        let (refund, body): (wire::Refund, _) = self
+            .call_kept(Method::GET, &path, None, RetryPolicy::Read)
             .await?;
         if refund.id != gateway_refund_id.as_str() || refund.charge != charge_id.as_str() {
             return Err(GatewayError::Protocol(format!(
@@ -497,7 +513,11 @@ impl PaymentGateway for PingppClient {
         }
         let state = issued_refund(&refund)?.state;
         let facts = webhook::refund_facts(&refund).map_err(GatewayError::Protocol)?;
-        Ok(RetrievedRefund { state, facts })
+        Ok(RetrievedRefund {
+            state,
+            facts,
+            answer: QueryAnswer::unsigned(answer_protocols::PINGPP_REFUND, body),
+        })
     }
 
     /// Ping++ names refunds by its own ids, so ours is found by walking the charge's refund
@@ -515,10 +535,15 @@ impl PaymentGateway for PingppClient {
                 .call(Method::GET, &path, None, RetryPolicy::Read)
                 .await?;
             match refund_list::step(&page, charge_id, refund_id).map_err(GatewayError::Protocol)? {
+                // Found by our id; what is kept as evidence is the refund's own answer, as
+                // for every refund looked up (a list page is no answer about one refund).
                 PageStep::Found(refund) => {
-                    let state = issued_refund(&refund)?.state;
-                    let facts = webhook::refund_facts(&refund).map_err(GatewayError::Protocol)?;
-                    return Ok(Some(RetrievedRefund { state, facts }));
+                    let gateway_refund_id = GatewayRefundId::parse(&refund.id)
+                        .map_err(|error| GatewayError::Protocol(error.to_string()))?;
+                    return self
+                        .retrieve_refund(charge_id, &gateway_refund_id)
+                        .await
+                        .map(Some);
                 }
                 PageStep::Next(last) => cursor = Some(last),
                 PageStep::Exhausted => return Ok(None),
@@ -609,7 +634,7 @@ fn issued_charge(
     })
 }
 
-fn issued_refund(refund: &wire::Refund) -> Result<IssuedRefund, GatewayError> {
+pub(crate) fn issued_refund(refund: &wire::Refund) -> Result<IssuedRefund, GatewayError> {
     let gateway_refund_id = GatewayRefundId::parse(&refund.id)
         .map_err(|error| GatewayError::Protocol(format!("refund id: {error}")))?;
     let state = match refund.status.as_str() {
@@ -1193,8 +1218,14 @@ mod tests {
         let imitation = Imitation::new().scripted(&[(StatusCode::SERVICE_UNAVAILABLE, "busy")]);
         let (client, imitation) = client_for(imitation).await;
         let charge_id = ChargeId::parse("ch_L8qn10mLmr1GS8e5OODmHaL4").unwrap();
-        let state = client.retrieve_charge(&charge_id).await.unwrap();
+        let retrieved = client.retrieve_charge(&charge_id).await.unwrap();
         assert_eq!(imitation.calls(), 2);
+        // The answer is kept as it came, marked unsigned: Ping++ does not sign answers.
+        assert_eq!(retrieved.answer.protocol, answer_protocols::PINGPP_CHARGE);
+        assert_eq!(retrieved.answer.key_fingerprint, None);
+        let kept: Value = serde_json::from_slice(&retrieved.answer.body).unwrap();
+        assert_eq!(kept["id"], charge_id.as_str());
+        let state = retrieved.charge;
         assert_eq!(state.charge_id, charge_id);
         assert!(state.paid);
         assert_eq!(state.amount, Money::new(2900, Currency::Cny).unwrap());

@@ -16,16 +16,18 @@ use serde::Serialize;
 use super::notify::{self, NonceCache, Transaction};
 use super::platform::PlatformKeys;
 use super::resource::ApiV3Key;
-use super::sign::{self, Authorization};
+use super::sign::{
+    self, Authorization, NONCE_HEADER, SERIAL_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
 use super::wire::{self, codes, paths};
 use crate::clock::Clock;
 use crate::http::{self, Answer};
 use crate::port::{
-    charge_id_for_order_no, gateway_refund_id_for_refund_no, order_no_for, order_no_of_charge,
-    refund_id_from_refund_no, refund_no_for, refund_no_of, ChargeRequest, ChargeState,
+    answer_protocols, charge_id_for_order_no, gateway_refund_id_for_refund_no, order_no_for,
+    order_no_of_charge, refund_id_from_refund_no, refund_no_for, refund_no_of, ChargeRequest,
     CloseOutcome, GatewayError, GatewayEvent, IssuedCharge, IssuedRefund, PaymentGateway,
-    RefundFacts, RefundRequest, RefundState, RetrievedRefund, WebhookRejection, WebhookReply,
-    WebhookVerdict,
+    QueryAnswer, RefundFacts, RefundRequest, RefundState, RetrievedCharge, RetrievedRefund,
+    WebhookRejection, WebhookReply, WebhookVerdict,
 };
 use crate::WebhookHeaders;
 
@@ -170,6 +172,18 @@ impl WechatPayClient {
         path_and_query: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T, GatewayError> {
+        self.call_answer(method, path_and_query, body)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// Like [`Self::call`], also returning the verified answer as received.
+    async fn call_answer<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<(T, Answer), GatewayError> {
         let body = body
             .map(serde_json::to_vec)
             .transpose()
@@ -179,14 +193,55 @@ impl WechatPayClient {
             return Err(status_error(&answer));
         }
         serde_json::from_slice(&answer.body)
+            .map(|value| (value, answer))
             .map_err(|error| GatewayError::Protocol(format!("{path_and_query}: {error}")))
     }
 
+    /// A verified answer as evidence: its body and the headers that sign it, with the
+    /// fingerprint of the platform key its serial names.
+    fn kept_answer(
+        &self,
+        answer_protocol: &'static str,
+        answer: Answer,
+    ) -> Result<QueryAnswer, GatewayError> {
+        let key = answer
+            .headers
+            .get(SERIAL_HEADER)
+            .and_then(|serial| std::str::from_utf8(serial).ok())
+            .and_then(|serial| self.settings.platform_keys.get(serial))
+            .ok_or_else(|| protocol("the answer's serial names no platform key"))?;
+        Ok(QueryAnswer::signed(
+            answer_protocol,
+            answer.body,
+            key,
+            &answer.headers,
+            &SIGNED_ANSWER_HEADERS,
+        ))
+    }
+
     async fn transaction(&self, out_trade_no: &str) -> Result<Transaction, GatewayError> {
+        self.transaction_answer(out_trade_no)
+            .await
+            .map(|(transaction, _)| transaction)
+    }
+
+    async fn transaction_answer(
+        &self,
+        out_trade_no: &str,
+    ) -> Result<(Transaction, Answer), GatewayError> {
         let path = paths::query(out_trade_no, &self.settings.mchid);
-        self.call(Method::GET, &path, None::<&()>).await
+        self.call_answer(Method::GET, &path, None::<&()>).await
     }
 }
+
+/// The headers that sign an answer or a callback: the signed message is
+/// `timestamp\nnonce\nbody\n`, under the platform key the serial names.
+const SIGNED_ANSWER_HEADERS: [&str; 4] = [
+    TIMESTAMP_HEADER,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    SERIAL_HEADER,
+];
 
 /// A failed call's answer as our error.
 fn status_error(answer: &Answer) -> GatewayError {
@@ -242,10 +297,11 @@ fn china_rfc3339(time: DateTime<Utc>) -> String {
     }
 }
 
-fn refund_lookup(
+/// How a refund the platform described stands, and its facts.
+pub fn refund_lookup(
     charge_id: &ChargeId,
     refund: &wire::Refund,
-) -> Result<RetrievedRefund, GatewayError> {
+) -> Result<(RefundState, RefundFacts), GatewayError> {
     let gateway_refund_id = gateway_refund_id_for_refund_no(&refund.out_refund_no)
         .ok_or_else(|| protocol(format!("refund {} is not ours", refund.out_refund_no)))?;
     let state = match refund.status.as_str() {
@@ -264,9 +320,9 @@ fn refund_lookup(
                 .map_err(protocol)
         })
         .transpose()?;
-    Ok(RetrievedRefund {
+    Ok((
         state,
-        facts: RefundFacts {
+        RefundFacts {
             gateway_refund_id,
             charge_id: charge_id.clone(),
             charge_order_no: Some(order_no_of_charge(charge_id).to_owned()),
@@ -276,7 +332,7 @@ fn refund_lookup(
             failure_code: (state == RefundState::Failed).then(|| refund.status.clone()),
             failure_message: None,
         },
-    })
+    ))
 }
 
 #[async_trait::async_trait]
@@ -317,18 +373,22 @@ impl PaymentGateway for WechatPayClient {
         })
     }
 
-    async fn retrieve_charge(&self, charge_id: &ChargeId) -> Result<ChargeState, GatewayError> {
+    async fn retrieve_charge(&self, charge_id: &ChargeId) -> Result<RetrievedCharge, GatewayError> {
         let out_trade_no = order_no_of_charge(charge_id);
-        let transaction = self.transaction(out_trade_no).await?;
+        let (transaction, answer) = self.transaction_answer(out_trade_no).await?;
         if transaction.out_trade_no != out_trade_no {
             return Err(protocol(format!(
                 "asked for order {out_trade_no}, got {}",
                 transaction.out_trade_no
             )));
         }
-        notify::charge_state(&transaction)
+        let charge = notify::charge_state(&transaction)
             .map_err(protocol)?
-            .ok_or_else(|| protocol("the order is not one of ours"))
+            .ok_or_else(|| protocol("the order is not one of ours"))?;
+        Ok(RetrievedCharge {
+            charge,
+            answer: self.kept_answer(answer_protocols::WECHATPAY_TRANSACTION, answer)?,
+        })
     }
 
     async fn create_refund(&self, request: &RefundRequest) -> Result<IssuedRefund, GatewayError> {
@@ -360,10 +420,10 @@ impl PaymentGateway for WechatPayClient {
         let refund: wire::Refund = self
             .call(Method::POST, paths::REFUNDS, Some(&asked))
             .await?;
-        let lookup = refund_lookup(&request.charge_id, &refund)?;
+        let (state, facts) = refund_lookup(&request.charge_id, &refund)?;
         Ok(IssuedRefund {
-            gateway_refund_id: lookup.facts.gateway_refund_id,
-            state: lookup.state,
+            gateway_refund_id: facts.gateway_refund_id,
+            state,
         })
     }
 
@@ -373,15 +433,20 @@ impl PaymentGateway for WechatPayClient {
         gateway_refund_id: &GatewayRefundId,
     ) -> Result<RetrievedRefund, GatewayError> {
         let path = paths::refund(refund_no_of(gateway_refund_id));
-        let refund: wire::Refund = self.call(Method::GET, &path, None::<&()>).await?;
-        let lookup = refund_lookup(charge_id, &refund)?;
-        if &lookup.facts.gateway_refund_id != gateway_refund_id {
+        let (refund, answer): (wire::Refund, _) =
+            self.call_answer(Method::GET, &path, None::<&()>).await?;
+        let (state, facts) = refund_lookup(charge_id, &refund)?;
+        if &facts.gateway_refund_id != gateway_refund_id {
             return Err(protocol(format!(
                 "asked for refund {gateway_refund_id}, got {}",
-                lookup.facts.gateway_refund_id
+                facts.gateway_refund_id
             )));
         }
-        Ok(lookup)
+        Ok(RetrievedRefund {
+            state,
+            facts,
+            answer: self.kept_answer(answer_protocols::WECHATPAY_REFUND, answer)?,
+        })
     }
 
     /// WeChat Pay knows a refund by our refund number (`out_refund_no`); a number it never
@@ -437,22 +502,11 @@ impl PaymentGateway for WechatPayClient {
 
     /// The platform key is the one the `Wechatpay-Serial` header names.
     fn webhook_evidence(&self, headers: &WebhookHeaders) -> crate::port::WebhookEvidence {
-        use super::sign::{NONCE_HEADER, SERIAL_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
         let key = headers
             .get(SERIAL_HEADER)
             .and_then(|serial| std::str::from_utf8(serial).ok())
             .and_then(|serial| self.settings.platform_keys.get(serial));
-        crate::port::WebhookEvidence::new(
-            "wechatpay",
-            key,
-            headers,
-            &[
-                TIMESTAMP_HEADER,
-                NONCE_HEADER,
-                SIGNATURE_HEADER,
-                SERIAL_HEADER,
-            ],
-        )
+        crate::port::WebhookEvidence::new("wechatpay", key, headers, &SIGNED_ANSWER_HEADERS)
     }
 
     fn webhook_reply(&self, verdict: WebhookVerdict<'_>) -> WebhookReply {

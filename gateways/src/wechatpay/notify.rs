@@ -128,6 +128,28 @@ pub fn verify_signature(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Signed, SignatureError> {
+    check_signature(keys, headers, body, Some(now))
+}
+
+/// Verifies the platform's signature over an answer or callback kept earlier: known key,
+/// matching signature. The timestamp window does not apply: it bounds when a delivery may be
+/// accepted, and a kept one was accepted when it arrived; the signature still vouches for
+/// every byte.
+pub fn verify_kept_signature(
+    keys: &PlatformKeys,
+    headers: &WebhookHeaders,
+    body: &[u8],
+) -> Result<Signed, SignatureError> {
+    check_signature(keys, headers, body, None)
+}
+
+/// The signature check, with the timestamp window around `now` when given.
+fn check_signature(
+    keys: &PlatformKeys,
+    headers: &WebhookHeaders,
+    body: &[u8],
+    now: Option<DateTime<Utc>>,
+) -> Result<Signed, SignatureError> {
     let signature_b64 = single(headers, SIGNATURE_HEADER)?;
     let serial = single(headers, SERIAL_HEADER)?;
     let timestamp_text = single(headers, TIMESTAMP_HEADER)?;
@@ -139,7 +161,9 @@ pub fn verify_signature(
     }
     let key = keys.get(serial).ok_or(SignatureError::UnknownKey)?;
     let timestamp: i64 = timestamp_text.parse().map_err(|_| SignatureError::Stale)?;
-    if now.timestamp().abs_diff(timestamp) >= TIMESTAMP_WINDOW_SECONDS.unsigned_abs() {
+    if now.is_some_and(|now| {
+        now.timestamp().abs_diff(timestamp) >= TIMESTAMP_WINDOW_SECONDS.unsigned_abs()
+    }) {
         return Err(SignatureError::Stale);
     }
     let message = sign::platform_message(timestamp_text, nonce, body);
@@ -195,6 +219,48 @@ pub fn verify_and_parse(
 ) -> Result<GatewayEvent, WebhookRejection> {
     let (notification, plaintext) = verify_and_open(keys, api_v3_key, now, nonces, headers, body)?;
     event_from_callback(&notification, &plaintext, mchid).map_err(WebhookRejection::Malformed)
+}
+
+/// What a kept callback says when it is checked again after the fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptCallback {
+    /// Opened with the APIv3 key: the facts it carried.
+    Opened(GatewayEvent),
+    /// Genuine, but without the APIv3 key its resource stays sealed: only the envelope's
+    /// event id can be read.
+    Sealed { event_id: GatewayEventId },
+}
+
+/// Checks a kept callback again: the signature with the platform key its serial names (no
+/// timestamp window, no replay check: it was admitted once), then, given the APIv3 key, its
+/// facts. It is read with the merchant id it names; ours was checked when it arrived.
+pub fn verify_kept(
+    keys: &PlatformKeys,
+    api_v3_key: Option<&[u8]>,
+    headers: &WebhookHeaders,
+    body: &[u8],
+) -> Result<KeptCallback, WebhookRejection> {
+    verify_kept_signature(keys, headers, body)?;
+    let notification: Notification = serde_json::from_slice(body)
+        .map_err(|error| WebhookRejection::Malformed(format!("not a callback: {error}")))?;
+    let Some(api_v3_key) = api_v3_key else {
+        let event_id = event_id(&notification.id).map_err(WebhookRejection::Malformed)?;
+        return Ok(KeptCallback::Sealed { event_id });
+    };
+    let plaintext = resource::open(api_v3_key, &notification.resource)?;
+    let named = serde_json::from_slice::<NamedMerchant>(&plaintext)
+        .map(|named| named.mchid)
+        .unwrap_or_default();
+    event_from_callback(&notification, &plaintext, &named)
+        .map(KeptCallback::Opened)
+        .map_err(WebhookRejection::Malformed)
+}
+
+/// The merchant id an opened resource names.
+#[derive(Debug, Deserialize)]
+struct NamedMerchant {
+    #[serde(default)]
+    mchid: String,
 }
 
 /// A paid transaction as the callback (and the query API) describes it.
@@ -486,6 +552,42 @@ mod tests {
             event.event_id().as_str(),
             "evt_wx_3119dfba_e649_5eec_ab1e_3412bc4d2e17"
         );
+    }
+
+    #[test]
+    fn a_kept_callback_verifies_again_years_after_it_was_signed() {
+        let headers = published_headers();
+        // Long past the window: a delivery now would be stale.
+        let late = at(SIGNED_AT + 3 * 365 * 86_400);
+        assert_eq!(
+            verify_signature(&published_keys(), &headers, BODY, late),
+            Err(SignatureError::Stale)
+        );
+        let opened = verify_kept(
+            &published_keys(),
+            Some(API_V3_KEY.as_bytes()),
+            &headers,
+            BODY,
+        )
+        .unwrap();
+        let KeptCallback::Opened(event) = opened else {
+            panic!("opened with the key: {opened:?}");
+        };
+        assert_eq!(event.event_type(), "PAYSCORE.USER_OPEN_SERVICE");
+        // Without the APIv3 key only the envelope can be read, and it still must be genuine.
+        assert_eq!(
+            verify_kept(&published_keys(), None, &headers, BODY).unwrap(),
+            KeptCallback::Sealed {
+                event_id: event.event_id().clone()
+            }
+        );
+        let mut tampered = BODY.to_vec();
+        let last = tampered.len() - 2;
+        tampered[last] ^= 1;
+        assert!(matches!(
+            verify_kept(&published_keys(), None, &headers, &tampered),
+            Err(WebhookRejection::Signature(SignatureError::Mismatch))
+        ));
     }
 
     #[test]
