@@ -40,7 +40,8 @@ pub struct CreateRefund {
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request answer the same refund")),
     security(("bearer" = [])),
     responses(
-        (status = 202, description = "The refund, pending until the gateway confirms it", body = RefundBody),
+        (status = 202, description = "The refund, pending until the gateway confirms it", body = RefundBody,
+            headers(("X-Ledger-Position" = i64, description = "The log position the refund request was written at (not sent for a retried key)"))),
         (status = 400, description = "`request.malformed_json`, `idempotency.malformed_key`", body = ErrorBody),
         (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
         (status = 403, description = "`auth.forbidden`: not an admin", body = ErrorBody),

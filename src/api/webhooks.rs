@@ -44,8 +44,8 @@ pub const OUTCOME_HEADER: HeaderName = HeaderName::from_static("x-webhook-outcom
     security(()),
     responses(
         (status = 200, description = "Recorded (Ping++: `{\"received\": true}`; Alipay: the text `success`)",
-            content(("application/json"), ("text/plain"))),
-        (status = 204, description = "Recorded (WeChat Pay)"),
+            content(("application/json"), ("text/plain")), headers(("X-Webhook-Outcome" = String, description = "`applied`, `duplicate`, `unmatched`, `ignored` or `deferred`"))),
+        (status = 204, description = "Recorded (WeChat Pay)", headers(("X-Webhook-Outcome" = String, description = "`applied`, `duplicate`, `unmatched`, `ignored` or `deferred`"))),
         (status = 400, description = "Refused as malformed, `webhook.malformed` (Alipay: the text `fail`; WeChat Pay: `{\"code\": \"FAIL\"}`)",
             content(("application/json"), ("text/plain"))),
         (status = 401, description = "Refused: `webhook.signature_missing`, `webhook.signature_malformed`, `webhook.signature_invalid`, `webhook.signature_ambiguous`",
