@@ -41,6 +41,8 @@ pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 /// The whole service as a router; tests drive it over a real port.
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.checkout.cors_origins);
+    // Routes are added to the table only (see `routes`), never here: the table is what the
+    // API document is checked against.
     let router = routes()
         .into_router()
         .fallback(|| async { ApiError::not_found("route.not_found", "no route for this path") })
