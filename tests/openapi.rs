@@ -12,7 +12,9 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 
-use crate::app::App;
+use gateways::pingpp::signature;
+
+use crate::app::{pingpp_event_body, sandbox_key, App};
 use crate::helpers::{on_both_stores, TestDb};
 use crate::merchant::{settings, Receiver};
 use crate::schema_check::Document;
@@ -61,8 +63,23 @@ impl<'a> Checked<'a> {
             .get(CONTENT_TYPE)
             .map(|value| value.to_str().unwrap().to_owned())
             .unwrap_or_default();
+        let headers = response.headers().clone();
         let bytes = response.bytes().await.unwrap();
         let documented = self.document.response(method, template, status.as_u16());
+        // A success carries every header its documentation names.
+        if status.is_success() {
+            for name in documented["headers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, _)| name)
+            {
+                assert!(
+                    headers.contains_key(name.as_str()),
+                    "{method} {template} {status} lacks the documented {name}"
+                );
+            }
+        }
         let Some(content) = documented.get("content").and_then(Value::as_object) else {
             assert!(
                 bytes.is_empty(),
@@ -425,7 +442,16 @@ on_both_stores! {
             assert_eq!(api.get(asset, asset, None).await.0, StatusCode::OK);
         }
 
-        // Gateway webhooks: a forged one and a provider nobody uses.
+        // Gateway webhooks: a signed one of a type the ledger does not act on, a forged one
+        // and a provider nobody uses.
+        let body = pingpp_event_body("evt_openapi_summary", "summary.daily.available", json!({"object": "summary"}));
+        let signed = app
+            .client
+            .post(app.url("/v1/webhooks/pingpp"))
+            .header("content-type", "application/json")
+            .header("x-pingplusplus-signature", signature::sign(sandbox_key(), &body))
+            .body(body);
+        assert_eq!(api.send("post", "/v1/webhooks/{provider}", signed).await.0, StatusCode::OK);
         let forged = app.client.post(app.url("/v1/webhooks/pingpp")).header("x-pingplusplus-signature", "Zm9yZ2Vk").json(&json!({"id": "evt_forged"}));
         assert_eq!(api.send("post", "/v1/webhooks/{provider}", forged).await.0, StatusCode::UNAUTHORIZED);
         let unknown = app.client.post(app.url("/v1/webhooks/paypal")).json(&json!({}));
