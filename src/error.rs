@@ -8,7 +8,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cqrs_es::AggregateError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use gateways::{GatewayError, WebhookRejection};
@@ -164,7 +165,12 @@ impl IntoResponse for ApiError {
                 }
             }
         }
-        let body = json!({ "error": { "code": self.code(), "message": self.public_message() } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.public_message(),
+            },
+        };
         let mut response = (self.status(), Json(body)).into_response();
         if let Self::TooMany { retry_after, .. } = &self {
             // Whole seconds, rounded up: a client that waits this long is admitted.
@@ -175,6 +181,22 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable code for programs and a sentence for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and unique, `<area>.<reason>` (e.g. `order.not_found`, `auth.missing_token`);
+    /// each operation lists the codes it answers. A 500 is always `internal`.
+    pub code: &'static str,
+    /// For people; may change. Never carries a secret or an internal detail.
+    pub message: String,
 }
 
 impl From<GatewayError> for ApiError {

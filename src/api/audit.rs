@@ -6,9 +6,22 @@ use axum::Json;
 
 use super::extract::Caller;
 use crate::audit::anchor::SignedHead;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/head",
+    operation_id = "get_audit_head",
+    tag = "audit",
+    summary = "The log's head, signed with the audit key",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The head", body = SignedHead),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 403, description = "`auth.forbidden`: not an admin", body = ErrorBody),
+    )
+)]
 pub async fn head(
     State(state): State<AppState>,
     caller: Caller,

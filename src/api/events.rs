@@ -6,10 +6,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{AppQuery, Caller};
 use super::orders::LONG_POLL_WAIT_MAX_SECONDS;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::merchant::events::{self, MerchantEvent};
 use crate::state::AppState;
 
@@ -19,21 +20,42 @@ pub const FEED_LIMIT_MAX: i64 = 200;
 /// Log events read per query while filling a page.
 const SCAN_BATCH: i64 = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct FeedParams {
+    /// Events after this log position (default 0): the previous page's `next_after`.
     after: Option<i64>,
+    /// Events per page, 1 to 200 (default 50).
     limit: Option<i64>,
+    /// Seconds an empty answer may wait for the next event, at most 30.
     wait: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the merchant event feed.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Feed {
     events: Vec<MerchantEvent>,
     /// Pass as `after` for the next page: every position up to here has been looked at.
     next_after: i64,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "list_events",
+    tag = "merchant events",
+    summary = "The merchant events, in position order",
+    params(FeedParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Events after `after`", body = Feed),
+        (status = 400, description = "`request.malformed_query`", body = ErrorBody),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 403, description = "`auth.forbidden`: not an admin", body = ErrorBody),
+        (status = 422, description = "`feed.invalid_after`, `feed.invalid_limit`", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

@@ -7,11 +7,12 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
 use sqlx::Row;
+use utoipa::ToSchema;
 
 use crate::auth;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// Amounts are summed in two parts, quotient and remainder by this, so that no SQL sum can
@@ -19,13 +20,38 @@ use crate::state::AppState;
 /// parts are put back together in 128 bits.
 const SUM_SPLIT: i64 = 1_000_000_000;
 
-pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// `GET /healthz` when the instance and its database are up.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` (a down database is a 503 error instead).
+    #[schema(example = "ok")]
+    status: &'static str,
+    /// The store this instance runs on: `postgres` or `sqlite`.
+    #[schema(example = "postgres")]
+    database: &'static str,
+    /// The log position up to which the read models are exact.
+    views_position: i64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "Liveness, including the database",
+    security(()),
+    responses(
+        (status = 200, description = "Up", body = Health),
+        (status = 503, description = "`service.database_unavailable`: the database does not answer", body = ErrorBody),
+    )
+)]
+pub async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     if state.store.ping().await {
-        Ok(Json(json!({
-            "status": "ok",
-            "database": state.store.kind(),
-            "views_position": state.views.position(),
-        })))
+        Ok(Json(Health {
+            status: "ok",
+            database: state.store.kind(),
+            views_position: state.views.position(),
+        }))
     } else {
         Err(ApiError::Unavailable {
             code: "service.database_unavailable",
@@ -34,6 +60,22 @@ pub async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiEr
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "For operators only (the metrics tell how much money moved): an admin token, or \
+        the metrics token when `PAYLEDGER_METRICS_TOKEN` is set. Amounts are in minor units (fen).",
+    security(("bearer" = []), ("metrics_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String,
+            content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "`auth.*`: no token, or neither a valid admin token nor the metrics token", body = ErrorBody),
+        (status = 403, description = "`auth.forbidden`: a user token", body = ErrorBody),
+    )
+)]
 pub async fn metrics(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -17,12 +17,22 @@ WeChat Pay, every fact kept in an append-only log.</p>
 <ul>
 <li><a href=\"/healthz\">/healthz</a>: whether this instance and its database are up</li>
 <li><code>/v1/...</code>: the JSON API, with a bearer token (see the README's HTTP API section)</li>
+<li><a href=\"/openapi.json\">/openapi.json</a>: the API's OpenAPI 3.1 document</li>
 <li><code>/v1/webhooks/{provider}</code>: where the payment gateways send signed notifications</li>
 </ul>
 </body>
 </html>
 ";
 
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "landing_page",
+    tag = "operations",
+    summary = "A short page about the service, for a person with a browser",
+    security(()),
+    responses((status = 200, description = "The page", body = String, content_type = "text/html; charset=utf-8"))
+)]
 pub async fn page() -> impl IntoResponse {
     (
         [

@@ -9,11 +9,13 @@ mod extract;
 mod health;
 mod landing;
 pub(crate) mod membership;
+mod openapi;
 pub(crate) mod orders;
 mod plans;
 mod qr;
 mod refunds;
 mod request;
+mod route_table;
 mod transactions;
 mod webhook_endpoints;
 mod webhooks;
@@ -23,7 +25,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::routing::{delete, get, post};
+use axum::routing::post;
 use axum::Router;
 
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -31,6 +33,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::checkout::origin::Origin;
 use crate::error::ApiError;
 use crate::state::AppState;
+use route_table::RouteTable;
 
 /// Largest request body accepted; every legitimate body is far smaller.
 pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
@@ -38,39 +41,10 @@ pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 /// The whole service as a router; tests drive it over a real port.
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.checkout.cors_origins);
-    let router = Router::new()
-        .route("/", get(landing::page))
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(health::metrics))
-        .route("/v1/plans", get(plans::list))
-        .route("/v1/orders", post(orders::create))
-        .route("/v1/orders/{id}", get(orders::show))
-        .route("/v1/orders/{id}/events", get(orders::events))
-        .route("/v1/orders/{id}/qr.svg", get(orders::qr_svg))
-        .route("/v1/orders/{id}/refunds", post(refunds::create))
-        .route("/v1/transactions", get(transactions::list))
-        .route("/v1/membership", get(membership::show))
-        .route("/v1/events", get(events::list))
-        .route(
-            "/v1/webhook-endpoints",
-            post(webhook_endpoints::create).get(webhook_endpoints::list),
-        )
-        .route(
-            "/v1/webhook-endpoints/{id}",
-            delete(webhook_endpoints::delete),
-        )
-        .route("/v1/webhook-deliveries", get(webhook_endpoints::deliveries))
-        .route(
-            "/v1/webhook-deliveries/{id}/retry",
-            post(webhook_endpoints::retry),
-        )
-        .route("/v1/audit/head", get(audit::head))
-        .route(
-            "/v1/webhooks/{provider}",
-            post(webhooks::receive)
-                .layer(DefaultBodyLimit::max(webhooks::WEBHOOK_BODY_LIMIT_BYTES)),
-        )
-        .merge(checkout::routes())
+    // Routes are added to the table only (see `routes`), never here: the table is what the
+    // API document is checked against.
+    let router = routes()
+        .into_router()
         .fallback(|| async { ApiError::not_found("route.not_found", "no route for this path") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
@@ -80,6 +54,45 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// Every (method, path) the router serves (the sandbox's, mounted beside it, are not the
+/// API's).
+pub fn served_routes() -> Vec<(Method, &'static str)> {
+    routes().served().to_vec()
+}
+
+fn routes() -> RouteTable {
+    let table = RouteTable::new()
+        .get("/", landing::page)
+        .get("/openapi.json", openapi::document)
+        .get("/healthz", health::healthz)
+        .get("/metrics", health::metrics)
+        .get("/v1/plans", plans::list)
+        .post("/v1/orders", orders::create)
+        .get("/v1/orders/{id}", orders::show)
+        .get("/v1/orders/{id}/events", orders::events)
+        .get("/v1/orders/{id}/qr.svg", orders::qr_svg)
+        .post("/v1/orders/{id}/refunds", refunds::create)
+        .get("/v1/transactions", transactions::list)
+        .get("/v1/membership", membership::show)
+        .get("/v1/events", events::list)
+        .post("/v1/webhook-endpoints", webhook_endpoints::create)
+        .get("/v1/webhook-endpoints", webhook_endpoints::list)
+        .delete("/v1/webhook-endpoints/{id}", webhook_endpoints::delete)
+        .get("/v1/webhook-deliveries", webhook_endpoints::deliveries)
+        .post(
+            "/v1/webhook-deliveries/{id}/retry",
+            webhook_endpoints::retry,
+        )
+        .get("/v1/audit/head", audit::head)
+        .add(
+            Method::POST,
+            "/v1/webhooks/{provider}",
+            post(webhooks::receive)
+                .layer(DefaultBodyLimit::max(webhooks::WEBHOOK_BODY_LIMIT_BYTES)),
+        );
+    checkout::routes(table)
 }
 
 /// How long a browser may cache a preflight's answer.

@@ -15,11 +15,12 @@ use projections::order_status::OrderStatusRow;
 use projections::Tables;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::client_ip::PeerAddr;
 use super::extract::{AppJson, AppPath, AppQuery, Caller};
 use super::request::{api_metadata, position_header};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ledger::{self, IdempotencyKey, LedgerError, PlaceOrder, Placed};
 use crate::process::order_cache::CachedOrder;
 use crate::state::{AppState, READ_YOUR_WRITES_WAIT};
@@ -28,13 +29,46 @@ use crate::state::{AppState, READ_YOUR_WRITES_WAIT};
 pub const LONG_POLL_WAIT_MAX_SECONDS: u64 = 30;
 
 /// `POST /v1/orders`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
+    /// A purchasable plan of `GET /v1/plans`.
+    #[schema(example = "pro-monthly")]
     plan_id: String,
+    /// `alipay_qr` or `wx_pub_qr`.
+    #[schema(example = "alipay_qr")]
     channel: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/orders",
+    operation_id = "create_order",
+    tag = "orders",
+    summary = "Create an order for a plan",
+    description = "Answers the pending order with its QR code and expiry. Honours `Idempotency-Key`: \
+        a retried request answers the same order. The answer's `X-Ledger-Position` header is the \
+        log position the order was written at (for the long poll).",
+    request_body = CreateOrder,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create answer the same order")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new (or, for a retried key, the same) order", body = OrderBody,
+            headers(("X-Ledger-Position" = i64, description = "The log position the answer reflects"))),
+        (status = 200, description = "The caller already holds as many open orders as allowed, one of them for this plan and channel: that order, still payable", body = OrderBody,
+            headers(("X-Ledger-Position" = i64, description = "The log position the answer reflects"))),
+        (status = 400, description = "`request.malformed_json`, `idempotency.malformed_key`", body = ErrorBody),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 409, description = "`order.too_many_open`, `idempotency.in_progress`", body = ErrorBody),
+        (status = 415, description = "`request.unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`plan.unknown`, `channel.unknown`, `user.invalid`, `idempotency.key_reused`, `request.invalid_body`", body = ErrorBody),
+        (status = 429, description = "`order.rate_limited`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
+        (status = 502, description = "`gateway.rejected`, `gateway.authentication`, `gateway.upstream_error`", body = ErrorBody),
+        (status = 503, description = "`gateway.unreachable`, `service.database_unavailable`", body = ErrorBody),
+        (status = 504, description = "`gateway.timeout`", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -109,13 +143,36 @@ async fn respond_with_order(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PollParams {
+    /// The log position the caller has seen (an `X-Ledger-Position`); with `wait`, answer
+    /// once the order changes after it.
     after: Option<i64>,
+    /// Seconds to wait for a change after `after`, at most 30; 304 when none came.
     wait: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}",
+    operation_id = "get_order",
+    tag = "orders",
+    summary = "The order, or a long poll for its next change",
+    params(("id" = String, Path, description = "The order id (a UUID)"), PollParams,
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` of an earlier answer")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order", body = OrderBody, headers(
+            ("ETag" = String, description = "Changes whenever the answer does; send it as `If-None-Match`"),
+            ("X-Ledger-Position" = i64, description = "The order's last log position: the `after` of the next long poll"))),
+        (status = 304, description = "Unchanged: the `If-None-Match` ETag matches, or nothing changed after `after` within `wait`"),
+        (status = 400, description = "`request.malformed_query`", body = ErrorBody),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 404, description = "`order.not_found`: no such order, or not the caller's", body = ErrorBody),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -151,24 +208,46 @@ pub async fn show(
 }
 
 /// `GET /v1/orders/{id}/events`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderEvents {
     order_id: String,
+    /// Oldest first.
     events: Vec<OrderEvent>,
 }
 
-#[derive(Debug, Serialize)]
-struct OrderEvent {
+/// One event of the order's log stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderEvent {
+    /// Global log position.
     position: i64,
+    /// Position within the order's stream, from 1.
     sequence: i64,
+    /// The event's name, e.g. `OrderPlaced`, `PaymentConfirmed`.
     #[serde(rename = "type")]
     event_type: String,
     version: String,
+    /// The event as recorded; amounts in it are integer minor units with their currency.
     payload: Value,
+    /// Who or what caused it (`actor`, `source`, `request_id`, ...); a customer sees `admin`
+    /// where staff acted, not which member of staff.
     metadata: HashMap<String, String>,
     recorded_at: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}/events",
+    operation_id = "list_order_events",
+    tag = "orders",
+    summary = "The order's events with metadata, oldest first",
+    params(("id" = String, Path, description = "The order id (a UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order's events", body = OrderEvents),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 404, description = "`order.not_found`: no such order, or not the caller's", body = ErrorBody),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -294,6 +373,21 @@ pub(super) async fn long_poll(
 }
 
 /// `GET /v1/orders/{id}/qr.svg`: the pending order's payment credential as an SVG QR code.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}/qr.svg",
+    operation_id = "get_order_qr_svg",
+    tag = "orders",
+    summary = "The pending order's QR code as an SVG image",
+    params(("id" = String, Path, description = "The order id (a UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The QR code (not cached)", body = String, content_type = "image/svg+xml"),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 404, description = "`order.not_found`: no such order, or not the caller's", body = ErrorBody),
+        (status = 409, description = "`order.not_payable`: the order is no longer pending", body = ErrorBody),
+    )
+)]
 pub async fn qr_svg(
     State(state): State<AppState>,
     caller: Caller,
@@ -344,32 +438,47 @@ fn membership_marker(entry: &CachedOrder) -> String {
     )
 }
 
-/// An order as the API shows it: the polling endpoint's body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An order as the API shows it: the polling endpoint's body. Every amount is an integer in
+/// minor units of `currency` (fen for CNY), never a float.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OrderBody {
     pub id: String,
+    /// `created`, `pending`, `paid`, `partially_refunded`, `refunded`, `expired`, `failed` or
+    /// `cancelled`.
     pub status: String,
     pub plan_id: String,
+    /// `alipay_qr` or `wx_pub_qr`.
     pub channel: String,
-    /// Minor units (fen).
+    /// The price, in minor units of `currency` (fen).
     pub amount: i64,
+    /// ISO 4217 code, e.g. `CNY`.
     pub currency: String,
+    /// Refunded so far, in minor units.
     pub refunded_amount: i64,
+    /// Asked back but not yet confirmed by the gateway, in minor units.
     pub refund_pending_amount: i64,
+    /// RFC 3339, UTC; null until paid.
+    #[schema(required = true)]
     pub paid_at: Option<String>,
+    /// When the QR code stops being payable (RFC 3339, UTC).
+    #[schema(required = true)]
     pub expires_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,
-    /// The payment credential, while the order can still be paid.
+    /// The payment credential, while the order can still be paid; else null.
+    #[schema(required = true)]
     pub qr_code: Option<String>,
+    /// Money arrived that is not a plain payment (wrong amount, late, a second charge).
     pub needs_review: bool,
-    /// Late or duplicate money still owed back.
+    /// Late or duplicate money still owed back, in minor units.
     pub needs_refund_amount: i64,
-    /// The buyer's membership, when this order bought a grant that still counts.
+    /// The buyer's membership, when this order bought a grant that still counts; else null.
+    #[schema(required = true)]
     pub membership: Option<OrderMembership>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The membership an order bought.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OrderMembership {
     pub tier: String,
     pub ends_at: String,

@@ -5,9 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{AppJson, AppPath, AppQuery, Caller};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::merchant::deliveries::{self, DeliveryRow, ListFilter};
 use crate::merchant::endpoints::{self, Endpoint};
 use crate::merchant::MerchantError;
@@ -19,16 +20,18 @@ pub const DELIVERIES_LIMIT_DEFAULT: i64 = 50;
 const DELIVERY_STATUSES: [&str; 3] = ["pending", "delivered", "failed"];
 
 /// `POST /v1/webhook-endpoints`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
+    /// Where to POST the events (http or https).
     url: String,
     /// The event types to deliver; empty or absent means all.
     #[serde(default)]
     event_types: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A new endpoint, with the secret its deliveries are signed with.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedEndpoint {
     #[serde(flatten)]
     endpoint: Endpoint,
@@ -36,11 +39,28 @@ pub struct CreatedEndpoint {
     secret: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EndpointList {
     endpoints: Vec<Endpoint>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/webhook-endpoints",
+    operation_id = "create_webhook_endpoint",
+    tag = "merchant events",
+    summary = "Add an endpoint that merchant events are delivered to",
+    request_body = CreateEndpoint,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The endpoint; its `secret` is shown only now", body = CreatedEndpoint),
+        (status = 400, description = "`request.malformed_json`", body = ErrorBody),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 403, description = "`auth.forbidden`: not an admin", body = ErrorBody),
+        (status = 415, description = "`request.unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`webhook_endpoint.*`: a bad URL or an unknown event type; `request.invalid_body`", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -56,6 +76,19 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/webhook-endpoints",
+    operation_id = "list_webhook_endpoints",
+    tag = "merchant events",
+    summary = "The endpoints merchant events are delivered to",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The active endpoints (without their secrets)", body = EndpointList),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 403, description = "`auth.forbidden`: not an admin", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -67,6 +100,23 @@ pub async fn list(
     Ok(Json(EndpointList { endpoints }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/webhook-endpoints/{id}",
+    operation_id = "delete_webhook_endpoint",
+    tag = "merchant events",
+    summary = "Stop delivering to an endpoint",
+    description = "Its pending deliveries are marked failed.",
+    params(("id" = String, Path, description = "The endpoint id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 403, description = "`auth.forbidden`: not an admin", body = ErrorBody),
+        (status = 404, description = "`webhook_endpoint.not_found`", body = ErrorBody),
+        (status = 409, description = "`webhook_endpoint.configured`: the endpoint from the environment is changed there", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -79,20 +129,42 @@ pub async fn delete(
 }
 
 /// `GET /v1/webhook-deliveries` filters.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
+    /// `pending`, `delivered` or `failed`.
     status: Option<String>,
+    /// One merchant event's deliveries (`evt_...`).
     event_id: Option<String>,
+    /// One endpoint's deliveries.
     endpoint_id: Option<String>,
+    /// At most this many (default 50).
     limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+/// Deliveries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryList {
     deliveries: Vec<DeliveryRow>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/webhook-deliveries",
+    operation_id = "list_webhook_deliveries",
+    tag = "merchant events",
+    summary = "Deliveries of merchant events, newest first, with every attempt",
+    params(DeliveryQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The deliveries", body = DeliveryList),
+        (status = 400, description = "`request.malformed_query`", body = ErrorBody),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 403, description = "`auth.forbidden`: not an admin", body = ErrorBody),
+        (status = 422, description = "`webhook_delivery.unknown_status`", body = ErrorBody),
+    )
+)]
 pub async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
@@ -114,12 +186,30 @@ pub async fn deliveries(
     Ok(Json(DeliveryList { deliveries }))
 }
 
-#[derive(Debug, Serialize)]
+/// A delivery queued to be sent again now.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RetryAccepted {
     id: String,
+    /// Always `pending`.
     status: &'static str,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/webhook-deliveries/{id}/retry",
+    operation_id = "retry_webhook_delivery",
+    tag = "merchant events",
+    summary = "Send a delivery again now, whatever its status",
+    params(("id" = String, Path, description = "The delivery id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Queued", body = RetryAccepted),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 403, description = "`auth.forbidden`: not an admin", body = ErrorBody),
+        (status = 404, description = "`webhook_delivery.not_found`", body = ErrorBody),
+        (status = 409, description = "`webhook_delivery.endpoint_deleted`", body = ErrorBody),
+    )
+)]
 pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,

@@ -13,7 +13,7 @@ use gateways::{WebhookReply, WebhookVerdict};
 
 use super::extract::AppPath;
 use super::request::{position_header, request_id};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::process::settlement::{self, Outcome};
 use crate::state::AppState;
 use crate::store::Source;
@@ -25,6 +25,37 @@ pub const WEBHOOK_BODY_LIMIT_BYTES: usize = 64 * 1024;
 /// `deferred`), for delivery logs and tests: the body belongs to the provider's format.
 pub const OUTCOME_HEADER: HeaderName = HeaderName::from_static("x-webhook-outcome");
 
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{provider}",
+    operation_id = "receive_gateway_webhook",
+    tag = "gateway webhooks",
+    summary = "A payment gateway's signed notification",
+    description = "Authenticated by the provider's signature over the raw body (Ping++: RSA-SHA256 \
+        in `X-Pingplusplus-Signature`; Alipay: RSA2 `sign` field; WeChat Pay: `Wechatpay-Signature` \
+        with its serial, timestamp and nonce), verified before anything is parsed; no bearer token. \
+        Answered in the provider's own format, which is why the answers have no JSON schema here: \
+        the \"stop resending\" answer goes out only once the fact is durably recorded. The \
+        `X-Webhook-Outcome` header says what the ledger made of it (`applied`, `duplicate`, \
+        `unmatched`, `ignored`, `deferred`).",
+    params(("provider" = String, Path, description = "`pingpp`, `alipay` or `wechatpay`")),
+    request_body(description = "The provider's notification, exactly as it sent it (at most 64 KiB)",
+        content(("application/json"), ("application/x-www-form-urlencoded"))),
+    security(()),
+    responses(
+        (status = 200, description = "Recorded (Ping++: `{\"received\": true}`; Alipay: the text `success`)",
+            content(("application/json"), ("text/plain")), headers(("X-Webhook-Outcome" = String, description = "`applied`, `duplicate`, `unmatched`, `ignored` or `deferred`"))),
+        (status = 204, description = "Recorded (WeChat Pay)", headers(("X-Webhook-Outcome" = String, description = "`applied`, `duplicate`, `unmatched`, `ignored` or `deferred`"))),
+        (status = 400, description = "Refused as malformed, `webhook.malformed` (Alipay: the text `fail`; WeChat Pay: `{\"code\": \"FAIL\"}`)",
+            content(("application/json"), ("text/plain"))),
+        (status = 401, description = "Refused: `webhook.signature_missing`, `webhook.signature_malformed`, `webhook.signature_invalid`, `webhook.signature_ambiguous`",
+            content(("application/json"), ("text/plain"))),
+        (status = 404, description = "`webhook.unknown_provider`: no channel uses this provider", body = ErrorBody),
+        (status = 413, description = "`request.too_large`: over 64 KiB", body = ErrorBody),
+        (status = 503, description = "Not recorded, or too early to apply (deferred): deliver it again later",
+            content(("application/json"), ("text/plain"))),
+    )
+)]
 pub async fn receive(
     State(state): State<AppState>,
     AppPath(provider): AppPath<String>,

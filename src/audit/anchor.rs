@@ -6,6 +6,7 @@ use std::path::Path;
 use projections::chain;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::verify::Anchor;
 
@@ -33,18 +34,22 @@ pub const HEAD_SIGNATURE_ALGORITHM: &str = "RSASSA-PKCS1-v1_5-SHA256";
 
 /// A published head: the log's last position and its hash at an instant, signed with the
 /// ledger's audit key when one is configured.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SignedHead {
     pub position: i64,
     /// Lowercase hex.
     pub hash: String,
     /// When it was read (RFC 3339, UTC).
     #[serde(default)]
+    #[schema(required = true)]
     pub at: String,
+    #[schema(required = true)]
     pub algorithm: Option<String>,
     /// Hex SHA-256 of the signing key's public half (SubjectPublicKeyInfo DER).
+    #[schema(required = true)]
     pub key_fingerprint: Option<String>,
     /// Base64 signature over [`signed_message`]; None without an audit key.
+    #[schema(required = true)]
     pub signature: Option<String>,
 }
 

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, Row};
+use utoipa::ToSchema;
 
 use super::endpoints::{now_ms, Endpoint};
 use super::events::{MerchantEvent, Subject};
@@ -214,29 +215,39 @@ pub async fn record(
 }
 
 /// One attempt as the admin API lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AttemptRow {
     pub attempt: i64,
+    /// Unix milliseconds.
     pub at: i64,
+    #[schema(required = true)]
     pub response_code: Option<i64>,
+    #[schema(required = true)]
     pub error: Option<String>,
     pub duration_ms: i64,
 }
 
 /// One delivery as the admin API lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DeliveryRow {
     pub id: String,
     pub endpoint_id: String,
     pub event_id: String,
     pub event_type: String,
     pub position: i64,
+    /// `pending`, `delivered` or `failed`.
     pub status: String,
     pub attempts: i64,
+    /// When the next attempt is due, unix milliseconds.
+    #[schema(required = true)]
     pub next_attempt_at: Option<i64>,
+    #[schema(required = true)]
     pub last_response_code: Option<i64>,
+    #[schema(required = true)]
     pub last_error: Option<String>,
+    /// Unix milliseconds, as `delivered_at`.
     pub created_at: i64,
+    #[schema(required = true)]
     pub delivered_at: Option<i64>,
     pub attempt_log: Vec<AttemptRow>,
 }

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use sqlx::{AnyPool, Row};
+use utoipa::ToSchema;
 
 use super::events::EventType;
 use super::settings::ConfiguredEndpoint;
@@ -17,7 +18,7 @@ pub const ENDPOINTS_MAX: i64 = 16;
 pub const URL_LENGTH_MAX: usize = 2_048;
 
 /// One endpoint as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Endpoint {
     pub id: String,
     pub url: String,
@@ -25,6 +26,7 @@ pub struct Endpoint {
     pub event_types: Vec<String>,
     /// Events after this position are delivered to it.
     pub from_position: i64,
+    /// Unix milliseconds.
     pub created_at: i64,
     #[serde(skip)]
     pub secret: Option<String>,

@@ -5,8 +5,10 @@ use aggregates::{Order, OrderEvent, Subscription, SubscriptionEvent};
 use cqrs_es::Aggregate;
 use projections::log::{LedgerEvent, StoredEvent};
 use serde::Serialize;
-use serde_json::Value;
+use utoipa::ToSchema;
 
+use crate::api::membership::MembershipBody;
+use crate::api::orders::OrderBody;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -78,10 +80,13 @@ impl Subject {
 }
 
 /// One merchant event as it is delivered and listed in the feed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct MerchantEvent {
     /// Stable across redeliveries: the receiver deduplicates by it.
     pub id: String,
+    /// `order.paid`, `order.expired`, `order.refund_succeeded`, `order.refund_failed`,
+    /// `order.needs_review`, `membership.activated`, `membership.extended`,
+    /// `membership.revoked`, `membership.expiring` or `membership.expired`.
     #[serde(rename = "type")]
     pub event_type: &'static str,
     /// When the fact was recorded, unix seconds.
@@ -89,8 +94,19 @@ pub struct MerchantEvent {
     /// The log position of the fact (for `membership.expiring`, of the membership's last
     /// change).
     pub position: i64,
-    /// The order or membership as the API shows it.
-    pub data: Value,
+    /// The order or membership as the API shows it; null when it could not be read.
+    #[schema(required = true)]
+    pub data: Option<EventData>,
+}
+
+/// What a merchant event is about, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EventData {
+    /// `order.*` events: the order as `GET /v1/orders/{id}` shows it.
+    Order(Box<OrderBody>),
+    /// `membership.*` events: the membership as `GET /v1/membership` shows it to its member.
+    Membership(MembershipBody),
 }
 
 /// The id of the event derived from the log event at `position`.
@@ -149,16 +165,14 @@ fn created(event: &StoredEvent) -> i64 {
 
 /// The resource as the API shows it now (the views include the event when this is called
 /// right after it, which is how the outbox and the feed call it).
-pub async fn data(state: &AppState, subject: &Subject) -> Result<Value, ApiError> {
+pub async fn data(state: &AppState, subject: &Subject) -> Result<Option<EventData>, ApiError> {
     match subject {
         Subject::Order(order_id) => Ok(crate::api::orders::order_data(state, order_id)
             .await?
-            .map_or(Value::Null, |order| {
-                serde_json::to_value(order).unwrap_or(Value::Null)
-            })),
-        Subject::Membership(user_id) => {
-            crate::api::membership::membership_data(state, user_id).await
-        }
+            .map(|order| EventData::Order(Box::new(order)))),
+        Subject::Membership(user_id) => Ok(Some(EventData::Membership(
+            crate::api::membership::membership_data(state, user_id).await?,
+        ))),
     }
 }
 

@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use cqrs_es::AggregateError;
 use projections::membership::MembershipRow;
 use projections::Tables;
-use serde_json::Value;
 use sqlx::Row;
 use tokio::sync::Notify;
 
@@ -137,7 +136,7 @@ pub async fn run_pass(
                 .await
                 .map_err(|error| MerchantError::Data(error.to_string()))?,
         };
-        if event.data == Value::Null {
+        if event.data.is_none() {
             continue;
         }
         let mut connection = state.store.read.acquire().await?;

@@ -23,14 +23,41 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/checkout/assets/checkout.js",
+    operation_id = "get_checkout_page_script",
+    tag = "checkout",
+    summary = "The checkout page's script",
+    security(()),
+    responses((status = 200, description = "The asset", body = String, content_type = "text/javascript; charset=utf-8"))
+)]
 pub async fn page_script() -> Response {
     asset("text/javascript; charset=utf-8", PAGE_SCRIPT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/checkout/assets/checkout.css",
+    operation_id = "get_checkout_stylesheet",
+    tag = "checkout",
+    summary = "The checkout page's stylesheet",
+    security(()),
+    responses((status = 200, description = "The asset", body = String, content_type = "text/css; charset=utf-8"))
+)]
 pub async fn stylesheet() -> Response {
     asset("text/css; charset=utf-8", STYLESHEET)
 }
 
+#[utoipa::path(
+    get,
+    path = "/checkout/embed.js",
+    operation_id = "get_checkout_embed_script",
+    tag = "checkout",
+    summary = "The script a merchant's page includes to open the checkout in a modal",
+    security(()),
+    responses((status = 200, description = "The asset", body = String, content_type = "text/javascript; charset=utf-8"))
+)]
 pub async fn embed_script() -> Response {
     asset("text/javascript; charset=utf-8", EMBED_SCRIPT)
 }

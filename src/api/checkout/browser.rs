@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::api::client_ip::PeerAddr;
 use crate::api::extract::{AppJson, AppPath, AppQuery};
@@ -15,40 +16,68 @@ use crate::api::orders::{client_ip, long_poll, order_entry, parse_order_id, Poll
 use crate::api::request::request_id;
 use crate::checkout::page_path;
 use crate::checkout::{self, Choice};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ledger::Placed;
 use crate::process::order_cache::CachedOrder;
 use crate::state::{AppState, READ_YOUR_WRITES_WAIT};
 use crate::store::{Actor, EventMetadata, Source};
 
 /// `POST /checkout/{secret}/orders`: the page's choice where the session leaves one open.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCode {
+    /// Required when the checkout leaves the plan open.
     plan_id: Option<String>,
+    /// Required when the checkout leaves the channel open.
     channel: Option<String>,
 }
 
 /// An order as the page shows it: amounts already in yuan, the code's image when payable.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PageOrder {
     id: String,
     status: String,
     plan_id: String,
     plan_name: String,
     channel: String,
+    /// The amount for display, in yuan with two decimals ("99.00"): exact text, not a number.
     amount_yuan: String,
+    /// ISO 4217 code, e.g. `CNY`.
     currency: String,
+    #[schema(required = true)]
     expires_at: Option<String>,
     /// The log position the page long-polls after.
     position: i64,
+    /// The QR code image, while the order can be paid.
+    #[schema(required = true)]
     qr_url: Option<String>,
     /// With the in-process sandbox, the page the code leads to, so a desktop browser can
     /// pay without a phone. Never set for a real gateway's code.
+    #[schema(required = true)]
     sandbox_pay_url: Option<String>,
+    /// When the membership it bought ends, once paid.
+    #[schema(required = true)]
     membership_ends_at: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/checkout/{secret}/orders",
+    operation_id = "place_checkout_order",
+    tag = "checkout",
+    summary = "The checkout page places an order (a new code) through its link",
+    description = "Authorised by the link's secret in the path, not by a token.",
+    params(("secret" = String, Path, description = "The checkout link's secret")),
+    request_body = NewCode,
+    security(()),
+    responses(
+        (status = 201, description = "The order as the page shows it", body = PageOrder),
+        (status = 404, description = "`checkout.session_not_found`, `checkout.session_expired`", body = ErrorBody),
+        (status = 409, description = "`checkout.too_many_orders`, `order.too_many_open`", body = ErrorBody),
+        (status = 422, description = "`checkout.plan_required`, `checkout.channel_required`, `checkout.not_this_checkout`, `plan.unknown`, `channel.unknown`", body = ErrorBody),
+        (status = 429, description = "`order.rate_limited`", body = ErrorBody),
+    )
+)]
 pub async fn place(
     State(state): State<AppState>,
     AppPath(secret): AppPath<String>,
@@ -86,6 +115,21 @@ fn buyer_metadata(headers: &HeaderMap, session: &checkout::Session) -> EventMeta
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/checkout/{secret}/orders/{order}",
+    operation_id = "follow_checkout_order",
+    tag = "checkout",
+    summary = "The checkout page follows one of its orders (the long poll by position)",
+    description = "Authorised by the link's secret in the path, not by a token.",
+    params(("secret" = String, Path, description = "The checkout link's secret"), ("order" = String, Path, description = "An order id (a UUID) of this checkout"), crate::api::orders::PollParams),
+    security(()),
+    responses(
+        (status = 200, description = "The order as the page shows it", body = PageOrder),
+        (status = 304, description = "Nothing changed after `after` within `wait`"),
+        (status = 404, description = "`order.not_found`, `checkout.session_not_found`, `checkout.session_expired`", body = ErrorBody),
+    )
+)]
 pub async fn follow(
     State(state): State<AppState>,
     AppPath((secret, id)): AppPath<(String, String)>,
@@ -99,6 +143,20 @@ pub async fn follow(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/checkout/{secret}/orders/{order}/qr.svg",
+    operation_id = "get_checkout_order_qr_svg",
+    tag = "checkout",
+    summary = "The QR code of one of the checkout's pending orders",
+    params(("secret" = String, Path, description = "The checkout link's secret"), ("order" = String, Path, description = "An order id (a UUID) of this checkout")),
+    security(()),
+    responses(
+        (status = 200, description = "The QR code (not cached)", body = String, content_type = "image/svg+xml"),
+        (status = 404, description = "`order.not_found`, `checkout.session_not_found`, `checkout.session_expired`", body = ErrorBody),
+        (status = 409, description = "`order.not_payable`", body = ErrorBody),
+    )
+)]
 pub async fn qr_svg(
     State(state): State<AppState>,
     AppPath((secret, id)): AppPath<(String, String)>,

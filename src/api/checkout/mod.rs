@@ -11,26 +11,37 @@ mod page;
 mod sessions;
 mod template;
 
-use axum::routing::{get, post};
-use axum::Router;
+use utoipa::OpenApi;
 
-use crate::state::AppState;
+use super::route_table::RouteTable;
 
-/// The checkout's routes (merged into the service's router).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/checkout/sessions", post(sessions::create))
-        .route("/checkout/embed.js", get(assets::embed_script))
-        .route("/checkout/assets/checkout.js", get(assets::page_script))
-        .route("/checkout/assets/checkout.css", get(assets::stylesheet))
-        .route("/checkout/result/{order}", get(page::result_page))
-        .route("/checkout/{secret}", get(page::session_page))
-        .route("/checkout/{secret}/orders", post(browser::place))
-        .route("/checkout/{secret}/orders/{order}", get(browser::follow))
-        .route(
-            "/checkout/{secret}/orders/{order}/qr.svg",
-            get(browser::qr_svg),
-        )
+/// The checkout's part of the API document (its handlers are private to this module).
+#[derive(OpenApi)]
+#[openapi(paths(
+    sessions::create,
+    assets::embed_script,
+    assets::page_script,
+    assets::stylesheet,
+    page::result_page,
+    page::session_page,
+    browser::place,
+    browser::follow,
+    browser::qr_svg,
+))]
+pub(super) struct CheckoutDocument;
+
+/// The checkout's routes, added to the service's.
+pub fn routes(table: RouteTable) -> RouteTable {
+    table
+        .post("/v1/checkout/sessions", sessions::create)
+        .get("/checkout/embed.js", assets::embed_script)
+        .get("/checkout/assets/checkout.js", assets::page_script)
+        .get("/checkout/assets/checkout.css", assets::stylesheet)
+        .get("/checkout/result/{order}", page::result_page)
+        .get("/checkout/{secret}", page::session_page)
+        .post("/checkout/{secret}/orders", browser::place)
+        .get("/checkout/{secret}/orders/{order}", browser::follow)
+        .get("/checkout/{secret}/orders/{order}/qr.svg", browser::qr_svg)
 }
 
 /// Fen as yuan text ("99.00"), exactly; a negative amount (never an order's) shows as 0.00.

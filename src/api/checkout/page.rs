@@ -23,6 +23,19 @@ pub struct PageQuery {
     lang: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/checkout/{secret}",
+    operation_id = "get_checkout_page",
+    tag = "checkout",
+    summary = "The hosted checkout page a buyer opens",
+    params(("secret" = String, Path, description = "The checkout link's secret"), ("lang" = Option<String>, Query, description = "`en` or `zh-CN`; else the browser's preference")),
+    security(()),
+    responses(
+        (status = 200, description = "The page", body = String, content_type = "text/html; charset=utf-8"),
+        (status = 404, description = "A page saying the link is unknown or expired", body = String, content_type = "text/html; charset=utf-8"),
+    )
+)]
 pub async fn session_page(
     State(state): State<AppState>,
     AppPath(secret): AppPath<String>,
@@ -38,6 +51,19 @@ pub async fn session_page(
 
 /// `/checkout/result/{order}#{secret}`: the secret stays in the fragment, which browsers
 /// never send, so the page's script reads the order with it.
+#[utoipa::path(
+    get,
+    path = "/checkout/result/{order}",
+    operation_id = "get_checkout_result_page",
+    tag = "checkout",
+    summary = "The result page of one order of a checkout (the secret stays in the URL's fragment)",
+    params(("order" = String, Path, description = "The order id (a UUID)"), ("lang" = Option<String>, Query, description = "`en` or `zh-CN`; else the browser's preference")),
+    security(()),
+    responses(
+        (status = 200, description = "The page", body = String, content_type = "text/html; charset=utf-8"),
+        (status = 404, description = "A page saying the order is unknown", body = String, content_type = "text/html; charset=utf-8"),
+    )
+)]
 pub async fn result_page(
     State(state): State<AppState>,
     AppPath(order): AppPath<String>,

@@ -6,35 +6,60 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::api::extract::{AppJson, Caller};
 use crate::checkout::page_path;
 use crate::checkout::{self, CheckoutError, OpenSession, Opened};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::ledger::LedgerError;
 use crate::state::AppState;
 
 /// Every field is optional: without a plan the page offers the catalog, without a channel
 /// the buyer picks one. `user_id` is for an admin (service) token opening a checkout for a
 /// user; a user's token opens checkouts for that user only.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
+    /// The plan to sell; without it the page offers every plan on sale.
     plan_id: Option<String>,
+    /// `alipay_qr` or `wx_pub_qr`; without it the buyer picks.
     channel: Option<String>,
+    /// Absolute URL on an allowed redirect origin, where the page returns after success.
     success_url: Option<String>,
+    /// Absolute URL on an allowed redirect origin, where cancel leads.
     cancel_url: Option<String>,
+    /// The buyer, for an admin token opening a checkout for a user.
     user_id: Option<String>,
 }
 
 /// `201`: the link to send the buyer to, which carries the session's secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionCreated {
     id: String,
+    /// The hosted checkout page; it carries the link's secret.
     url: String,
+    /// RFC 3339, UTC.
     expires_at: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/checkout/sessions",
+    operation_id = "create_checkout_session",
+    tag = "checkout",
+    summary = "Open a hosted checkout for a user",
+    request_body = CreateSession,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The checkout link", body = SessionCreated),
+        (status = 400, description = "`request.malformed_json`", body = ErrorBody),
+        (status = 401, description = "`auth.*`: no token or a bad one", body = ErrorBody),
+        (status = 403, description = "`auth.forbidden`: `user_id` of another user without the admin role", body = ErrorBody),
+        (status = 415, description = "`request.unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`plan.unknown`, `channel.unknown`, `user.invalid`, `checkout.redirect_not_allowed`, `request.invalid_body`", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
