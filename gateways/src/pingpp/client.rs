@@ -906,6 +906,12 @@ mod tests {
         if let Err(answer) = imitation.admit(&headers, &uri, None).await {
             return answer;
         }
+        // The listed refund carrying our id answers as it does in the list below.
+        let ours = if refund_id == "re_list_3" {
+            LISTED_REFUND_ID
+        } else {
+            "6f1cb858-c6ce-45dd-a2e8-1102a0482299"
+        };
         Json(json!({
             "id": refund_id,
             "object": "refund",
@@ -914,7 +920,7 @@ mod tests {
             "charge": charge_id,
             "charge_order_no": "0123456789abcdef0123456789abcdef",
             "time_succeed": 1_700_000_456,
-            "metadata": {"refund_id": "6f1cb858-c6ce-45dd-a2e8-1102a0482299"},
+            "metadata": {"refund_id": ours},
         }))
         .into_response()
     }
@@ -1395,14 +1401,15 @@ mod tests {
         assert_eq!(found.facts.gateway_refund_id.as_str(), "re_list_3");
         assert_eq!(found.facts.refund_id, Some(ours));
         assert_eq!(found.state, RefundState::Succeeded);
-        assert_eq!(imitation.calls(), 3, "three pages of 100");
+        // Three pages of 100, then the refund itself: its own answer is the evidence kept.
+        assert_eq!(imitation.calls(), 4, "three pages of 100 and the refund");
 
         let unknown = RefundId::from_uuid(uuid::Uuid::new_v4());
         assert_eq!(
             client.find_refund(&charge_id, &unknown).await.unwrap(),
             None
         );
-        assert_eq!(imitation.calls(), 3 + 3, "the whole list, then no more");
+        assert_eq!(imitation.calls(), 4 + 3, "the whole list, then no more");
     }
 
     #[tokio::test]
