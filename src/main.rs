@@ -334,9 +334,12 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
         let instant = chrono::DateTime::parse_from_rfc3339(text)
             .with_context(|| format!("--as-of: `{text}` is not an RFC 3339 instant"))?
             .with_timezone(&chrono::Utc);
-        let scratch =
-            projections::replay::rebuild_as_of_reporting(&store.read, instant, progress_line())
-                .await?;
+        let scratch = projections::replay::rebuild_as_of_reporting(
+            &store.read,
+            instant,
+            progress_line("replay"),
+        )
+        .await?;
         let tables = scratch.tables();
         println!(
             "views rebuilt as of {instant} into the tables prefixed `{}`:",
@@ -355,7 +358,7 @@ async fn replay(store: &Store, as_of: Option<&str>) -> anyhow::Result<ExitCode> 
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report = projections::replay::audit_reporting(&store.read, progress_line()).await?;
+    let report = projections::replay::audit_reporting(&store.read, progress_line("replay")).await?;
     println!("replayed the log up to position {}", report.position);
     for (view, rows) in &report.rows {
         println!("  {view}: {rows} rows");
@@ -511,7 +514,7 @@ async fn verify(
         store.dialect(),
         anchor,
         &mut evidence,
-        verify_progress_line(),
+        progress_line("verify"),
     )
     .await?;
     println!(
@@ -566,37 +569,13 @@ const WECHATPAY_API_V3_KEY_VARIABLE: &str = "WECHATPAY_APIV3_KEY";
 /// Exit status of a command given input it cannot use (a missing or malformed file).
 const EXIT_BAD_INPUT: u8 = 2;
 
-/// A progress line on stderr every [`PROGRESS_EVERY`] events of a verify walk.
-fn verify_progress_line() -> impl FnMut(payledger::audit::VerifyProgress) {
-    let started = std::time::Instant::now();
-    let mut next = PROGRESS_EVERY;
-    move |progress| {
-        if progress.events < next {
-            return;
-        }
-        next = (progress.events / PROGRESS_EVERY + 1) * PROGRESS_EVERY;
-        let seconds = started.elapsed().as_secs_f64();
-        let rate = if seconds > 0.0 {
-            format!(
-                "{:.0}",
-                f64::from(u32::try_from(progress.events).unwrap_or(u32::MAX)) / seconds
-            )
-        } else {
-            "-".to_owned()
-        };
-        eprintln!(
-            "verify: {} events, position {} of {}, {rate} events/s",
-            progress.events, progress.position, progress.head
-        );
-    }
-}
-
-/// Events between two progress lines of a long rebuild.
+/// Events between two progress lines of a long walk of the log.
 const PROGRESS_EVERY: u64 = 100_000;
 
-/// A progress reporter for rebuilds: a line on stderr every [`PROGRESS_EVERY`] events with the
-/// events done, the position reached and the rate, so stdout stays the report alone.
-fn progress_line() -> impl FnMut(projections::Progress) {
+/// A progress reporter for long walks of the log (`replay`, `export`, `verify`, named by
+/// `command`): a line on stderr every [`PROGRESS_EVERY`] events with the events done, the
+/// position reached and the rate, so stdout stays the report alone.
+fn progress_line(command: &'static str) -> impl FnMut(projections::Progress) {
     let started = std::time::Instant::now();
     let mut next = PROGRESS_EVERY;
     move |progress| {
@@ -617,7 +596,7 @@ fn progress_line() -> impl FnMut(projections::Progress) {
             .up_to
             .map_or_else(String::new, |up_to| format!(" of {up_to}"));
         eprintln!(
-            "replay: {} events, position {}{target}, {rate} events/s",
+            "{command}: {} events, position {}{target}, {rate} events/s",
             progress.events, progress.checkpoint
         );
     }

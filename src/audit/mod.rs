@@ -6,4 +6,4 @@ pub mod evidence;
 pub mod export;
 pub mod verify;
 
-pub use verify::{verify, Anchor, Problem, ProblemKind, VerifyError, VerifyProgress, VerifyReport};
+pub use verify::{verify, Anchor, Problem, ProblemKind, VerifyError, VerifyReport};

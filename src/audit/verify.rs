@@ -7,6 +7,7 @@
 use std::fmt;
 
 use projections::chain::{self, ChainedRow, Hash, GENESIS};
+use projections::Progress;
 use sqlx::{AnyPool, Row};
 
 use crate::store::Dialect;
@@ -101,14 +102,6 @@ impl VerifyReport {
     }
 }
 
-/// Progress of a walk, after each page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VerifyProgress {
-    pub events: u64,
-    pub position: i64,
-    pub head: i64,
-}
-
 /// A head saved earlier (`GET /v1/audit/head`): the log must still hold this hash there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Anchor {
@@ -156,7 +149,7 @@ pub async fn verify(
     dialect: Dialect,
     anchor: Option<Anchor>,
     checks: &mut impl PageCheck,
-    mut progress: impl FnMut(VerifyProgress),
+    mut progress: impl FnMut(Progress),
 ) -> Result<VerifyReport, VerifyError> {
     let head = projections::log::head(pool).await?;
     let mut report = VerifyReport {
@@ -229,10 +222,11 @@ pub async fn verify(
         for problem in found {
             report.push(problem.position, problem.kind);
         }
-        progress(VerifyProgress {
+        // Reported as a rebuild reports its own, so one progress line serves both.
+        progress(Progress {
             events: report.events,
-            position: after,
-            head,
+            checkpoint: after,
+            up_to: Some(head),
         });
     }
     if let Some(anchor) = anchor.filter(|_| !anchor_seen) {
