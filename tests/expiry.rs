@@ -6,40 +6,17 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use aggregates::{ChargeId, Order};
+use aggregates::ChargeId;
 use chrono::Utc;
-use cqrs_es::Aggregate;
 use gateways::CloseOutcome;
-use payledger::process::reconciler::{self, ReconcilerSettings};
-use projections::log::{self as event_log, StoredEvent};
+use payledger::process::reconciler;
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::app::App;
 use crate::helpers::on_both_stores;
-
-/// Only orders past expiry are looked at (nothing has been pending for a day).
-const EXPIRY_ONLY: ReconcilerSettings = ReconcilerSettings {
-    pending_age: Duration::from_secs(24 * 60 * 60),
-    interval: Duration::from_secs(30),
-    pending_batch: reconciler::PENDING_BATCH_MAX,
-};
-
-async fn events_of(app: &App, order_id: &str) -> Vec<StoredEvent> {
-    event_log::read_stream(&app.state.store.read, Order::TYPE, order_id)
-        .await
-        .unwrap()
-}
-
-async fn count_of(app: &App, order_id: &str, event_type: &str) -> usize {
-    events_of(app, order_id)
-        .await
-        .iter()
-        .filter(|event| event.event_type == event_type)
-        .count()
-}
+use crate::reconciler::{count_of, events_of, EXPIRY_ONLY};
 
 /// Presses the sandbox's pay button without knobs: the answer's status and body.
 async fn try_to_pay(app: &App, sandbox_base: &str, charge: &str) -> (StatusCode, Value) {

@@ -32,19 +32,19 @@ const AT_ONCE: ReconcilerSettings = ReconcilerSettings {
 };
 
 /// Only orders past expiry are looked at (nothing has been pending for a day).
-const EXPIRY_ONLY: ReconcilerSettings = ReconcilerSettings {
+pub(crate) const EXPIRY_ONLY: ReconcilerSettings = ReconcilerSettings {
     pending_age: Duration::from_secs(24 * 60 * 60),
     interval: Duration::from_secs(30),
     pending_batch: reconciler::PENDING_BATCH_MAX,
 };
 
-async fn events_of(app: &App, order_id: &str) -> Vec<StoredEvent> {
+pub(crate) async fn events_of(app: &App, order_id: &str) -> Vec<StoredEvent> {
     event_log::read_stream(&app.state.store.read, Order::TYPE, order_id)
         .await
         .unwrap()
 }
 
-async fn count_of(app: &App, order_id: &str, event_type: &str) -> usize {
+pub(crate) async fn count_of(app: &App, order_id: &str, event_type: &str) -> usize {
     events_of(app, order_id)
         .await
         .iter()

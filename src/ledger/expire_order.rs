@@ -13,7 +13,7 @@ use super::gateway_payment::{self, ChargeLookup, PaymentRecorded};
 use super::LedgerError;
 use crate::state::AppState;
 use crate::store::load;
-use crate::store::{Actor, EventMetadata, Source};
+use crate::store::EventMetadata;
 
 /// A request to close an order whose payment window has passed.
 #[derive(Debug, Clone)]
@@ -126,13 +126,7 @@ async fn append_expiry(
     charge_closed: bool,
     payment: Option<PaymentRecorded>,
 ) -> Result<Expiry, LedgerError> {
-    let metadata = EventMetadata {
-        request_id: request.request_id.clone(),
-        actor: Actor::System,
-        source: Source::Reconciler,
-        gateway_event_id: None,
-        recorded_at: Utc::now(),
-    };
+    let metadata = EventMetadata::reconciler(&request.request_id);
     let command = OrderCommand::Expire { at: request.now };
     match state
         .orders

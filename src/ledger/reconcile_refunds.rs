@@ -12,7 +12,7 @@ use super::LedgerError;
 use crate::process::settlement::{self, Outcome};
 use crate::state::AppState;
 use crate::store::load;
-use crate::store::{Actor, EventMetadata, Source};
+use crate::store::{EventMetadata, Source};
 
 /// The failure code of a refund the gateway never received.
 pub const REFUND_NEVER_SENT_CODE: &str = "refund.never_reached_gateway";
@@ -120,13 +120,7 @@ async fn fail_unsent(
     request: &ReconcileRefunds,
     refund_id: aggregates::RefundId,
 ) -> Result<bool, LedgerError> {
-    let metadata = EventMetadata {
-        request_id: request.request_id.clone(),
-        actor: Actor::System,
-        source: Source::Reconciler,
-        gateway_event_id: None,
-        recorded_at: Utc::now(),
-    };
+    let metadata = EventMetadata::reconciler(&request.request_id);
     let command = OrderCommand::FailRefund {
         refund_id,
         gateway_refund_id: None,

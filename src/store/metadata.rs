@@ -69,6 +69,18 @@ pub mod keys {
 }
 
 impl EventMetadata {
+    /// What the reconciler's own decisions (an expiry, a refund that never reached the
+    /// gateway) carry: the system acting on its own, in the pass `request_id` names.
+    pub fn reconciler(request_id: &str) -> Self {
+        Self {
+            request_id: request_id.to_owned(),
+            actor: Actor::System,
+            source: Source::Reconciler,
+            gateway_event_id: None,
+            recorded_at: Utc::now(),
+        }
+    }
+
     pub fn to_map(&self) -> HashMap<String, String> {
         let mut map = HashMap::new();
         map.insert(keys::REQUEST_ID.to_owned(), self.request_id.clone());
