@@ -35,6 +35,15 @@ impl Drop for TempDir {
     }
 }
 
+/// Variables `cargo run` sets about the package it runs (besides `CARGO_PKG_*`).
+const CARGO_RUN_PACKAGE_VARIABLES: &[&str] = &[
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+];
+
 /// The `payledger` binary next to this executable. When run through `cargo run`, it is
 /// rebuilt first with the same profile so the bench never measures a stale server.
 pub fn server_binary() -> anyhow::Result<PathBuf> {
@@ -57,6 +66,16 @@ pub fn server_binary() -> anyhow::Result<PathBuf> {
             build
                 .arg("--manifest-path")
                 .arg(Path::new(&manifest_dir).join("Cargo.toml"));
+        }
+        // `cargo run` describes this package to it in the environment; some build scripts
+        // (ring's) track those variables, so passing them on would make this build differ
+        // from a plain `cargo build --release`, which would then rebuild everything again.
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(|name| {
+                CARGO_RUN_PACKAGE_VARIABLES.contains(&name) || name.starts_with("CARGO_PKG_")
+            }) {
+                build.env_remove(&name);
+            }
         }
         let status = build
             .status()
