@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::process::settlement::Outcome;
+use crate::ledger::settle::Outcome;
 
 #[derive(Debug, Default)]
 pub struct Metrics {

@@ -11,10 +11,10 @@ use cqrs_es::Aggregate;
 use gateways::pingpp::signature;
 use gateways::GatewayEvent;
 use payledger::ledger::reconciled_event_id;
+use payledger::ledger::settle::{self, Outcome};
 use payledger::process::reconciler::{
     self, ReconcilerSettings, Report, ADVISORY_LOCK_KEY, LEASE_NAME,
 };
-use payledger::process::settlement::{self, Outcome};
 use payledger::store::Source;
 use projections::log::{self as event_log, StoredEvent};
 use reqwest::StatusCode;
@@ -105,7 +105,7 @@ on_both_stores! {
         let gateway = app.state.gateway_for(aggregates::Channel::AlipayQr).unwrap();
         let retrieved = gateway.retrieve_charge(&charge).await.unwrap();
         let event = GatewayEvent::ChargeSucceeded { event_id, charge: retrieved.charge };
-        let settled = settlement::settle(&app.state, gateway.provider(), &event, &settlement::Evidence::answer(&retrieved.answer), Source::Reconciler, "test")
+        let settled = settle::settle(&app.state, gateway.provider(), &event, &settle::Evidence::answer(&retrieved.answer), Source::Reconciler, "test")
             .await
             .unwrap();
         assert_eq!(settled.outcome, Outcome::Duplicate);

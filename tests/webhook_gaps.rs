@@ -6,7 +6,7 @@
 use aggregates::Order;
 use cqrs_es::Aggregate;
 use gateways::pingpp::signature;
-use payledger::process::settlement;
+use payledger::ledger::settle;
 use payledger::store::Source;
 use projections::log::{self as event_log};
 use reqwest::StatusCode;
@@ -226,14 +226,14 @@ on_both_stores! {
             event_id: aggregates::GatewayEventId::parse("evt_bytes000000002").unwrap(),
             event_type: "transfer.succeeded".to_owned(),
         };
-        let evidence = settlement::Evidence {
+        let evidence = settle::Evidence {
             body: &raw,
             protocol: "pingpp",
             signature_headers: &[],
             key_fingerprint: None,
         };
-        let settled = settlement::settle(&app.state, "pingpp", &event, &evidence, Source::Webhook, "test").await.unwrap();
-        assert_eq!(settled.outcome, settlement::Outcome::Ignored);
+        let settled = settle::settle(&app.state, "pingpp", &event, &evidence, Source::Webhook, "test").await.unwrap();
+        assert_eq!(settled.outcome, settle::Outcome::Ignored);
         assert_eq!(kept_body(db, "evt_bytes000000002").await, raw);
         app.stop().await;
     }

@@ -14,7 +14,7 @@ use gateways::{WebhookReply, WebhookVerdict};
 use super::extract::AppPath;
 use super::request::{position_header, request_id};
 use crate::error::{ApiError, ErrorBody};
-use crate::process::settlement::{self, Outcome};
+use crate::ledger::settle::{self, Outcome};
 use crate::state::AppState;
 use crate::store::Source;
 
@@ -100,13 +100,13 @@ pub async fn receive(
         }
     };
     let kept = gateway.webhook_evidence(&webhook_headers);
-    let evidence = settlement::Evidence {
+    let evidence = settle::Evidence {
         body: &body,
         protocol: kept.protocol,
         signature_headers: &kept.signature_headers,
         key_fingerprint: kept.key_fingerprint.as_deref(),
     };
-    let settled = settlement::settle(
+    let settled = settle::settle(
         &state,
         gateway.provider(),
         &event,

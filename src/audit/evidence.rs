@@ -17,7 +17,7 @@ use rsa::RsaPublicKey;
 use sqlx::{AnyPool, Row};
 
 use super::verify::{PageCheck, Problem, ProblemKind, VerifyError};
-use crate::process::settlement::SUMMARY_PROTOCOL;
+use crate::ledger::settle::SUMMARY_PROTOCOL;
 
 /// Event types that record money the gateway reported moving (or a refund it settled).
 pub const GATEWAY_MONEY_EVENTS: [&str; 6] = [

@@ -7,7 +7,7 @@ use gateways::alipay::wire::sub_codes::TRADE_NOT_EXIST;
 use gateways::{GatewayError, GatewayEvent, PaymentGateway, RetrievedCharge};
 use sha2::{Digest, Sha256};
 
-use crate::process::settlement::{self, Outcome};
+use super::settle::{self, Outcome};
 use crate::state::AppState;
 use crate::store::Source;
 
@@ -106,11 +106,11 @@ pub async fn record_reported_payment(
         }
     };
     let event = GatewayEvent::ChargeSucceeded { event_id, charge };
-    let settled = settlement::settle(
+    let settled = settle::settle(
         state,
         provider,
         &event,
-        &settlement::Evidence::answer(&answer),
+        &settle::Evidence::answer(&answer),
         Source::Reconciler,
         request_id,
     )

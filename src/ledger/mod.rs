@@ -11,6 +11,9 @@ mod place_order;
 mod reconcile_order;
 mod reconcile_refunds;
 mod request_refund;
+// A public module rather than re-exports: its evidence and outcome types belong to settling,
+// and the integration tests settle events through it directly.
+pub mod settle;
 
 pub use creation_quota::{CreationQuota, QuotaSettings};
 pub use error::LedgerError;

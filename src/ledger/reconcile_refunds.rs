@@ -8,8 +8,8 @@ use aggregates::order::RefundStatus;
 use aggregates::{Order, OrderCommand};
 use chrono::{DateTime, Utc};
 
+use super::settle::{self, Outcome};
 use super::LedgerError;
-use crate::process::settlement::{self, Outcome};
 use crate::state::AppState;
 use crate::store::load;
 use crate::store::{EventMetadata, Source};
@@ -91,7 +91,7 @@ pub async fn reconcile_refunds(
         let mut facts = answer.facts;
         // The answer may not carry our id back; the refund asked about is ours.
         facts.refund_id = Some(refund.refund_id);
-        match settlement::settle_refund_answer(
+        match settle::settle_refund_answer(
             state,
             gateway.provider(),
             answer.state,

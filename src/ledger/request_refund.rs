@@ -7,8 +7,8 @@ use chrono::Utc;
 use gateways::{order_no_for, RefundFacts, RefundRequest, RefundState};
 
 use super::idempotency::{self, Claim, IdempotencyKey};
+use super::settle;
 use super::LedgerError;
-use crate::process::settlement;
 use crate::state::AppState;
 use crate::store::{EventMetadata, Source};
 
@@ -116,7 +116,7 @@ pub async fn request_refund(
                 };
                 // A refund done in the answer is settled now; should that fail it stays
                 // pending for the reconciler's lookup, like one whose notice was lost.
-                match settlement::settle_refund_answer(
+                match settle::settle_refund_answer(
                     state,
                     gateway.provider(),
                     RefundState::Succeeded,

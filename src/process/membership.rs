@@ -18,7 +18,7 @@ use cqrs_es::Aggregate;
 use projections::log::{self, LedgerEvent, StoredEvent};
 use sqlx::{AnyConnection, Row};
 
-use super::settlement::{legacy_grant, LegacyGrant};
+use crate::ledger::settle::{legacy_grant, LegacyGrant};
 use crate::store::load::{self, Refusal};
 use crate::store::{append, Actor, Attempt, EventMetadata, Source, Store, StreamAppend};
 

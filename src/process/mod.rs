@@ -5,5 +5,3 @@ pub mod order_cache;
 pub mod projection;
 pub mod reconcile_schedule;
 pub mod reconciler;
-pub mod settled_events;
-pub mod settlement;

@@ -5,12 +5,11 @@
 //! - Commands to one aggregate are serialised within the process, so a burst of webhooks or
 //!   refunds for one order queues instead of failing on optimistic-concurrency conflicts.
 //! - Conflicts that remain (another process appended first) are retried, with backoff and
-//!   jitter, a bounded number of times before they reach the caller.
+//!   jitter, a bounded number of times before they reach the caller (see `retry`).
 //! - A command runs to completion in its own task even if the caller goes away (a client that
 //!   disconnects mid-request must not cancel an append halfway through a transaction).
 
 use std::marker::PhantomData;
-use std::time::Duration;
 
 use cqrs_es::AggregateError;
 use projections::log::StoredEvent;
@@ -20,12 +19,7 @@ use super::connect::Store;
 use super::decide::Decide;
 use super::load::{self, Refusal};
 use super::metadata::EventMetadata;
-
-/// Attempts per command when other processes keep appending to the same aggregate.
-pub const COMMAND_RETRIES_MAX: usize = 10;
-/// First pause after a conflict; doubled per attempt up to the cap, plus jitter.
-pub(crate) const RETRY_BACKOFF_INITIAL: Duration = Duration::from_millis(1);
-pub(crate) const RETRY_BACKOFF_MAX: Duration = Duration::from_millis(50);
+use super::retry::retry_on_conflict;
 
 /// What a command committed: its events with their log positions, oldest first. Empty when
 /// the command changed nothing (a repeat the aggregate recognised).
@@ -102,23 +96,16 @@ where
 {
     let lock = store.locks.lock_for(A::TYPE, aggregate_id);
     let _turn = lock.lock().await;
-    let mut backoff = RETRY_BACKOFF_INITIAL;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match attempt_once::<A>(store, attempt, aggregate_id, command.clone(), metadata).await {
-            Err(Attempt::Conflict) if attempt < COMMAND_RETRIES_MAX => {
-                tracing::debug!(aggregate_id, attempt, "concurrent append; retrying");
-                tokio::time::sleep(backoff + jitter(backoff)).await;
-                backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
-            }
-            Err(Attempt::Conflict) => return Err(AggregateError::AggregateConflict),
-            Err(Attempt::Refused(error)) => return Err(AggregateError::UserError(error)),
-            Err(Attempt::Failed(error)) => {
-                return Err(AggregateError::DatabaseConnectionError(error.into()))
-            }
-            Ok(committed) => return Ok(committed),
-        }
+    // The closure owns the command (cloned per attempt), so it need only be Send, not Sync.
+    let attempted = retry_on_conflict(aggregate_id, move |attempt| {
+        attempt_once::<A>(store, attempt, aggregate_id, command.clone(), metadata)
+    })
+    .await;
+    match attempted {
+        Ok(committed) => Ok(committed),
+        Err(Attempt::Conflict) => Err(AggregateError::AggregateConflict),
+        Err(Attempt::Refused(error)) => Err(AggregateError::UserError(error)),
+        Err(Attempt::Failed(error)) => Err(AggregateError::DatabaseConnectionError(error.into())),
     }
 }
 
@@ -182,11 +169,4 @@ async fn attempt_once<A: Decide>(
     Ok(Committed {
         events: appended.events,
     })
-}
-
-/// Up to `scale` of random extra wait, so processes that conflicted do not retry in step.
-pub(crate) fn jitter(scale: Duration) -> Duration {
-    let micros = u64::try_from(scale.as_micros()).unwrap_or(u64::MAX).max(1);
-    let random = uuid::Uuid::new_v4().as_u64_pair().0;
-    Duration::from_micros(random % micros)
 }

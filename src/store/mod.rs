@@ -13,16 +13,19 @@ mod hub;
 pub mod load;
 mod locks;
 mod metadata;
+mod retry;
 
 /// Take a snapshot of a long-lived aggregate every this many events, so loading one costs at
 /// most a snapshot plus this many events however long its history grows.
 pub const SNAPSHOT_EVERY: i64 = 50;
 
 pub use append::{Appended, Dialect, StreamAppend};
-pub(crate) use commands::{jitter, Attempt, RETRY_BACKOFF_INITIAL, RETRY_BACKOFF_MAX};
-pub use commands::{CommandBus, Committed, COMMAND_RETRIES_MAX};
+pub(crate) use commands::Attempt;
+pub use commands::{CommandBus, Committed};
 pub use connect::{link_chain, migrate, Backend, Store, StoreError};
 pub use decide::Decide;
 pub use hub::{Commit, CommitEvents, CommitHub};
 pub use locks::Locks;
 pub use metadata::{keys as metadata_keys, Actor, EventMetadata, Source};
+pub(crate) use retry::retry_on_conflict;
+pub use retry::COMMAND_RETRIES_MAX;
