@@ -2,7 +2,7 @@
 //! a body kept as text comes back as exactly its UTF-8 bytes, on both stores.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sqlx::{Connection, Executor, PgConnection, Row, SqliteConnection};
+use sqlx::{AnyConnection, Connection, Executor, Row};
 
 use crate::helpers::{postgres_admin_url, with_database};
 
@@ -37,29 +37,27 @@ const INSERT_TEXT_ROW: &str = "INSERT INTO gateway_events (provider, event_id, e
      VALUES ('pingpp', 'evt_legacy', 'summary.daily.available', NULL, 'ignored', $1, \
      '2026-11-30T12:00:00.000000Z', '2026-11-30T12:00:00.000000Z', 2, NULL)";
 
-const SELECT_ROW: &str = "SELECT body, outcome, deliveries FROM gateway_events \
+const SELECT_ROW: &str =
+    "SELECT body, outcome, CAST(deliveries AS BIGINT) AS deliveries FROM gateway_events \
      WHERE provider = 'pingpp' AND event_id = 'evt_legacy'";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inbox_rows_kept_as_text_survive_as_their_bytes_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("payledger-inbox-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("ledger.db").display());
-    let mut connection = SqliteConnection::connect(&url).await.unwrap();
-    let (before, rest) = migrations("sqlite");
+/// Runs the migrations before [`BYTES_VERSION`], writes a row the way they kept it, runs the
+/// rest and checks the row: the same steps on either store.
+async fn text_row_survives_as_its_bytes(connection: &mut AnyConnection, backend: &str) {
+    let (before, rest) = migrations(backend);
     for sql in &before {
         connection.execute(sqlx::raw_sql(sql)).await.unwrap();
     }
     sqlx::query(INSERT_TEXT_ROW)
         .bind(TEXT_BODY)
-        .execute(&mut connection)
+        .execute(&mut *connection)
         .await
         .unwrap();
     for sql in &rest {
         connection.execute(sqlx::raw_sql(sql)).await.unwrap();
     }
     let row = sqlx::query(SELECT_ROW)
-        .fetch_one(&mut connection)
+        .fetch_one(&mut *connection)
         .await
         .unwrap();
     assert_eq!(
@@ -68,6 +66,17 @@ async fn inbox_rows_kept_as_text_survive_as_their_bytes_on_sqlite() {
     );
     assert_eq!(row.try_get::<String, _>("outcome").unwrap(), "ignored");
     assert_eq!(row.try_get::<i64, _>("deliveries").unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_rows_kept_as_text_survive_as_their_bytes_on_sqlite() {
+    sqlx::any::install_default_drivers();
+    let dir = std::env::temp_dir().join(format!("payledger-inbox-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("ledger.db").display());
+    let mut connection = AnyConnection::connect(&url).await.unwrap();
+    text_row_survives_as_its_bytes(&mut connection, "sqlite").await;
+    // SQLite keeps any value in any column: the body must now be stored as a blob.
     let kind: String = sqlx::query("SELECT typeof(body) AS kind FROM gateway_events")
         .fetch_one(&mut connection)
         .await
@@ -81,38 +90,18 @@ async fn inbox_rows_kept_as_text_survive_as_their_bytes_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbox_rows_kept_as_text_survive_as_their_bytes_on_postgres() {
+    sqlx::any::install_default_drivers();
     let admin_url = postgres_admin_url();
     let name = format!("payledger_inbox_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+    let mut admin = AnyConnection::connect(&admin_url).await.unwrap();
     admin
         .execute(format!("CREATE DATABASE {name}").as_str())
         .await
         .unwrap();
-    let mut connection = PgConnection::connect(&with_database(&admin_url, &name))
+    let mut connection = AnyConnection::connect(&with_database(&admin_url, &name))
         .await
         .unwrap();
-    let (before, rest) = migrations("postgres");
-    for sql in &before {
-        connection.execute(sqlx::raw_sql(sql)).await.unwrap();
-    }
-    sqlx::query(INSERT_TEXT_ROW)
-        .bind(TEXT_BODY)
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    for sql in &rest {
-        connection.execute(sqlx::raw_sql(sql)).await.unwrap();
-    }
-    let row = sqlx::query(SELECT_ROW)
-        .fetch_one(&mut connection)
-        .await
-        .unwrap();
-    assert_eq!(
-        row.try_get::<Vec<u8>, _>("body").unwrap(),
-        TEXT_BODY.as_bytes()
-    );
-    assert_eq!(row.try_get::<String, _>("outcome").unwrap(), "ignored");
-    assert_eq!(row.try_get::<i64, _>("deliveries").unwrap(), 2);
+    text_row_survives_as_its_bytes(&mut connection, "postgres").await;
     connection.close().await.unwrap();
     admin
         .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
