@@ -30,8 +30,8 @@ const APPENDERS: usize = 8;
 const EVENTS_PER_ORDER: usize = 3;
 /// Orders copied per SQL statement when topping up.
 const COPY_BATCH_ORDERS: usize = 20_000;
-/// The longest `payledger replay` may run.
-const REPLAY_TIMEOUT: Duration = Duration::from_secs(1800);
+/// The longest `payledger replay` or `payledger verify` may run.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(1800);
 
 pub struct Setup<'a> {
     pub store: &'a Store,
@@ -63,7 +63,8 @@ pub async fn run(setup: &Setup<'_>, report: &mut Report) -> anyhow::Result<()> {
         }
     }
     catch_up(setup, report).await?;
-    replay(setup, report).await
+    replay(setup, report).await?;
+    verify(setup, report).await
 }
 
 async fn count_events(store: &Store) -> anyhow::Result<usize> {
@@ -247,12 +248,27 @@ async fn copy(setup: &Setup<'_>, missing: usize, report: &mut Report) -> anyhow:
         copied += inserted;
     }
     let elapsed = started.elapsed();
+    // The copies are stored without their hash-chain links, which the next `payledger`
+    // command to start would add first; linking them here keeps that out of replay's and
+    // verify's times.
+    let linked = run_child(setup, "migrate").await?;
+    if !linked.output.status.success() {
+        bail!(
+            "payledger migrate failed ({}):\n{}",
+            linked.output.status,
+            String::from_utf8_lossy(&linked.output.stderr)
+        );
+    }
     report.add(
         Figure::new(format!("bulk_copy.{}", setup.store_name))
             .value("events", copied)
             .value("seeds", seeds)
             .value("seconds", format!("{:.1}", elapsed.as_secs_f64()))
             .value("rows/s", format!("{:.1}", rate(copied, elapsed)))
+            .value(
+                "link_seconds",
+                format!("{:.1}", linked.elapsed.as_secs_f64()),
+            )
             .value(
                 "via",
                 "INSERT..SELECT_of_seeded_orders_under_fresh_ids(position_by_trigger)",
@@ -288,17 +304,25 @@ async fn catch_up(setup: &Setup<'_>, report: &mut Report) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// `payledger replay` on the same database, timed.
-async fn replay(setup: &Setup<'_>, report: &mut Report) -> anyhow::Result<()> {
-    let events = count_events(setup.store).await?;
+/// A `payledger` subcommand run to its end on the bench's database: its output, wall time and
+/// peak RSS.
+struct ChildRun {
+    output: std::process::Output,
+    elapsed: Duration,
+    peak_kib: u64,
+}
+
+async fn run_child(setup: &Setup<'_>, subcommand: &str) -> anyhow::Result<ChildRun> {
     let mut command = tokio::process::Command::from(setup.env.command());
     command
-        .arg("replay")
+        .arg(subcommand)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let started = Instant::now();
-    let child = command.spawn().context("cannot run payledger replay")?;
+    let child = command
+        .spawn()
+        .with_context(|| format!("cannot run payledger {subcommand}"))?;
     let pid = child.id();
     let output = child.wait_with_output();
     tokio::pin!(output);
@@ -306,18 +330,34 @@ async fn replay(setup: &Setup<'_>, report: &mut Report) -> anyhow::Result<()> {
     let mut peak_kib = 0_u64;
     let output = loop {
         tokio::select! {
-            output = &mut output => break output.context("waiting for payledger replay")?,
+            output = &mut output => {
+                break output.with_context(|| format!("waiting for payledger {subcommand}"))?
+            }
             () = tokio::time::sleep(Duration::from_millis(50)) => {
                 if let Some((peak, _)) = pid.and_then(crate::server::memory_kib_of) {
                     peak_kib = peak_kib.max(peak);
                 }
-                if started.elapsed() > REPLAY_TIMEOUT {
-                    bail!("payledger replay did not finish in {REPLAY_TIMEOUT:?}");
+                if started.elapsed() > CHILD_TIMEOUT {
+                    bail!("payledger {subcommand} did not finish in {CHILD_TIMEOUT:?}");
                 }
             }
         }
     };
-    let elapsed = started.elapsed();
+    Ok(ChildRun {
+        output,
+        elapsed: started.elapsed(),
+        peak_kib,
+    })
+}
+
+/// `payledger replay` on the same database, timed.
+async fn replay(setup: &Setup<'_>, report: &mut Report) -> anyhow::Result<()> {
+    let events = count_events(setup.store).await?;
+    let ChildRun {
+        output,
+        elapsed,
+        peak_kib,
+    } = run_child(setup, "replay").await?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let clean = output.status.success() && stdout.contains("views equal the log");
     if !output.status.success() && !stdout.contains("DIFFERENCE") {
@@ -339,6 +379,52 @@ async fn replay(setup: &Setup<'_>, report: &mut Report) -> anyhow::Result<()> {
                 format!("{:.1}", crate::server::kib_to_mib(peak_kib)),
             )
             .value("via", "payledger_replay_(child_process)"),
+    );
+    Ok(())
+}
+
+/// `payledger verify` on the same log, timed: the hash chain, positions, streams and every
+/// gateway money event's evidence. The log's payments were appended in this process, not
+/// settled from gateway events, so verify reports each as lacking evidence (`problems=`); the
+/// walk does the same work for them as for any other event.
+async fn verify(setup: &Setup<'_>, report: &mut Report) -> anyhow::Result<()> {
+    let events = count_events(setup.store).await?;
+    let ChildRun {
+        output,
+        elapsed,
+        peak_kib,
+    } = run_child(setup, "verify").await?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Exit 0: intact; 1: problems listed; anything else is a failure to run.
+    let verified = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("verified "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|count| count.parse::<usize>().ok());
+    let (Some(verified), Some(0 | 1)) = (verified, output.status.code()) else {
+        bail!(
+            "payledger verify failed ({}):\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let problems = stdout
+        .lines()
+        .find_map(|line| line.strip_suffix(" listed)"))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap_or("0");
+    report.add(
+        Figure::new(format!("verify.{}", setup.store_name))
+            .value("events/s", format!("{:.1}", rate(verified, elapsed)))
+            .value("events_in_log", events)
+            .value("events_verified", verified)
+            .value("seconds", format!("{:.2}", elapsed.as_secs_f64()))
+            .value("problems", problems)
+            .value(
+                "verify_peak_rss_mib",
+                format!("{:.1}", crate::server::kib_to_mib(peak_kib)),
+            )
+            .value("via", "payledger_verify_(child_process)"),
     );
     Ok(())
 }

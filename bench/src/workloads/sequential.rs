@@ -36,6 +36,7 @@ pub async fn run(
     let cpu_before = cpu::snapshot(context.server_pid);
     let started = Instant::now();
     let mut latency = Samples::new();
+    let mut lag = Samples::new();
     let mut failures = Failures::default();
     let mut transport_errors = 0_usize;
     let mut paid = 0_usize;
@@ -46,11 +47,12 @@ pub async fn run(
         let user = format!("seq-{}-{number}", context.tag);
         let start = Instant::now();
         match one_order(&context.api, &client, &user, &mut failures).await {
-            Ok(true) => {
+            Ok(Some(paid_at)) => {
                 latency.since(start);
+                lag.since(paid_at);
                 paid += 1;
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(error) => {
                 transport_errors += 1;
                 failures.add(format!("transport:{}", short(&error)));
@@ -88,6 +90,7 @@ pub async fn run(
             .value("paid", paid)
             .value("orders/s", format!("{:.1}", rate(paid, elapsed)))
             .text(latency.summary("create_to_paid"))
+            .text(lag.summary("pay_200_to_paid_visible(long_poll)"))
             .value("log_events/order", format!("{events_per_order:.2}"))
             .value("errors", failures.summary())
             .text(cpu::usage(&cpu_before, &cpu_after))
@@ -110,31 +113,35 @@ pub async fn run(
     Ok(())
 }
 
-/// Creates, pays and waits for one order; `Ok(false)` when it did not end `paid`.
+/// Creates, pays and waits for one order; the instant the sandbox answered *Pay*, or
+/// `Ok(None)` when the order did not end `paid`. From that instant to the long poll's answer
+/// is the projection lag of an unloaded server: the sandbox's delivery, the settlement and
+/// the view.
 async fn one_order(
     api: &Api,
     client: &reqwest::Client,
     user: &str,
     failures: &mut Failures,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<Instant>> {
     let token = api.token(user, Role::User)?;
     let order = match api.create_order(client, &token, "pro-monthly").await? {
         Ok(order) => order,
         Err(status) => {
             failures.add(format!("create_{}", status.as_u16()));
-            return Ok(false);
+            return Ok(None);
         }
     };
     let status = api.pay(client, &order.charge_id, "").await?;
     if status != StatusCode::OK {
         failures.add(format!("pay_{}", status.as_u16()));
-        return Ok(false);
+        return Ok(None);
     }
+    let paid_at = Instant::now();
     match long_poll_until_paid(api, client, &token, &order.id, order.position).await? {
-        Some(()) => Ok(true),
+        Some(()) => Ok(Some(paid_at)),
         None => {
             failures.add("unconfirmed");
-            Ok(false)
+            Ok(None)
         }
     }
 }
