@@ -1,6 +1,6 @@
 //! The order-status view: one row per order, everything the polling endpoint answers.
 
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::schema::Tables;
 
@@ -99,9 +99,9 @@ pub async fn pending_expired_before(
 }
 
 /// A user's orders still awaiting payment whose QR code is payable at `now` (RFC 3339),
-/// newest first.
+/// newest first. Read on a connection, so a command can check it in its own transaction.
 pub async fn open_for_user(
-    pool: &AnyPool,
+    connection: &mut AnyConnection,
     tables: &Tables,
     user_id: &str,
     now: &str,
@@ -116,7 +116,7 @@ pub async fn open_for_user(
         .bind(user_id)
         .bind(now)
         .bind(limit)
-        .fetch_all(pool)
+        .fetch_all(connection)
         .await?;
     rows.iter().map(decode).collect()
 }

@@ -1,6 +1,8 @@
 //! Placing an order: record it, ask the gateway for a charge, record the charge. Two
 //! transactions around the gateway call (ADR 6 says what a crash between them leaves).
 
+use std::sync::Arc;
+
 use aggregates::{Channel, OrderCommand, OrderId, PlanId, UserId};
 use chrono::Utc;
 use gateways::ChargeRequest;
@@ -9,7 +11,7 @@ use projections::Tables;
 use super::idempotency::{self, Claim, IdempotencyKey};
 use super::LedgerError;
 use crate::state::AppState;
-use crate::store::EventMetadata;
+use crate::store::{Checked, EventMetadata, Precondition};
 
 /// How long a QR code stays payable.
 pub const ORDER_PAYMENT_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
@@ -77,10 +79,6 @@ pub async fn place_order(state: &AppState, request: PlaceOrder) -> Result<Placed
     }
 
     let now = Utc::now();
-    if let Some(open) = open_order_at_cap(state, &request, now).await? {
-        idempotency::release(&state.store.read, key, user, IDEMPOTENCY_SCOPE).await;
-        return open.map(|order_id| Placed::AlreadyOpen { order_id });
-    }
     let create = OrderCommand::Create {
         order_id,
         user_id: request.user_id.clone(),
@@ -88,9 +86,27 @@ pub async fn place_order(state: &AppState, request: PlaceOrder) -> Result<Placed
         channel: request.channel,
         at: now,
     };
-    if let Err(error) = state.orders.execute(&id, create, &request.metadata).await {
+    let open_max = state.quota.settings.open_max;
+    let created = state
+        .orders
+        .execute_checked(
+            &id,
+            create,
+            &request.metadata,
+            open_orders_cap(&request, open_max, now),
+        )
+        .await;
+    let stopped = match created {
+        Ok(Checked::Committed(_)) => None,
+        Ok(Checked::Stopped(at_cap)) => Some(match at_cap {
+            AtCap::SameOrder(order_id) => Ok(Placed::AlreadyOpen { order_id }),
+            AtCap::Full => Err(LedgerError::TooManyOpenOrders { open_max }),
+        }),
+        Err(error) => Some(Err(error.into())),
+    };
+    if let Some(answer) = stopped {
         idempotency::release(&state.store.read, key, user, IDEMPOTENCY_SCOPE).await;
-        return Err(error.into());
+        return answer;
     }
     let charge = ChargeRequest {
         order_id,
@@ -136,30 +152,46 @@ pub async fn place_order(state: &AppState, request: PlaceOrder) -> Result<Placed
     })
 }
 
-/// When the user already holds the most open orders allowed: the one for the same plan and
-/// channel, or the refusal. `None` while the user may open another.
-async fn open_order_at_cap(
-    state: &AppState,
+/// Why the open-orders cap stopped a new order.
+enum AtCap {
+    /// The user's open order for the same plan and channel: its QR code is still payable.
+    SameOrder(String),
+    /// As many open orders as allowed, none for this plan and channel.
+    Full,
+}
+
+/// The cap on a user's open orders, checked in the transaction that creates the order, so
+/// it costs no transaction of its own.
+fn open_orders_cap(
     request: &PlaceOrder,
+    open_max: u32,
     now: chrono::DateTime<Utc>,
-) -> Result<Option<Result<String, LedgerError>>, LedgerError> {
-    let open_max = state.quota.settings.open_max;
-    let open = projections::order_status::open_for_user(
-        &state.store.read,
-        &Tables::live(),
-        request.user_id.as_ref(),
-        &projections::schema::timestamp(&now),
-        i64::from(open_max),
-    )
-    .await?;
-    if open.len() < usize::try_from(open_max).unwrap_or(usize::MAX) {
-        return Ok(None);
-    }
-    let same = open.into_iter().find(|row| {
-        row.plan_id == request.plan_id.as_str() && row.channel == request.channel.as_str()
-    });
-    Ok(Some(match same {
-        Some(row) => Ok(row.order_id),
-        None => Err(LedgerError::TooManyOpenOrders { open_max }),
-    }))
+) -> Precondition<AtCap> {
+    let user = request.user_id.to_string();
+    let plan = request.plan_id.to_string();
+    let channel = request.channel.as_str();
+    let now = projections::schema::timestamp(&now);
+    Arc::new(move |connection| {
+        let (user, plan, now) = (user.clone(), plan.clone(), now.clone());
+        Box::pin(async move {
+            let open = projections::order_status::open_for_user(
+                connection,
+                &Tables::live(),
+                &user,
+                &now,
+                i64::from(open_max),
+            )
+            .await?;
+            if open.len() < usize::try_from(open_max).unwrap_or(usize::MAX) {
+                return Ok(None);
+            }
+            let same = open
+                .into_iter()
+                .find(|row| row.plan_id == plan && row.channel == channel);
+            Ok(Some(match same {
+                Some(row) => AtCap::SameOrder(row.order_id),
+                None => AtCap::Full,
+            }))
+        })
+    })
 }

@@ -9,10 +9,14 @@
 //! - A command runs to completion in its own task even if the caller goes away (a client that
 //!   disconnects mid-request must not cancel an append halfway through a transaction).
 
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use cqrs_es::AggregateError;
 use projections::log::StoredEvent;
+use sqlx::AnyConnection;
 
 use super::append::{self, AppendError};
 use super::connect::Store;
@@ -38,6 +42,25 @@ impl Committed {
     pub fn is_unchanged(&self) -> bool {
         self.events.is_empty()
     }
+}
+
+/// What a [`Precondition`] check returns: `Some` stops the command with that value.
+pub type PreconditionFuture<'c, T> =
+    Pin<Box<dyn Future<Output = Result<Option<T>, sqlx::Error>> + Send + 'c>>;
+
+/// A read that must hold for the command to run, made inside the command's own transaction
+/// (so it costs no transaction of its own). Run again on every attempt after a conflict.
+pub type Precondition<T> =
+    Arc<dyn for<'c> Fn(&'c mut AnyConnection) -> PreconditionFuture<'c, T> + Send + Sync>;
+
+/// What a command with a precondition did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked<T> {
+    /// The precondition held; the command ran and committed this.
+    Committed(Committed),
+    /// The precondition stopped the command before the aggregate was loaded; nothing was
+    /// written.
+    Stopped(T),
 }
 
 /// Commands for one aggregate type.
@@ -78,18 +101,52 @@ where
         let store = self.store.clone();
         let aggregate_id = aggregate_id.to_owned();
         let metadata = metadata.clone();
-        tokio::spawn(async move { execute::<A>(&store, &aggregate_id, command, &metadata).await })
+        let checked = tokio::spawn(async move {
+            execute::<A, std::convert::Infallible>(&store, &aggregate_id, command, &metadata, None)
+                .await
+        })
+        .await
+        .map_err(|error| AggregateError::UnexpectedError(Box::new(error)))??;
+        match checked {
+            Checked::Committed(committed) => Ok(committed),
+            Checked::Stopped(never) => match never {},
+        }
+    }
+
+    /// Like [`execute`](Self::execute), but first runs `precondition` in the same
+    /// transaction; when it returns a value, the command stops there and nothing is written.
+    pub async fn execute_checked<T: Send + 'static>(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &EventMetadata,
+        precondition: Precondition<T>,
+    ) -> Result<Checked<T>, AggregateError<A::Error>> {
+        let store = self.store.clone();
+        let aggregate_id = aggregate_id.to_owned();
+        let metadata = metadata.clone();
+        tokio::spawn(async move {
+            execute::<A, T>(
+                &store,
+                &aggregate_id,
+                command,
+                &metadata,
+                Some(precondition),
+            )
             .await
-            .map_err(|error| AggregateError::UnexpectedError(Box::new(error)))?
+        })
+        .await
+        .map_err(|error| AggregateError::UnexpectedError(Box::new(error)))?
     }
 }
 
-async fn execute<A>(
+async fn execute<A, T>(
     store: &Store,
     aggregate_id: &str,
     command: A::Command,
     metadata: &EventMetadata,
-) -> Result<Committed, AggregateError<A::Error>>
+    precondition: Option<Precondition<T>>,
+) -> Result<Checked<T>, AggregateError<A::Error>>
 where
     A: Decide,
     A::Command: Clone,
@@ -98,7 +155,14 @@ where
     let _turn = lock.lock().await;
     // The closure owns the command (cloned per attempt), so it need only be Send, not Sync.
     let attempted = retry_on_conflict(aggregate_id, move |attempt| {
-        attempt_once::<A>(store, attempt, aggregate_id, command.clone(), metadata)
+        attempt_once::<A, T>(
+            store,
+            attempt,
+            aggregate_id,
+            command.clone(),
+            metadata,
+            precondition.clone(),
+        )
     })
     .await;
     match attempted {
@@ -137,14 +201,22 @@ impl<E> From<load::LoadError> for Attempt<E> {
     }
 }
 
-async fn attempt_once<A: Decide>(
+async fn attempt_once<A: Decide, T>(
     store: &Store,
     attempt: usize,
     aggregate_id: &str,
     command: A::Command,
     metadata: &EventMetadata,
-) -> Result<Committed, Attempt<A::Error>> {
+    precondition: Option<Precondition<T>>,
+) -> Result<Checked<T>, Attempt<A::Error>> {
     let mut transaction = store.begin_decision(attempt).await?;
+    if let Some(precondition) = precondition {
+        if let Some(stopped) = precondition(&mut transaction).await? {
+            // Nothing was written: the transaction ends without a commit.
+            transaction.rollback().await?;
+            return Ok(Checked::Stopped(stopped));
+        }
+    }
     let loaded = load::load::<A>(&mut transaction, aggregate_id).await?;
     let decision = match loaded.decide(aggregate_id, command) {
         Ok(decision) => decision,
@@ -154,7 +226,7 @@ async fn attempt_once<A: Decide>(
     if decision.append.events.is_empty() {
         // Nothing to write: the read-only transaction ends without a commit.
         transaction.rollback().await?;
-        return Ok(Committed::default());
+        return Ok(Checked::Committed(Committed::default()));
     }
     let appended = append::append(
         &mut transaction,
@@ -166,7 +238,7 @@ async fn attempt_once<A: Decide>(
     let orders = Store::order_views(&mut transaction, &appended).await?;
     transaction.commit().await?;
     store.published(&appended, orders);
-    Ok(Committed {
+    Ok(Checked::Committed(Committed {
         events: appended.events,
-    })
+    }))
 }

@@ -21,7 +21,7 @@ pub const SNAPSHOT_EVERY: i64 = 50;
 
 pub use append::{Appended, Dialect, StreamAppend};
 pub(crate) use commands::Attempt;
-pub use commands::{CommandBus, Committed};
+pub use commands::{Checked, CommandBus, Committed, Precondition, PreconditionFuture};
 pub use connect::{link_chain, migrate, Backend, Store, StoreError};
 pub use decide::Decide;
 pub use hub::{Commit, CommitEvents, CommitHub};
