@@ -637,6 +637,35 @@ on_both_stores! {
         first.stop().await;
     }
 
+    async fn an_endpoint_added_through_one_server_is_served_by_another(db: &TestDb) {
+        let receiver = Receiver::start().await;
+        // Until released, the paid order's event is refused, so its delivery stays pending.
+        receiver.refuse_type(Some("order.paid"));
+        let unconfigured = MerchantSettings { endpoint: None, ..settings(&receiver.url) };
+        let first = App::spawn_merchant(db, &unconfigured).await;
+        let second = App::spawn_another_merchant(db, &unconfigured).await;
+        let (status, created) = first
+            .post("/v1/webhook-endpoints", &admin(&first), json!({"url": receiver.url}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let secret = created["secret"].as_str().unwrap().to_owned();
+        purchase(&first, "ines").await;
+        receiver.wait_for(&["membership.activated"]).await;
+        let deadline = tokio::time::Instant::now() + DELIVERY_WAIT;
+        while !receiver.received().iter().any(|received| received.json["type"] == "order.paid") {
+            assert!(tokio::time::Instant::now() < deadline, "order.paid was never tried");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        // The server the endpoint was added through goes away; the other one, which never
+        // served that endpoint through its own API, must take over its pending delivery well
+        // before its senders would look at the endpoints on their own.
+        first.stop().await;
+        receiver.refuse_type(None);
+        let got = receiver.wait_for_within(&["order.paid"], DELIVERY_WAIT).await;
+        assert!(verifies(&got["order.paid"], &secret));
+        second.stop().await;
+    }
+
     async fn an_expiry_changes_the_order_etag_and_happens_once(db: &TestDb) {
         let receiver = Receiver::start().await;
         let merchant = settings(&receiver.url);

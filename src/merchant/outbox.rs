@@ -10,8 +10,9 @@ use std::time::Duration;
 use sqlx::Row;
 use tokio::sync::Notify;
 
+use super::endpoints::{self, Endpoint};
 use super::events;
-use super::{deliveries, endpoints, MerchantError};
+use super::{deliveries, MerchantError};
 use crate::state::AppState;
 
 /// The outbox's row in `process_checkpoints`.
@@ -45,11 +46,14 @@ pub async fn prepare(state: &AppState) -> Result<(), MerchantError> {
     Ok(())
 }
 
-/// Follows the log for as long as the service runs; wakes `senders` when it enqueued.
+/// Follows the log for as long as the service runs; wakes `senders` when it enqueued, and
+/// when the endpoints it reads differ from the last ones it saw (another process added or
+/// removed one), so the senders' supervisor need not poll the endpoints itself.
 pub async fn follow(state: AppState, give_up_after: Duration, senders: Arc<Notify>) {
     let mut skipped_to = 0;
+    let mut seen = SeenEndpoints::default();
     loop {
-        match run_batch(&state, give_up_after).await {
+        match run_batch(&state, give_up_after, &mut seen, &senders).await {
             Ok(Batch::Enqueued) => senders.notify_waiters(),
             Ok(Batch::Moved) => {}
             Ok(Batch::Idle(at)) => {
@@ -103,11 +107,36 @@ enum Batch {
     NoEndpoints,
 }
 
-async fn run_batch(state: &AppState, give_up_after: Duration) -> Result<Batch, MerchantError> {
+/// The endpoints the outbox read last, to tell when they change.
+#[derive(Default)]
+struct SeenEndpoints(Vec<Endpoint>);
+
+impl SeenEndpoints {
+    /// Keeps `current`; true when it differs from what was seen before.
+    fn changed_to(&mut self, current: &[Endpoint]) -> bool {
+        if self.0 == current {
+            return false;
+        }
+        self.0 = current.to_vec();
+        true
+    }
+}
+
+async fn run_batch(
+    state: &AppState,
+    give_up_after: Duration,
+    seen: &mut SeenEndpoints,
+    senders: &Notify,
+) -> Result<Batch, MerchantError> {
     // Read outside the transaction to skip the data of events no endpoint takes, and the
     // whole log while there is no endpoint. An endpoint added meanwhile starts after the
     // log's head, past every event read here, so it misses nothing.
     let interested = endpoints::active(&state.store.read).await?;
+    if seen.changed_to(&interested) {
+        // Perhaps added or removed through another process: the senders' supervisor reads
+        // the endpoints again (it does not poll them often itself).
+        senders.notify_waiters();
+    }
     if interested.is_empty() {
         return Ok(Batch::NoEndpoints);
     }

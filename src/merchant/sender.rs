@@ -21,14 +21,15 @@ use crate::state::AppState;
 pub const IN_FLIGHT_PER_ENDPOINT_MAX: i64 = 8;
 /// A claimed delivery is held this much longer than the response may take.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
-/// How often the endpoints are read again without being woken (another process added or
-/// removed one; this process's API wakes the supervisor itself).
-const ENDPOINTS_RECHECK: Duration = Duration::from_secs(5);
+/// How often the endpoints are read again without being woken, as a backstop. This process's
+/// API wakes the supervisor itself, and the outbox, which reads the endpoints every few
+/// seconds anyway, wakes it when another process added or removed one.
+const WORKERS_RECHECK: Duration = Duration::from_secs(60);
 /// Pause after a database failure before trying again.
 const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Keeps one worker running per active endpoint, rereading the endpoints when woken and
-/// every `ENDPOINTS_RECHECK`.
+/// every `WORKERS_RECHECK`.
 pub async fn supervise(state: AppState, settings: MerchantSettings, wake: Arc<Notify>) {
     let client = match reqwest::Client::builder()
         .timeout(settings.response_timeout)
@@ -80,7 +81,7 @@ pub async fn supervise(state: AppState, settings: MerchantSettings, wake: Arc<No
             }
             Err(error) => tracing::error!(%error, "cannot read the merchant endpoints"),
         }
-        let _ = tokio::time::timeout(ENDPOINTS_RECHECK, woken).await;
+        let _ = tokio::time::timeout(WORKERS_RECHECK, woken).await;
     }
 }
 
