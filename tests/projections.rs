@@ -133,5 +133,21 @@ on_both_stores! {
         live.catch_up(None, None).await.unwrap();
         let now = projections::transaction_history::page(&db.store.read, &Tables::live(), "frank", None, 100).await.unwrap();
         assert_eq!(now.len(), 5);
+
+        if db.store.dialect() == payledger::store::Dialect::Postgres {
+            // The scratch set writes no WAL; the live views are as durable as the log.
+            let persistence = |table: &str| {
+                let sql = format!("SELECT CAST(relpersistence AS TEXT) AS p FROM pg_class WHERE relname = '{table}'");
+                async move {
+                    let row = sqlx::query(&sql).fetch_one(&db.store.read).await.unwrap();
+                    sqlx::Row::try_get::<String, _>(&row, "p").unwrap()
+                }
+            };
+            for (table, _) in scratch.tables().views() {
+                assert_eq!(persistence(table).await, "u", "{table}");
+            }
+            assert_eq!(persistence(&scratch.tables().checkpoints).await, "u");
+            assert_eq!(persistence(&Tables::live().order_status).await, "p");
+        }
     }
 }

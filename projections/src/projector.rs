@@ -124,8 +124,13 @@ impl Projector {
                 sqlx::query(&statement).execute(&mut *transaction).await?;
             }
         }
-        for statement in self.tables.create_statements() {
-            sqlx::query(&statement).execute(&mut *transaction).await?;
+        let creation = if self.tables.is_scratch() && transaction.backend_name() == "PostgreSQL" {
+            self.tables.create_unlogged_statements()
+        } else {
+            self.tables.create_statements()
+        };
+        for statement in &creation {
+            sqlx::query(statement).execute(&mut *transaction).await?;
         }
         let sql = format!(
             "SELECT schema_version FROM {c} WHERE projector = $1",
@@ -146,8 +151,8 @@ impl Projector {
             for statement in self.tables.drop_statements() {
                 sqlx::query(&statement).execute(&mut *transaction).await?;
             }
-            for statement in self.tables.create_statements() {
-                sqlx::query(&statement).execute(&mut *transaction).await?;
+            for statement in &creation {
+                sqlx::query(statement).execute(&mut *transaction).await?;
             }
         }
         let sql = format!(

@@ -8,6 +8,9 @@
 /// Bump when any view's shape changes: a mismatch drops the views and replays the log.
 pub const VIEW_SCHEMA_VERSION: i64 = 1;
 
+/// The prefix of a replay's scratch tables.
+const REPLAY_PREFIX: &str = "replay_";
+
 /// Names of one set of view tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tables {
@@ -41,7 +44,13 @@ impl Tables {
 
     /// A scratch set an audit replay rebuilds and compares with the live one.
     pub fn replay() -> Self {
-        Self::with_prefix("replay_")
+        Self::with_prefix(REPLAY_PREFIX)
+    }
+
+    /// True for a replay's scratch set: rebuilt from the log on every use, so nothing in it
+    /// needs to survive a crash.
+    pub fn is_scratch(&self) -> bool {
+        self.prefix == REPLAY_PREFIX
     }
 
     /// The view tables (not the checkpoints), in a fixed order, with their key columns.
@@ -53,6 +62,16 @@ impl Tables {
             (self.membership.as_str(), "user_id"),
             (self.membership_orders.as_str(), "user_id, order_id"),
         ]
+    }
+
+    /// [`create_statements`](Self::create_statements) as PostgreSQL `UNLOGGED` tables, which
+    /// write no WAL: for a scratch set, whose every row a replay writes once and a crash
+    /// loses nothing the next replay would not rebuild.
+    pub fn create_unlogged_statements(&self) -> Vec<String> {
+        self.create_statements()
+            .into_iter()
+            .map(|statement| statement.replacen("CREATE TABLE", "CREATE UNLOGGED TABLE", 1))
+            .collect()
     }
 
     /// `CREATE TABLE IF NOT EXISTS` statements for every table of the set.
