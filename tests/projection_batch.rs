@@ -180,6 +180,7 @@ fn events(seed: u64, count: usize) -> Vec<StoredEvent> {
                         gateway_event_id: None,
                         amount,
                         refunded_at: at,
+                        order_after: None,
                     },
                 };
                 out.push(stored(
@@ -202,6 +203,7 @@ fn events(seed: u64, count: usize) -> Vec<StoredEvent> {
                     failure_code: None,
                     failure_message: Some("declined".to_owned()),
                     failed_at: at,
+                    released: None,
                 })
             }
             13..=16 => {
