@@ -1,6 +1,7 @@
 //! What a successful refund leaves of the order. The rule lives here once: `decide` writes its
-//! result into `Refunded` (version 1.1) so that readers copy it instead of repeating the rule,
-//! and `apply` uses it again only for 1.0 events, which were stored without it.
+//! result into `Refunded` (version 1.1) so that readers copy it instead of repeating the rule;
+//! `apply` folds 1.0 events, which were stored without it, by the same rule (and checks 1.1
+//! events against it in debug builds).
 
 use serde::{Deserialize, Serialize};
 
