@@ -30,6 +30,7 @@ mod providers;
 mod qr_svg;
 mod reconciler;
 mod refund_lookup;
+mod refund_totals;
 mod reliability;
 mod schema_check;
 mod slow_clients;

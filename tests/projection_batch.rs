@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use aggregates::{
-    Channel, ChargeId, Currency, GatewayRefundId, Money, OrderEvent, OrderId, OrderStatus, Period,
-    PlanId, RefundId, SubscriptionEvent, Tier, UserId,
+    Channel, ChargeId, Currency, GatewayRefundId, Money, OrderAfterRefund, OrderEvent, OrderId,
+    OrderStatus, Period, PlanId, RefundId, SubscriptionEvent, Tier, UserId,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use projections::log::{LedgerEvent, StoredEvent};
@@ -180,6 +180,18 @@ fn events(seed: u64, count: usize) -> Vec<StoredEvent> {
                         gateway_event_id: None,
                         amount,
                         refunded_at: at,
+                        // Half as 1.1 (copied into the view), half as 1.0 (derived by it).
+                        order_after: random.chance(50).then(|| OrderAfterRefund {
+                            status: *random
+                                .pick(&[
+                                    OrderStatus::PartiallyRefunded,
+                                    OrderStatus::Refunded,
+                                    OrderStatus::Expired,
+                                ])
+                                .unwrap(),
+                            refunded_total: random.money(),
+                            needs_refund: random.money(),
+                        }),
                     },
                 };
                 out.push(stored(
@@ -190,7 +202,8 @@ fn events(seed: u64, count: usize) -> Vec<StoredEvent> {
                 ));
                 continue;
             }
-            // A failed refund subtracts the refund's amount: the refund must exist.
+            // A failed refund of version 1.0 subtracts the refund's amount as the refund view
+            // holds it: the refund must exist.
             12 => {
                 let Some(refund_id) = random.pick(&refunds).copied() else {
                     continue;
@@ -202,6 +215,7 @@ fn events(seed: u64, count: usize) -> Vec<StoredEvent> {
                     failure_code: None,
                     failure_message: Some("declined".to_owned()),
                     failed_at: at,
+                    released: random.chance(50).then(|| random.money()),
                 })
             }
             13..=16 => {
@@ -371,5 +385,140 @@ on_both_stores! {
             let found = differences(pool, &reference, &batched).await;
             assert!(found.is_empty(), "seed {seed}: {found:?}");
         }
+    }
+}
+
+/// One paid order of 9,900 with two refunds requested (3,000 and 1,000), then the first
+/// refund's success and the second's failure as `refunded` and `failed` say.
+fn refunds_of_a_paid_order(refunded: OrderEvent, failed: OrderEvent) -> Vec<StoredEvent> {
+    let order = OrderId::from_uuid(uuid::Uuid::from_u128(0xaf7e_5000));
+    let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let cny = |amount_minor| Money::new(amount_minor, Currency::Cny).unwrap();
+    let requested = |n: u128, amount_minor| OrderEvent::RefundRequested {
+        refund_id: RefundId::from_uuid(uuid::Uuid::from_u128(n)),
+        amount: cny(amount_minor),
+        reason: "goodwill".to_owned(),
+        requested_at: at,
+    };
+    [
+        OrderEvent::OrderCreated {
+            order_id: order,
+            user_id: UserId::parse("user-0").unwrap(),
+            plan_id: PlanId::parse("pro-monthly").unwrap(),
+            plan_name: "Pro (monthly)".to_owned(),
+            tier: Tier::Pro,
+            period: Period::Monthly,
+            amount: cny(9_900),
+            channel: Channel::AlipayQr,
+            created_at: at,
+        },
+        OrderEvent::PaymentConfirmed {
+            charge_id: ChargeId::parse("ch_copied").unwrap(),
+            gateway_event_id: None,
+            amount: cny(9_900),
+            transaction_no: None,
+            paid_at: at,
+            recorded_at: at,
+            membership: None,
+        },
+        requested(1, 3_000),
+        requested(2, 1_000),
+        refunded,
+        failed,
+    ]
+    .into_iter()
+    .zip(1..)
+    .map(|(event, position)| {
+        stored(
+            position,
+            "Order",
+            order.to_string(),
+            LedgerEvent::Order(event),
+        )
+    })
+    .collect()
+}
+
+/// The refund success and failure of `refunds_of_a_paid_order`, carrying what 1.1 adds when
+/// given it (`None` for both: the events as 1.0 stored them).
+fn settled(
+    order_after: Option<OrderAfterRefund>,
+    released: Option<Money>,
+) -> (OrderEvent, OrderEvent) {
+    let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 5, 0).unwrap();
+    (
+        OrderEvent::Refunded {
+            refund_id: RefundId::from_uuid(uuid::Uuid::from_u128(1)),
+            gateway_refund_id: None,
+            gateway_event_id: None,
+            amount: Money::new(3_000, Currency::Cny).unwrap(),
+            refunded_at: at,
+            order_after,
+        },
+        OrderEvent::RefundFailed {
+            refund_id: RefundId::from_uuid(uuid::Uuid::from_u128(2)),
+            gateway_refund_id: None,
+            gateway_event_id: None,
+            failure_code: None,
+            failure_message: Some("declined".to_owned()),
+            failed_at: at,
+            released,
+        },
+    )
+}
+
+/// The order's (status, refunded, pending, needs refund) in the view.
+async fn figures(pool: &AnyPool, tables: &Tables, log: &[StoredEvent]) -> (String, i64, i64, i64) {
+    let mut transaction = pool.begin().await.unwrap();
+    projections::batch::apply_batch(&mut transaction, tables, log)
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    let row = sqlx::query(&format!(
+        "SELECT status, refunded_minor, refund_pending_minor, needs_refund_minor FROM {} \
+         WHERE order_id = $1",
+        tables.order_status
+    ))
+    .bind(log[0].aggregate_id.clone())
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (
+        row.get("status"),
+        row.get("refunded_minor"),
+        row.get("refund_pending_minor"),
+        row.get("needs_refund_minor"),
+    )
+}
+
+on_both_stores! {
+    // A 1.1 refund event says what it left and released, and the view takes its word: these
+    // values are ones the view could not derive (they contradict the rows it holds), so only
+    // copying puts them there. The same events stored as 1.0 are derived as before.
+    async fn the_order_view_copies_what_a_refund_event_of_version_1_1_says(db: &TestDb) {
+        let pool = &db.store.read;
+        let (refunded, failed) = settled(None, None);
+        let legacy = fresh(pool, "old_").await;
+        let log = refunds_of_a_paid_order(refunded, failed);
+        assert_eq!(
+            figures(pool, &legacy, &log).await,
+            ("partially_refunded".to_owned(), 3_000, 0, 0)
+        );
+
+        let cny = |amount_minor| Money::new(amount_minor, Currency::Cny).unwrap();
+        let (refunded, failed) = settled(
+            Some(OrderAfterRefund {
+                status: OrderStatus::Refunded,
+                refunded_total: cny(9_900),
+                needs_refund: cny(700),
+            }),
+            Some(cny(400)),
+        );
+        let current = fresh(pool, "new_").await;
+        let log = refunds_of_a_paid_order(refunded, failed);
+        assert_eq!(
+            figures(pool, &current, &log).await,
+            ("refunded".to_owned(), 9_900, 600, 700)
+        );
     }
 }

@@ -19,7 +19,9 @@ mod error_codes;
 pub use channel::*;
 pub use ids::*;
 pub use money::{Currency, Money, MoneyError};
-pub use order::{Order, OrderCommand, OrderError, OrderEvent, OrderStatus, ReportedRefund};
+pub use order::{
+    Order, OrderAfterRefund, OrderCommand, OrderError, OrderEvent, OrderStatus, ReportedRefund,
+};
 pub use plan::*;
 pub use subscription::{
     GrantedPeriod, MembershipStatus, Subscription, SubscriptionCommand, SubscriptionError,

@@ -20,6 +20,8 @@ use crate::schema::{timestamp, Tables};
 use crate::sql::{enum_text, Bind};
 use crate::transaction_history::movement;
 
+mod legacy;
+
 /// Keys per `IN (...)` lookup: well under SQLite's and PostgreSQL's parameter limits.
 const KEYS_PER_LOOKUP: usize = 1_000;
 /// Parameters per multi-row write, under SQLite's limit of 32,766.
@@ -543,16 +545,6 @@ impl State {
     ) -> Result<(), ProjectionError> {
         let position = stored.position;
         let order_id = stored.aggregate_id.as_str();
-        // The refund's amount as this event finds it (read by a failed refund).
-        let refund_amount = match event {
-            OrderEvent::RefundFailed { refund_id, .. } => Some(
-                self.refunds
-                    .get(&refund_id.to_string())
-                    .and_then(|slot| slot.row.as_ref())
-                    .map(|row| row.amount_minor),
-            ),
-            _ => None,
-        };
         let order = self
             .orders
             .entry(order_id.to_owned())
@@ -669,41 +661,36 @@ impl State {
             OrderEvent::Refunded {
                 amount,
                 refunded_at,
+                order_after,
                 ..
             } => {
                 if let Some(row) = order.change() {
                     let amount = amount.amount_minor();
-                    if matches!(row.status.as_str(), "expired" | "failed" | "cancelled") {
-                        row.needs_refund_minor -= amount;
-                    } else {
-                        row.status = if row.refunded_minor + amount >= row.paid_minor {
-                            "refunded"
-                        } else {
-                            "partially_refunded"
+                    // The order decided what the refund left; only 1.0 events leave it to us.
+                    match order_after {
+                        Some(after) => {
+                            row.status = after.status.as_str().to_owned();
+                            row.refunded_minor = after.refunded_total.amount_minor();
+                            row.needs_refund_minor = after.needs_refund.amount_minor();
                         }
-                        .to_owned();
+                        None => legacy::refunded(row, amount),
                     }
                     row.refund_pending_minor -= amount;
-                    row.refunded_minor += amount;
                     row.touch(refunded_at, position);
                 }
             }
             OrderEvent::RefundFailed {
                 refund_id,
                 failed_at,
+                released,
                 ..
             } => {
                 if let Some(row) = order.change() {
-                    // A refund the view never saw requested: the log and the view disagree.
-                    let amount =
-                        refund_amount
-                            .flatten()
-                            .ok_or_else(|| ProjectionError::MissingRow {
-                                position,
-                                what: "refund",
-                                id: refund_id.to_string(),
-                            })?;
-                    row.refund_pending_minor -= amount;
+                    let released = match released {
+                        Some(amount) => amount.amount_minor(),
+                        None => legacy::released(&self.refunds, refund_id, position)?,
+                    };
+                    row.refund_pending_minor -= released;
                     row.touch(failed_at, position);
                 }
             }

@@ -2,9 +2,10 @@
 //! domain code only ever sees current events. Both the command side (loading aggregates)
 //! and the projectors (reading the log) use this one list.
 //!
-//! Every event is written with `event_version` "1.0" today. When an event's shape changes:
-//! bump its version in the domain, and add here a `SemanticVersionEventUpcaster` for the
-//! event type whose function rewrites the old JSON payload into the new one.
+//! When an event's shape changes: bump its version in the domain, and add here a
+//! `SemanticVersionEventUpcaster` for the event type whose function rewrites the old JSON
+//! payload into the new one. Fields that only an event's history could fill in (such as what
+//! a refund left of its order) cannot be upcast: they stay optional, empty in old events.
 
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 

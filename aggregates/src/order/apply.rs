@@ -143,6 +143,7 @@ impl OrderDetails {
                 gateway_refund_id,
                 amount,
                 refunded_at,
+                order_after,
                 ..
             } => {
                 if let Some(record) = self.refund_mut(refund_id) {
@@ -152,18 +153,17 @@ impl OrderDetails {
                     record.gateway_refund_id = gateway_refund_id.clone();
                     record.settled_at = Some(*refunded_at);
                 }
-                self.refunded = settled(self.refunded.checked_add(*amount), self.refunded);
-                // Late money going back leaves a closed order closed (owing that much less).
-                if !self.status.is_closed() {
-                    let fully_refunded = self
-                        .payment
-                        .as_ref()
-                        .is_some_and(|payment| payment.amount == self.refunded);
-                    self.status = if fully_refunded {
-                        OrderStatus::Refunded
-                    } else {
-                        OrderStatus::PartiallyRefunded
-                    };
+                // A 1.0 event does not say what it left: the rule that decided 1.1 events
+                // derives it, and checks a 1.1 event's account against it.
+                let derived = self.after_refund(*amount);
+                debug_assert!(derived.is_ok(), "ledger arithmetic failed: {derived:?}");
+                debug_assert!(
+                    order_after.is_none() || order_after.as_ref() == derived.as_ref().ok(),
+                    "the refund's account of the order differs from the rule: {order_after:?}"
+                );
+                if let Some(after) = order_after.or(derived.ok()) {
+                    self.refunded = after.refunded_total;
+                    self.status = after.status;
                 }
             }
             OrderEvent::RefundFailed {
@@ -172,9 +172,10 @@ impl OrderDetails {
                 failure_code,
                 failure_message,
                 failed_at,
+                released,
                 ..
             } => {
-                let mut released = None;
+                let mut requested = None;
                 if let Some(record) = self.refund_mut(refund_id) {
                     debug_assert_eq!(record.status, RefundStatus::Pending);
                     record.status = RefundStatus::Failed;
@@ -182,9 +183,14 @@ impl OrderDetails {
                     record.settled_at = Some(*failed_at);
                     record.failure_code = failure_code.clone();
                     record.failure_message = failure_message.clone();
-                    released = Some(record.amount);
+                    requested = Some(record.amount);
                 }
-                if let Some(amount) = released {
+                // A 1.0 event does not name the amount: the request's record holds it.
+                debug_assert!(
+                    released.is_none() || *released == requested,
+                    "a failed refund released another amount than it reserved"
+                );
+                if let Some(amount) = released.or(requested) {
                     self.reserved = settled(self.reserved.checked_sub(amount), self.reserved);
                 }
             }

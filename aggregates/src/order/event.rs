@@ -12,7 +12,7 @@ use crate::money::Money;
 use crate::plan::{Period, Tier};
 use crate::subscription::GrantedPeriod;
 
-use super::OrderStatus;
+use super::{OrderAfterRefund, OrderStatus};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum OrderEvent {
@@ -92,14 +92,20 @@ pub enum OrderEvent {
         reason: String,
         requested_at: DateTime<Utc>,
     },
-    /// The requested refund went through; `amount` repeats the requested amount.
+    /// The requested refund went through; `amount` repeats the requested amount. Version 1.1
+    /// adds the order as the refund left it, so readers copy it instead of re-deriving it;
+    /// 1.0 events have none.
     Refunded {
         refund_id: RefundId,
         gateway_refund_id: Option<GatewayRefundId>,
         gateway_event_id: Option<GatewayEventId>,
         amount: Money,
         refunded_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_after: Option<OrderAfterRefund>,
     },
+    /// The gateway refused the refund. Version 1.1 adds the reserved amount it releases (the
+    /// request's amount); 1.0 events have none.
     RefundFailed {
         refund_id: RefundId,
         gateway_refund_id: Option<GatewayRefundId>,
@@ -107,6 +113,8 @@ pub enum OrderEvent {
         failure_code: Option<String>,
         failure_message: Option<String>,
         failed_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        released: Option<Money>,
     },
 }
 
@@ -169,7 +177,9 @@ impl DomainEvent for OrderEvent {
 
     fn event_version(&self) -> String {
         match self {
-            OrderEvent::PaymentConfirmed { .. } => "1.1".to_owned(),
+            OrderEvent::PaymentConfirmed { .. }
+            | OrderEvent::Refunded { .. }
+            | OrderEvent::RefundFailed { .. } => "1.1".to_owned(),
             _ => "1.0".to_owned(),
         }
     }

@@ -2,6 +2,7 @@
 //! Keeping every money fact about a purchase in one consistency boundary is what lets the
 //! rules (never refund more than paid, never confirm twice) be checked without locks.
 
+mod after_refund;
 mod aggregate;
 mod apply;
 mod command;
@@ -16,6 +17,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
+pub use after_refund::OrderAfterRefund;
 pub use command::{OrderCommand, ReportedRefund};
 pub use error::OrderError;
 pub use event::OrderEvent;

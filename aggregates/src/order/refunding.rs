@@ -121,12 +121,16 @@ pub(super) fn confirm(
             });
         }
     }
+    let order_after = order
+        .after_refund(record.amount)
+        .map_err(OrderError::Ledger)?;
     Ok(vec![OrderEvent::Refunded {
         refund_id,
         gateway_refund_id: confirmation.gateway_refund_id,
         gateway_event_id: confirmation.gateway_event_id,
         amount: record.amount,
         refunded_at: confirmation.at,
+        order_after: Some(order_after),
     }])
 }
 
@@ -143,13 +147,14 @@ pub(super) struct Failure {
 pub(super) fn fail(order: &OrderDetails, failure: Failure) -> Result<Vec<OrderEvent>, OrderError> {
     let record = pending(order, failure.refund_id)?;
     Ok(record
-        .map(|_| OrderEvent::RefundFailed {
+        .map(|record| OrderEvent::RefundFailed {
             refund_id: failure.refund_id,
             gateway_refund_id: failure.gateway_refund_id,
             gateway_event_id: failure.gateway_event_id,
             failure_code: clip(failure.failure_code),
             failure_message: clip(failure.failure_message),
             failed_at: failure.at,
+            released: Some(record.amount),
         })
         .into_iter()
         .collect())

@@ -11,6 +11,7 @@ use crate::money::Money;
 use crate::plan::{Period, Tier};
 use crate::subscription::GrantedPeriod;
 
+use super::after_refund::still_owed;
 use super::refund::RefundRecord;
 use super::OrderStatus;
 
@@ -190,13 +191,7 @@ impl Order {
     /// `None` when there is none. A closed order's refunds give back its late money.
     pub fn needs_refund(&self) -> Option<Money> {
         let order = self.details.as_ref()?;
-        let held = order.held_for_refund?;
-        if !order.status.is_closed() || order.refunded.is_zero() {
-            return Some(held);
-        }
-        held.checked_sub(order.refunded)
-            .ok()
-            .filter(|owed| !owed.is_zero())
+        still_owed(order.held_for_refund, order.status, order.refunded)
     }
 
     /// Whether a person must look at this order (money arrived with the wrong amount).

@@ -5,8 +5,8 @@ use cqrs_es::test::{AggregateTestExecutor, TestFramework};
 use uuid::Uuid;
 
 use crate::{
-    ChargeId, Currency, GatewayEventId, Money, Order, OrderCommand, OrderEvent, OrderId, Plan,
-    PlanCatalog, PlanId, RefundId, UserId,
+    ChargeId, Currency, GatewayEventId, Money, Order, OrderAfterRefund, OrderCommand, OrderEvent,
+    OrderId, OrderStatus, Plan, PlanCatalog, PlanId, RefundId, UserId,
 };
 
 /// Minutes after a fixed instant, so examples read as a timeline.
@@ -151,13 +151,73 @@ pub fn confirm_refund(n: u128, event: &str) -> OrderCommand {
     }
 }
 
-pub fn refunded(n: u128, event: &str, amount_minor: i64) -> OrderEvent {
+/// A refund of `amount_minor` went through and left the order as `after` says.
+pub fn refunded(n: u128, event: &str, amount_minor: i64, after: OrderAfterRefund) -> OrderEvent {
     OrderEvent::Refunded {
         refund_id: refund_id(n),
         gateway_refund_id: None,
         gateway_event_id: event_id(event),
         amount: cny(amount_minor),
         refunded_at: at(200),
+        order_after: Some(after),
+    }
+}
+
+/// What a refund leaves of a paid order holding no other money, once `refunded_total_minor`
+/// of its payment went back.
+pub fn partly_refunded(refunded_total_minor: i64) -> OrderAfterRefund {
+    OrderAfterRefund {
+        status: OrderStatus::PartiallyRefunded,
+        refunded_total: cny(refunded_total_minor),
+        needs_refund: cny(0),
+    }
+}
+
+/// What the refund completing the payment leaves of a paid order holding no other money.
+pub fn fully_refunded() -> OrderAfterRefund {
+    OrderAfterRefund {
+        status: OrderStatus::Refunded,
+        refunded_total: cny(PRICE),
+        needs_refund: cny(0),
+    }
+}
+
+/// The event as version 1.0 stored it, before refunds said what they left or released.
+pub fn as_stored_by_1_0(event: OrderEvent) -> OrderEvent {
+    match event {
+        OrderEvent::Refunded {
+            refund_id,
+            gateway_refund_id,
+            gateway_event_id,
+            amount,
+            refunded_at,
+            ..
+        } => OrderEvent::Refunded {
+            refund_id,
+            gateway_refund_id,
+            gateway_event_id,
+            amount,
+            refunded_at,
+            order_after: None,
+        },
+        OrderEvent::RefundFailed {
+            refund_id,
+            gateway_refund_id,
+            gateway_event_id,
+            failure_code,
+            failure_message,
+            failed_at,
+            ..
+        } => OrderEvent::RefundFailed {
+            refund_id,
+            gateway_refund_id,
+            gateway_event_id,
+            failure_code,
+            failure_message,
+            failed_at,
+            released: None,
+        },
+        other => other,
     }
 }
 
@@ -172,7 +232,8 @@ pub fn fail_refund(n: u128, event: &str) -> OrderCommand {
     }
 }
 
-pub fn refund_failed(n: u128, event: &str) -> OrderEvent {
+/// The gateway refused refund `n`, releasing the `released_minor` it had reserved.
+pub fn refund_failed(n: u128, event: &str, released_minor: i64) -> OrderEvent {
     OrderEvent::RefundFailed {
         refund_id: refund_id(n),
         gateway_refund_id: None,
@@ -180,5 +241,6 @@ pub fn refund_failed(n: u128, event: &str) -> OrderEvent {
         failure_code: Some("insufficient_balance".to_owned()),
         failure_message: None,
         failed_at: at(200),
+        released: Some(cny(released_minor)),
     }
 }

@@ -68,7 +68,10 @@ fn the_paid_charge_confirmed_again_under_a_new_event_id_records_nothing() {
 #[test]
 fn the_paid_charge_confirmed_again_after_a_full_refund_records_nothing() {
     let mut events = paid_order();
-    events.extend([refund_requested(1, PRICE), refunded(1, "evt_refund", PRICE)]);
+    events.extend([
+        refund_requested(1, PRICE),
+        refunded(1, "evt_refund", PRICE, fully_refunded()),
+    ]);
     given(events)
         .when(confirm("ch_first", "evt_again", cny(PRICE)))
         .then_expect_events(vec![]);

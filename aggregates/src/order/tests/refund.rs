@@ -2,7 +2,7 @@
 
 use super::fixtures::*;
 use crate::order::{RefundStatus, ReportedRefund, MAX_REFUNDS_PER_ORDER};
-use crate::{Currency, Money, OrderCommand, OrderError, OrderEvent, OrderStatus};
+use crate::{Currency, Money, OrderAfterRefund, OrderCommand, OrderError, OrderEvent, OrderStatus};
 
 fn with(extra: Vec<OrderEvent>) -> Vec<OrderEvent> {
     let mut events = paid_order();
@@ -39,7 +39,7 @@ fn a_refund_on_an_unpaid_order_is_rejected() {
 fn a_refund_on_a_fully_refunded_order_is_rejected() {
     given(with(vec![
         refund_requested(1, PRICE),
-        refunded(1, "evt_refund", PRICE),
+        refunded(1, "evt_refund", PRICE, fully_refunded()),
     ]))
     .when(request_refund(2, 1))
     .then_expect_error(OrderError::InvalidTransition {
@@ -95,7 +95,7 @@ fn pending_refunds_count_against_what_is_refundable() {
 fn succeeded_refunds_count_against_what_is_refundable() {
     given(with(vec![
         refund_requested(1, 9_000),
-        refunded(1, "evt_refund", 9_000),
+        refunded(1, "evt_refund", 9_000, partly_refunded(9_000)),
     ]))
     .when(request_refund(2, 901))
     .then_expect_error(OrderError::RefundExceedsRefundable {
@@ -117,7 +117,7 @@ fn reusing_a_refund_id_is_rejected() {
 fn a_failed_refund_releases_its_reservation() {
     given(with(vec![
         refund_requested(1, PRICE),
-        refund_failed(1, "evt_fail"),
+        refund_failed(1, "evt_fail", PRICE),
     ]))
     .when(request_refund(2, PRICE))
     .then_expect_events(vec![refund_requested(2, PRICE)]);
@@ -127,10 +127,15 @@ fn a_failed_refund_releases_its_reservation() {
 fn confirming_part_of_the_payment_leaves_the_order_partially_refunded() {
     given(with(vec![refund_requested(1, 3_000)]))
         .when(confirm_refund(1, "evt_refund"))
-        .then_expect_events(vec![refunded(1, "evt_refund", 3_000)]);
+        .then_expect_events(vec![refunded(
+            1,
+            "evt_refund",
+            3_000,
+            partly_refunded(3_000),
+        )]);
     let order = replay(&with(vec![
         refund_requested(1, 3_000),
-        refunded(1, "evt_refund", 3_000),
+        refunded(1, "evt_refund", 3_000, partly_refunded(3_000)),
     ]));
     assert_eq!(order.status(), Some(OrderStatus::PartiallyRefunded));
     assert_eq!(order.refunded_amount(), Some(cny(3_000)));
@@ -141,10 +146,10 @@ fn confirming_part_of_the_payment_leaves_the_order_partially_refunded() {
 fn confirming_the_whole_payment_leaves_the_order_refunded() {
     given(with(vec![refund_requested(1, PRICE)]))
         .when(confirm_refund(1, "evt_refund"))
-        .then_expect_events(vec![refunded(1, "evt_refund", PRICE)]);
+        .then_expect_events(vec![refunded(1, "evt_refund", PRICE, fully_refunded())]);
     let order = replay(&with(vec![
         refund_requested(1, PRICE),
-        refunded(1, "evt_refund", PRICE),
+        refunded(1, "evt_refund", PRICE, fully_refunded()),
     ]));
     assert_eq!(order.status(), Some(OrderStatus::Refunded));
     assert_eq!(order.refundable(), Some(cny(0)));
@@ -154,9 +159,9 @@ fn confirming_the_whole_payment_leaves_the_order_refunded() {
 fn partial_refunds_adding_up_to_the_payment_leave_the_order_refunded() {
     let order = replay(&with(vec![
         refund_requested(1, 4_000),
-        refunded(1, "evt_refund_1", 4_000),
+        refunded(1, "evt_refund_1", 4_000, partly_refunded(4_000)),
         refund_requested(2, PRICE - 4_000),
-        refunded(2, "evt_refund_2", PRICE - 4_000),
+        refunded(2, "evt_refund_2", PRICE - 4_000, fully_refunded()),
     ]));
     assert_eq!(order.status(), Some(OrderStatus::Refunded));
     assert_eq!(order.refunded_amount(), order.paid_amount());
@@ -166,7 +171,7 @@ fn partial_refunds_adding_up_to_the_payment_leave_the_order_refunded() {
 fn a_refund_can_be_requested_on_a_partially_refunded_order() {
     given(with(vec![
         refund_requested(1, 4_000),
-        refunded(1, "evt_refund", 4_000),
+        refunded(1, "evt_refund", 4_000, partly_refunded(4_000)),
     ]))
     .when(request_refund(2, PRICE - 4_000))
     .then_expect_events(vec![refund_requested(2, PRICE - 4_000)]);
@@ -194,7 +199,7 @@ fn failing_an_unknown_refund_is_rejected() {
 fn a_settled_refund_notified_again_records_nothing() {
     let succeeded = with(vec![
         refund_requested(1, 100),
-        refunded(1, "evt_refund", 100),
+        refunded(1, "evt_refund", 100, partly_refunded(100)),
     ]);
     given(succeeded.clone())
         .when(confirm_refund(1, "evt_refund_again"))
@@ -202,7 +207,10 @@ fn a_settled_refund_notified_again_records_nothing() {
     given(succeeded)
         .when(fail_refund(1, "evt_fail"))
         .then_expect_events(vec![]);
-    let failed = with(vec![refund_requested(1, 100), refund_failed(1, "evt_fail")]);
+    let failed = with(vec![
+        refund_requested(1, 100),
+        refund_failed(1, "evt_fail", 100),
+    ]);
     given(failed.clone())
         .when(confirm_refund(1, "evt_refund"))
         .then_expect_events(vec![]);
@@ -215,7 +223,7 @@ fn a_settled_refund_notified_again_records_nothing() {
 fn a_settled_refund_on_a_fully_refunded_order_notified_again_records_nothing() {
     given(with(vec![
         refund_requested(1, PRICE),
-        refunded(1, "evt_refund", PRICE),
+        refunded(1, "evt_refund", PRICE, fully_refunded()),
     ]))
     .when(confirm_refund(1, "evt_refund_again"))
     .then_expect_events(vec![]);
@@ -225,10 +233,10 @@ fn a_settled_refund_on_a_fully_refunded_order_notified_again_records_nothing() {
 fn a_failed_refund_keeps_the_gateway_reason() {
     given(with(vec![refund_requested(1, 100)]))
         .when(fail_refund(1, "evt_fail"))
-        .then_expect_events(vec![refund_failed(1, "evt_fail")]);
+        .then_expect_events(vec![refund_failed(1, "evt_fail", 100)]);
     let order = replay(&with(vec![
         refund_requested(1, 100),
-        refund_failed(1, "evt_fail"),
+        refund_failed(1, "evt_fail", 100),
     ]));
     let record = order.refund(&refund_id(1)).unwrap();
     assert_eq!(record.status, RefundStatus::Failed);
@@ -242,7 +250,7 @@ fn refund_requests_are_bounded_per_order() {
     let mut extra = Vec::new();
     for n in 0..u128::try_from(MAX_REFUNDS_PER_ORDER).unwrap() {
         extra.push(refund_requested(n, 1));
-        extra.push(refund_failed(n, &format!("evt_fail_{n}")));
+        extra.push(refund_failed(n, &format!("evt_fail_{n}"), 1));
     }
     given(with(extra))
         .when(request_refund(1_000, 1))
@@ -293,10 +301,15 @@ fn late_money_on_a_closed_order_can_be_given_back_and_the_order_stays_closed() {
         .when(request_refund(1, PRICE))
         .then_expect_events(vec![refund_requested(1, PRICE)]);
     events.push(refund_requested(1, PRICE));
+    let given_back = OrderAfterRefund {
+        status: OrderStatus::Expired,
+        refunded_total: cny(PRICE),
+        needs_refund: cny(0),
+    };
     given(events.clone())
         .when(confirm_refund(1, "evt_refunded"))
-        .then_expect_events(vec![refunded(1, "evt_refunded", PRICE)]);
-    events.push(refunded(1, "evt_refunded", PRICE));
+        .then_expect_events(vec![refunded(1, "evt_refunded", PRICE, given_back)]);
+    events.push(refunded(1, "evt_refunded", PRICE, given_back));
     let order = replay(&events);
     assert_eq!(order.status(), Some(OrderStatus::Expired));
     assert_eq!(order.needs_refund(), None, "nothing owed any more");
@@ -336,7 +349,7 @@ fn a_refund_is_confirmed_only_as_it_was_requested() {
     events.push(refund_requested(1, 100));
     given(events.clone())
         .when(reported(confirm_refund(1, "evt_refunded"), "ch_first", 100))
-        .then_expect_events(vec![refunded(1, "evt_refunded", 100)]);
+        .then_expect_events(vec![refunded(1, "evt_refunded", 100, partly_refunded(100))]);
     given(events.clone())
         .when(reported(
             confirm_refund(1, "evt_refunded"),
