@@ -17,62 +17,15 @@ use crate::process::reconciler::{
     ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE, PENDING_BATCH_MAX,
 };
 use crate::server::ServeLimits;
+use crate::variable::{self, positive_number};
 
 /// The default listen address: loopback only, so a bare `cargo run` exposes nothing.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// Where the embedded database and generated development secrets live by default.
 pub const DEFAULT_DATA_DIR: &str = "./data";
-/// The SQLite file inside the data directory used when `DATABASE_URL` is unset.
-pub const SQLITE_FILE_NAME: &str = "payledger.db";
 
-/// Which event store to use, chosen by the scheme of `DATABASE_URL`.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    Postgres(String),
-    Sqlite(String),
-}
-
-impl DatabaseUrl {
-    /// Parses a URL by scheme: `postgres://` / `postgresql://` or `sqlite:`.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(url.to_owned()))
-        } else if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(url.to_owned()))
-        } else {
-            Err("expected a postgres:// or sqlite:// URL".to_owned())
-        }
-    }
-
-    /// The embedded default: an SQLite file in the data directory.
-    pub fn sqlite_in(data_dir: &std::path::Path) -> Self {
-        let file = data_dir.join(SQLITE_FILE_NAME);
-        Self::Sqlite(format!("sqlite://{}", file.display()))
-    }
-
-    /// A short name for logs and health output.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Postgres(_) => "postgres",
-            Self::Sqlite(_) => "sqlite",
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Postgres(url) | Self::Sqlite(url) => url,
-        }
-    }
-}
-
-// A database URL may carry a password: never print it whole.
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DatabaseUrl({})", self.kind())
-    }
-}
-
-pub use gateways::config::InvalidVariable;
+pub use crate::store::{DatabaseUrl, SQLITE_FILE_NAME};
+pub use crate::variable::InvalidVariable;
 pub use gateways::Secret;
 
 /// The service's typed configuration.
@@ -127,31 +80,6 @@ pub struct AuditSettings {
 /// How often the server logs the log's head when `PAYLEDGER_ANCHOR_INTERVAL_SECS` is unset.
 pub const ANCHOR_INTERVAL_DEFAULT: Duration = Duration::from_secs(300);
 
-/// Reads `variable` as a whole number above zero. Unset or blank gives `default`; anything
-/// else is added to `problems`, saying what was `expected`, and gives `default` so that the
-/// other variables are still checked.
-pub(crate) fn positive_number<T: std::str::FromStr + PartialOrd + Default>(
-    lookup: &dyn Fn(&str) -> Option<String>,
-    variable: &'static str,
-    default: T,
-    expected: &str,
-    problems: &mut Vec<InvalidVariable>,
-) -> T {
-    let Some(text) = lookup(variable).filter(|text| !text.trim().is_empty()) else {
-        return default;
-    };
-    match text.trim().parse::<T>() {
-        Ok(value) if value > T::default() => value,
-        _ => {
-            problems.push(InvalidVariable {
-                variable,
-                reason: format!("`{}` is not {expected}", text.trim()),
-            });
-            default
-        }
-    }
-}
-
 /// Every bad variable found at start-up, not only the first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
@@ -166,7 +94,7 @@ impl Settings {
     /// Reads settings through `lookup`, so tests can supply an environment of their own.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
-        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let non_empty = |name: &str| variable::non_empty(&lookup, name);
 
         let addr_text = non_empty("PAYLEDGER_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_owned());
         let addr = match addr_text.parse::<SocketAddr>() {
@@ -265,7 +193,7 @@ impl Settings {
             });
         }
 
-        let text = |variable: &str| non_empty(variable).map(|value| value.trim().to_owned());
+        let text = |name: &str| variable::trimmed(&lookup, name);
         let metrics_token = match text("PAYLEDGER_METRICS_TOKEN") {
             Some(token) if token.len() < MIN_JWT_SECRET_BYTES => {
                 problems.push(InvalidVariable {

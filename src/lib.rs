@@ -20,6 +20,7 @@ pub mod process;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod variable;
 
 pub use api::router;
 pub use state::AppState;
