@@ -11,6 +11,7 @@ pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod gateway_setup;
 pub mod ledger;
 pub mod limits;
 pub mod log_budget;
