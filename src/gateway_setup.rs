@@ -73,7 +73,7 @@ impl GatewayError {
 }
 
 /// How the service reaches its gateways.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewaySetup {
     /// Which provider serves each channel, with each provider's credentials.
     pub providers: ProviderSettings,
@@ -87,6 +87,22 @@ pub struct GatewaySetup {
     /// The APIv3 key the sandbox's WeChat Pay protocol seals callbacks with; random per start
     /// when unset. Set, `payledger verify` can be given it to open kept callbacks.
     pub sandbox_wechatpay_api_v3_key: Option<ApiV3Key>,
+}
+
+// Settings get logged and printed: the derived Debug of an RSA private key prints its secret
+// numbers, so keys show only whether they are set.
+impl std::fmt::Debug for GatewaySetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewaySetup")
+            .field("providers", &self.providers)
+            .field("sandbox_protocols", &self.sandbox_protocols)
+            .field("sandbox_merchant_key", &self.sandbox_merchant_key.is_some())
+            .field(
+                "sandbox_wechatpay_api_v3_key",
+                &self.sandbox_wechatpay_api_v3_key.is_some(),
+            )
+            .finish()
+    }
 }
 
 impl From<GatewayConfig> for GatewaySetup {
@@ -380,6 +396,21 @@ mod tests {
             Some(&ProviderName::Alipay)
         );
         assert_eq!(mixed.sandbox_protocols.get(&Channel::WxPubQr), None);
+    }
+
+    #[test]
+    fn debug_output_shows_no_key() {
+        let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 512).unwrap();
+        let exponent = rsa::traits::PrivateKeyParts::d(&key).to_string();
+        let mut chosen = setup(&[("PINGPP_API_KEY", "sk_test_not_to_be_printed")]).unwrap();
+        chosen.sandbox_merchant_key = Some(key);
+        chosen.sandbox_wechatpay_api_v3_key =
+            Some(ApiV3Key::parse("a-32-byte-apiv3-key-for-testing!").unwrap());
+        let printed = format!("{chosen:?}");
+        assert!(printed.contains("sandbox_merchant_key: true"), "{printed}");
+        for secret in [exponent.as_str(), "sk_test_not", "apiv3-key"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
     }
 
     #[test]
