@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aggregates::Channel;
 use rsa::RsaPrivateKey;
 
-use crate::variable::{environment, trimmed, InvalidVariable};
+use crate::variable::{trimmed, InvalidVariable};
 use gateways::alipay::client::{AlipayClient, AlipaySettings};
 use gateways::clock::{Clock, SystemClock};
 use gateways::config::{GatewayConfig, Provider};
@@ -133,11 +133,8 @@ impl From<GatewayConfig> for GatewaySetup {
 
 impl GatewaySetup {
     /// `PAYMENT_PROVIDER`, `PAYMENT_PROVIDER_ALIPAY_QR`, `PAYMENT_PROVIDER_WX_PUB_QR`, each
-    /// provider's credentials and `SANDBOX_PROTOCOL_*`; every bad variable is named at once.
-    pub fn from_env(public_url: &str) -> Result<Self, Vec<InvalidVariable>> {
-        Self::from_lookup(environment, public_url)
-    }
-
+    /// provider's credentials and `SANDBOX_PROTOCOL_*`, read through `lookup` with the other
+    /// settings; every bad variable is named at once.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
         public_url: &str,
