@@ -162,13 +162,13 @@ impl Settings {
             }
             None => addr.map(|addr| format!("http://{addr}")),
         };
-        // Checked even when the public URL is bad, so that their problems are named too.
-        let gateways = GatewaySetup::from_lookup(
-            &lookup,
-            public_url.as_deref().unwrap_or(PUBLIC_URL_STAND_IN),
-        )
-        .map_err(|found| problems.extend(found))
-        .ok();
+        // Checked even when the public URL is bad (against a stand-in: the settings are refused
+        // then anyway), so that the gateway's problems are named too.
+        let stand_in = format!("http://{DEFAULT_ADDR}");
+        let gateways =
+            GatewaySetup::from_lookup(&lookup, public_url.as_deref().unwrap_or(&stand_in))
+                .map_err(|found| problems.extend(found))
+                .ok();
         let wechatpay_api_v3_key = wechatpay_api_v3_key(&lookup, &mut problems);
         let gateway_public_keys = GATEWAY_KEY_VARIABLES
             .iter()
@@ -517,10 +517,6 @@ fn wechatpay_api_v3_key(
         }
     }
 }
-
-/// The public URL the gateway settings are checked against when `PAYLEDGER_PUBLIC_URL` or
-/// `PAYLEDGER_ADDR` is bad: the settings are refused then anyway.
-const PUBLIC_URL_STAND_IN: &str = "http://127.0.0.1:8080";
 
 /// The most `PAYLEDGER_MAX_CONNECTIONS` may be: far beyond what one process should hold.
 const CONNECTIONS_MAX_LIMIT: usize = 1_000_000;
