@@ -58,6 +58,10 @@ pub enum Command {
         /// PEM private key that signs webhooks (default: SANDBOX_PRIVATE_KEY_PATH, else a fresh key).
         #[arg(long, env = "SANDBOX_PRIVATE_KEY_PATH")]
         private_key: Option<std::path::PathBuf>,
+        /// The bearer key its own API requires (default: PINGPP_API_KEY, else a fresh key for
+        /// this run, printed).
+        #[arg(long, env = "PINGPP_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
     },
     /// Rebuild every view from the event log and compare with the live views (exit 0 only
     /// when equal), or with --as-of, rebuild the state at that instant and print it.

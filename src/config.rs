@@ -10,6 +10,7 @@ use crate::auth::{TokenPolicy, TOKEN_LIFETIME_SECONDS_MAX_DEFAULT};
 use aggregates::PlanCatalog;
 
 use crate::checkout::CheckoutSettings;
+use crate::gateway_setup::GatewaySetup;
 use crate::ledger::QuotaSettings;
 use crate::limits::OrderLimits;
 use crate::merchant::MerchantSettings;
@@ -17,62 +18,16 @@ use crate::process::reconciler::{
     ReconcilerSettings, DEFAULT_INTERVAL, DEFAULT_PENDING_AGE, PENDING_BATCH_MAX,
 };
 use crate::server::ServeLimits;
+use crate::variable::{self, positive_number};
+use gateways::wechatpay::resource::ApiV3Key;
 
 /// The default listen address: loopback only, so a bare `cargo run` exposes nothing.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 /// Where the embedded database and generated development secrets live by default.
 pub const DEFAULT_DATA_DIR: &str = "./data";
-/// The SQLite file inside the data directory used when `DATABASE_URL` is unset.
-pub const SQLITE_FILE_NAME: &str = "payledger.db";
 
-/// Which event store to use, chosen by the scheme of `DATABASE_URL`.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    Postgres(String),
-    Sqlite(String),
-}
-
-impl DatabaseUrl {
-    /// Parses a URL by scheme: `postgres://` / `postgresql://` or `sqlite:`.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(url.to_owned()))
-        } else if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(url.to_owned()))
-        } else {
-            Err("expected a postgres:// or sqlite:// URL".to_owned())
-        }
-    }
-
-    /// The embedded default: an SQLite file in the data directory.
-    pub fn sqlite_in(data_dir: &std::path::Path) -> Self {
-        let file = data_dir.join(SQLITE_FILE_NAME);
-        Self::Sqlite(format!("sqlite://{}", file.display()))
-    }
-
-    /// A short name for logs and health output.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Postgres(_) => "postgres",
-            Self::Sqlite(_) => "sqlite",
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Postgres(url) | Self::Sqlite(url) => url,
-        }
-    }
-}
-
-// A database URL may carry a password: never print it whole.
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DatabaseUrl({})", self.kind())
-    }
-}
-
-pub use gateways::config::InvalidVariable;
+pub use crate::store::{DatabaseUrl, SQLITE_FILE_NAME};
+pub use crate::variable::InvalidVariable;
 pub use gateways::Secret;
 
 /// The service's typed configuration.
@@ -112,7 +67,28 @@ pub struct Settings {
     /// Browser origins allowed to call the API, where the checkout may send buyers back to,
     /// and how long a checkout link lives.
     pub checkout: CheckoutSettings,
+    /// Which provider serves each channel, with its credentials, and what the in-process
+    /// sandbox speaks.
+    pub gateways: GatewaySetup,
+    /// `WECHATPAY_APIV3_KEY`, also when WeChat Pay serves no channel: `payledger verify`
+    /// opens kept WeChat Pay callbacks with it.
+    pub wechatpay_api_v3_key: Option<ApiV3Key>,
+    /// The gateway public keys `payledger verify` checks kept evidence with, named by
+    /// [`GATEWAY_KEY_VARIABLES`] whichever provider is configured.
+    pub gateway_public_keys: Vec<PathBuf>,
+    /// `PAYLEDGER_LOG_FORMAT`.
+    pub log_format: LogFormat,
 }
+
+/// Where the configured gateway public keys are, for `payledger verify`.
+pub const GATEWAY_KEY_VARIABLES: [&str; 3] = [
+    "PINGPP_PUBLIC_KEY_PATH",
+    "ALIPAY_PUBLIC_KEY_PATH",
+    "WECHATPAY_PLATFORM_PUBLIC_KEY_PATH",
+];
+
+/// The APIv3 key that opens WeChat Pay callbacks.
+pub const WECHATPAY_API_V3_KEY_VARIABLE: &str = "WECHATPAY_APIV3_KEY";
 
 /// Publishing the log's head where the database role cannot rewrite it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,31 +103,6 @@ pub struct AuditSettings {
 /// How often the server logs the log's head when `PAYLEDGER_ANCHOR_INTERVAL_SECS` is unset.
 pub const ANCHOR_INTERVAL_DEFAULT: Duration = Duration::from_secs(300);
 
-/// Reads `variable` as a whole number above zero. Unset or blank gives `default`; anything
-/// else is added to `problems`, saying what was `expected`, and gives `default` so that the
-/// other variables are still checked.
-pub(crate) fn positive_number<T: std::str::FromStr + PartialOrd + Default>(
-    lookup: &dyn Fn(&str) -> Option<String>,
-    variable: &'static str,
-    default: T,
-    expected: &str,
-    problems: &mut Vec<InvalidVariable>,
-) -> T {
-    let Some(text) = lookup(variable).filter(|text| !text.trim().is_empty()) else {
-        return default;
-    };
-    match text.trim().parse::<T>() {
-        Ok(value) if value > T::default() => value,
-        _ => {
-            problems.push(InvalidVariable {
-                variable,
-                reason: format!("`{}` is not {expected}", text.trim()),
-            });
-            default
-        }
-    }
-}
-
 /// Every bad variable found at start-up, not only the first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
@@ -160,13 +111,13 @@ pub struct ConfigError(pub Vec<InvalidVariable>);
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_lookup(variable::environment)
     }
 
     /// Reads settings through `lookup`, so tests can supply an environment of their own.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
-        let non_empty = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let non_empty = |name: &str| variable::non_empty(&lookup, name);
 
         let addr_text = non_empty("PAYLEDGER_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_owned());
         let addr = match addr_text.parse::<SocketAddr>() {
@@ -211,6 +162,22 @@ impl Settings {
             }
             None => addr.map(|addr| format!("http://{addr}")),
         };
+        // Checked even when the public URL is bad (against a stand-in: the settings are refused
+        // then anyway), so that the gateway's problems are named too.
+        let stand_in = format!("http://{DEFAULT_ADDR}");
+        let gateways =
+            GatewaySetup::from_lookup(&lookup, public_url.as_deref().unwrap_or(&stand_in))
+                .map_err(|found| problems.extend(found))
+                .ok();
+        let wechatpay_api_v3_key = wechatpay_api_v3_key(&lookup, &mut problems);
+        let gateway_public_keys = GATEWAY_KEY_VARIABLES
+            .iter()
+            .filter_map(|name| non_empty(name).map(PathBuf::from))
+            .collect();
+        let log_format = LogFormat::from_lookup(&lookup).unwrap_or_else(|problem| {
+            problems.push(problem);
+            LogFormat::Text
+        });
 
         // Counted without surrounding whitespace: 31 spaces and an `x` are not a secret.
         let jwt_secret = match non_empty("PAYLEDGER_JWT_SECRET") {
@@ -265,7 +232,7 @@ impl Settings {
             });
         }
 
-        let text = |variable: &str| non_empty(variable).map(|value| value.trim().to_owned());
+        let text = |name: &str| variable::trimmed(&lookup, name);
         let metrics_token = match text("PAYLEDGER_METRICS_TOKEN") {
             Some(token) if token.len() < MIN_JWT_SECRET_BYTES => {
                 problems.push(InvalidVariable {
@@ -384,6 +351,7 @@ impl Settings {
             order_limits,
             quota,
             checkout,
+            gateways,
         ) {
             (
                 Some(addr),
@@ -393,6 +361,7 @@ impl Settings {
                 Some(order_limits),
                 Some(quota),
                 Some(checkout),
+                Some(gateways),
             ) if problems.is_empty() => Ok(Self {
                 addr,
                 data_dir,
@@ -411,6 +380,10 @@ impl Settings {
                 order_limits,
                 quota,
                 checkout,
+                gateways,
+                wechatpay_api_v3_key,
+                gateway_public_keys,
+                log_format,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -433,10 +406,10 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
-    /// Reads `PAYLEDGER_LOG_FORMAT`. Logging starts before the other settings are read, so
-    /// that their problems can be logged; hence this reads the one variable on its own.
-    pub fn from_env() -> Result<Self, InvalidVariable> {
-        Self::parse(std::env::var("PAYLEDGER_LOG_FORMAT").ok().as_deref())
+    /// Reads `PAYLEDGER_LOG_FORMAT`: with the other settings, or alone for the commands that
+    /// read nothing else.
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, InvalidVariable> {
+        Self::parse(lookup("PAYLEDGER_LOG_FORMAT").as_deref())
     }
 
     pub fn parse(value: Option<&str>) -> Result<Self, InvalidVariable> {
@@ -521,6 +494,30 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
+/// `WECHATPAY_APIV3_KEY` when set. A bad one is named once, even when the WeChat Pay gateway's
+/// own settings named it already; its value is never echoed, it is the secret.
+fn wechatpay_api_v3_key(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<InvalidVariable>,
+) -> Option<ApiV3Key> {
+    let text = variable::trimmed(lookup, WECHATPAY_API_V3_KEY_VARIABLE)?;
+    match ApiV3Key::parse(&text) {
+        Ok(key) => Some(key),
+        Err(error) => {
+            let named = problems
+                .iter()
+                .any(|problem| problem.variable == WECHATPAY_API_V3_KEY_VARIABLE);
+            if !named {
+                problems.push(InvalidVariable {
+                    variable: WECHATPAY_API_V3_KEY_VARIABLE,
+                    reason: error.to_string(),
+                });
+            }
+            None
+        }
+    }
+}
+
 /// The most `PAYLEDGER_MAX_CONNECTIONS` may be: far beyond what one process should hold.
 const CONNECTIONS_MAX_LIMIT: usize = 1_000_000;
 
@@ -567,6 +564,28 @@ mod tests {
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
             .collect();
         Settings::from_lookup(|name| env.get(name).cloned())
+    }
+
+    /// Everything Ping++ needs but the token secret: the gateway is checked with the rest.
+    fn pingpp_with<'a>(more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        static KEY_PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let key_path = KEY_PATH.get_or_init(|| {
+            // Small, so that the test is quick: only its shape is checked here.
+            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 512).unwrap();
+            let pem = gateways::pingpp::keys::public_key_to_pem(&key.to_public_key()).unwrap();
+            let path =
+                std::env::temp_dir().join(format!("payledger-pingpp-{}.pem", uuid::Uuid::new_v4()));
+            std::fs::write(&path, pem).unwrap();
+            path.display().to_string()
+        });
+        let mut variables = vec![
+            ("PAYMENT_PROVIDER", "pingpp"),
+            ("PINGPP_APP_ID", "app_test"),
+            ("PINGPP_API_KEY", "sk_live_test"),
+            ("PINGPP_PUBLIC_KEY_PATH", key_path.as_str()),
+        ];
+        variables.extend_from_slice(more);
+        variables
     }
 
     #[test]
@@ -636,23 +655,14 @@ mod tests {
 
     #[test]
     fn a_real_gateway_without_a_token_secret_refuses_to_start() {
-        let text = settings(&[("PAYMENT_PROVIDER", "pingpp")])
+        let text = settings(&pingpp_with(&[])).unwrap_err().to_string();
+        assert!(text.contains("PAYLEDGER_JWT_SECRET"), "{text}");
+        let text = settings(&pingpp_with(&[("PAYLEDGER_JWT_SECRET", "   ")]))
             .unwrap_err()
             .to_string();
         assert!(text.contains("PAYLEDGER_JWT_SECRET"), "{text}");
-        let text = settings(&[
-            ("PAYMENT_PROVIDER", "pingpp"),
-            ("PAYLEDGER_JWT_SECRET", "   "),
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(text.contains("PAYLEDGER_JWT_SECRET"), "{text}");
         let secret = "s".repeat(MIN_JWT_SECRET_BYTES);
-        let chosen = settings(&[
-            ("PAYMENT_PROVIDER", "pingpp"),
-            ("PAYLEDGER_JWT_SECRET", &secret),
-        ])
-        .unwrap();
+        let chosen = settings(&pingpp_with(&[("PAYLEDGER_JWT_SECRET", &secret)])).unwrap();
         assert!(!chosen.sandbox);
         assert!(!chosen.development_mode());
     }
@@ -699,11 +709,10 @@ mod tests {
         assert!(!url_is_loopback("http://user@evil.com"));
         // A real gateway needs no such permission.
         let secret = "s".repeat(MIN_JWT_SECRET_BYTES);
-        assert!(settings(&[
-            ("PAYMENT_PROVIDER", "pingpp"),
+        assert!(settings(&pingpp_with(&[
             ("PAYLEDGER_JWT_SECRET", &secret),
             ("PAYLEDGER_PUBLIC_URL", "https://pay.example.com"),
-        ])
+        ]))
         .is_ok());
     }
 
@@ -837,8 +846,150 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_server_variable_and_a_bad_gateway_variable_are_named_in_one_error() {
+        let error = settings(&[
+            ("PAYLEDGER_MAX_CONNECTIONS", "0"),
+            ("PAYMENT_PROVIDER", "stripe"),
+            ("SANDBOX_PROTOCOL_WX_PUB_QR", "paypal"),
+            ("PAYLEDGER_LOG_FORMAT", "xml"),
+        ])
+        .unwrap_err();
+        let named: Vec<&str> = error.0.iter().map(|problem| problem.variable).collect();
+        for variable in [
+            "PAYLEDGER_MAX_CONNECTIONS",
+            "PAYMENT_PROVIDER",
+            "SANDBOX_PROTOCOL_WX_PUB_QR",
+            "PAYLEDGER_LOG_FORMAT",
+        ] {
+            assert!(named.contains(&variable), "{named:?}");
+        }
+    }
+
+    #[test]
+    fn gateway_problems_are_named_even_when_the_public_url_is_bad() {
+        let error = settings(&[
+            ("PAYLEDGER_PUBLIC_URL", "ftp://pay.example.com"),
+            ("PAYMENT_PROVIDER_ALIPAY_QR", "alipay"),
+        ])
+        .unwrap_err();
+        let named: Vec<&str> = error.0.iter().map(|problem| problem.variable).collect();
+        assert!(named.contains(&"PAYLEDGER_PUBLIC_URL"), "{named:?}");
+        assert!(named.contains(&"ALIPAY_APP_ID"), "{named:?}");
+    }
+
+    #[test]
+    fn the_gateways_and_the_log_format_are_read_in_the_same_pass() {
+        let plain = settings(&[]).unwrap();
+        assert_eq!(plain.log_format, LogFormat::Text);
+        assert_eq!(
+            plain
+                .gateways
+                .providers
+                .provider_for(aggregates::Channel::AlipayQr),
+            gateways::routing::ProviderName::Sandbox
+        );
+        assert!(plain.wechatpay_api_v3_key.is_none());
+        assert!(plain.gateway_public_keys.is_empty());
+        let chosen = settings(&[
+            ("PAYLEDGER_LOG_FORMAT", "json"),
+            ("SANDBOX_PROTOCOL_ALIPAY_QR", "alipay"),
+            ("PINGPP_API_KEY", "sk_test_chosen"),
+            (
+                WECHATPAY_API_V3_KEY_VARIABLE,
+                "a-32-byte-apiv3-key-for-testing!",
+            ),
+            ("ALIPAY_PUBLIC_KEY_PATH", "keys/alipay.pem"),
+        ])
+        .unwrap();
+        assert_eq!(chosen.log_format, LogFormat::Json);
+        assert_eq!(
+            chosen
+                .gateways
+                .sandbox_protocols
+                .get(&aggregates::Channel::AlipayQr),
+            Some(&gateways::routing::ProviderName::Alipay)
+        );
+        let pingpp = chosen.gateways.providers.pingpp.as_ref().unwrap();
+        assert_eq!(pingpp.api_key.as_ref().unwrap().expose(), "sk_test_chosen");
+        assert!(chosen.wechatpay_api_v3_key.is_some());
+        assert_eq!(
+            chosen.gateway_public_keys,
+            vec![PathBuf::from("keys/alipay.pem")]
+        );
+    }
+
+    #[test]
+    fn a_bad_wechatpay_key_is_named_once_without_its_value() {
+        let text = settings(&[(WECHATPAY_API_V3_KEY_VARIABLE, "short-secret")])
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains(WECHATPAY_API_V3_KEY_VARIABLE), "{text}");
+        assert!(
+            !text.contains("short-secret"),
+            "a secret leaked into {text}"
+        );
+        // With WeChat Pay serving a channel its own settings check the key too: still once.
+        let error = settings(&[
+            ("PAYMENT_PROVIDER", "wechatpay"),
+            ("PAYLEDGER_JWT_SECRET", &"s".repeat(MIN_JWT_SECRET_BYTES)),
+            (WECHATPAY_API_V3_KEY_VARIABLE, "short-secret"),
+        ])
+        .unwrap_err();
+        let named = error
+            .0
+            .iter()
+            .filter(|problem| problem.variable == WECHATPAY_API_V3_KEY_VARIABLE)
+            .count();
+        assert_eq!(named, 1, "{error}");
+    }
+
+    #[test]
+    fn settings_print_no_secret() {
+        let chosen = settings(&[
+            ("PAYLEDGER_JWT_SECRET", "jwt-secret-jwt-secret-jwt-secret-1"),
+            (
+                "PAYLEDGER_METRICS_TOKEN",
+                "metrics-token-metrics-token-metrics-2",
+            ),
+            ("DATABASE_URL", "postgres://user:db-password-3@host/db"),
+            ("PINGPP_API_KEY", "sk_test_pingpp-key-4"),
+            (
+                WECHATPAY_API_V3_KEY_VARIABLE,
+                "apiv3-key-5-apiv3-key-5-apiv3-k5",
+            ),
+            (
+                "PAYLEDGER_MERCHANT_WEBHOOK_URL",
+                "https://merchant.example/hooks",
+            ),
+            (
+                "PAYLEDGER_MERCHANT_WEBHOOK_SECRET",
+                "merchant-secret-merchant-secret-6",
+            ),
+        ])
+        .unwrap();
+        let printed = format!("{chosen:?}");
+        for secret in [
+            "jwt-secret",
+            "metrics-token",
+            "db-password",
+            "pingpp-key",
+            "apiv3-key",
+            "merchant-secret",
+        ] {
+            assert!(!printed.contains(secret), "{secret} leaked into {printed}");
+        }
+        assert!(printed.contains("log_format: Text"), "{printed}");
+    }
+
+    #[test]
     fn the_log_format_is_text_or_json() {
         assert_eq!(LogFormat::parse(None), Ok(LogFormat::Text));
+        assert_eq!(
+            LogFormat::from_lookup(
+                &|name| (name == "PAYLEDGER_LOG_FORMAT").then(|| " json ".to_owned())
+            ),
+            Ok(LogFormat::Json)
+        );
         assert_eq!(LogFormat::parse(Some("json")), Ok(LogFormat::Json));
         assert_eq!(LogFormat::parse(Some("text")), Ok(LogFormat::Text));
         assert!(LogFormat::parse(Some("xml")).is_err());

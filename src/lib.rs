@@ -11,6 +11,7 @@ pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod gateway_setup;
 pub mod ledger;
 pub mod limits;
 pub mod log_budget;
@@ -20,6 +21,7 @@ pub mod process;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod variable;
 
 pub use api::router;
 pub use state::AppState;

@@ -1,7 +1,7 @@
 //! Bounds on what one order may cost, so a misconfigured catalog or a tampered request can
 //! never ask a customer for an absurd amount.
 
-use crate::config::{positive_number, InvalidVariable};
+use crate::variable::{positive_number, InvalidVariable};
 
 /// Default smallest order: one fen.
 pub const ORDER_MIN_MINOR_DEFAULT: i64 = 1;

@@ -13,10 +13,14 @@ use gateways::pingpp::verify_cli::{self, EXIT_KEY_ERROR};
 use payledger::auth::{self, Role, TokenKeys};
 use payledger::checkout;
 use payledger::cli::{Cli, Command, WebhookCommand};
-use payledger::config::{self, ConfigError, LogFormat, Secret, Settings};
+use payledger::config::{
+    self, ConfigError, LogFormat, Secret, Settings, WECHATPAY_API_V3_KEY_VARIABLE,
+};
+use payledger::gateway_setup::GatewaySetup;
 use payledger::ledger::CreationQuota;
-use payledger::server::{GatewaySetup, Service};
+use payledger::server::Service;
 use payledger::store::{self, Store};
+use payledger::variable;
 use sandbox::{self, SandboxConfig};
 
 /// Lifetime of the demo token printed at start-up.
@@ -27,7 +31,6 @@ const DEMO_USER: &str = "demo-user";
 async fn main() -> anyhow::Result<ExitCode> {
     // Before anything reads the environment; variables already set always win over the file.
     config::load_dotenv(std::path::Path::new(".env"))?;
-    init_logging()?;
 
     let cli = Cli::parse();
     match &cli.command {
@@ -43,6 +46,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                     body,
                 },
         }) => {
+            init_logging(log_format_alone()?);
             if provider == "payledger" {
                 return Ok(verify_merchant_delivery(
                     secret.as_deref().unwrap_or_default(),
@@ -64,13 +68,31 @@ async fn main() -> anyhow::Result<ExitCode> {
             addr,
             webhook_url,
             private_key,
+            api_key,
         }) => {
-            run_sandbox(*addr, webhook_url, private_key.as_deref()).await?;
+            init_logging(log_format_alone()?);
+            run_sandbox(
+                *addr,
+                webhook_url,
+                private_key.as_deref(),
+                api_key.as_deref(),
+            )
+            .await?;
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}
     }
-    let settings = Settings::from_env()?;
+    // Every setting, read once; every bad one named. Logging starts after, in the format read.
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        // `verify` promises 2 for input it cannot use, such as a bad WECHATPAY_APIV3_KEY.
+        Err(error) if matches!(cli.command, Some(Command::Verify { .. })) => {
+            eprintln!("{error}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    init_logging(settings.log_format);
 
     if let Some(Command::Token { user, admin, ttl }) = &cli.command {
         let tokens = cli_token_keys(&settings)?;
@@ -113,6 +135,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             gateway_keys,
         } => {
             verify(
+                &settings,
                 &store,
                 anchor.as_deref(),
                 audit_key.as_deref(),
@@ -254,12 +277,12 @@ async fn demo_checkout(state: &payledger::AppState) -> anyhow::Result<String> {
     ))
 }
 
-/// The gateway configuration. With the in-process sandbox and no `PINGPP_API_KEY`, the
+/// The gateway settings. With the in-process sandbox and no `PINGPP_API_KEY`, the
 /// sandbox's API (charges, knobs, deliveries) gets a key generated once and kept in the data
 /// directory, so that it is never open to anyone who can reach it, and a `payledger reconcile`
 /// on the same data directory uses the same key.
 fn gateway_setup(settings: &Settings) -> anyhow::Result<(GatewaySetup, Option<Secret>)> {
-    let mut setup = GatewaySetup::from_env(&settings.public_url).map_err(ConfigError)?;
+    let mut setup = settings.gateways.clone();
     let mut generated = None;
     if let Some(pingpp) = setup.providers.pingpp.as_mut() {
         if pingpp.provider == Provider::Sandbox && pingpp.api_key.is_none() {
@@ -306,9 +329,9 @@ fn announce_development_mode(settings: &Settings, generated_sandbox_key: Option<
     // Standard error is where an operator looks first, unless it carries JSON lines that a
     // banner would break: then standard output, next to the demo token.
     for line in banner {
-        match LogFormat::from_env() {
-            Ok(LogFormat::Json) => println!("{line}"),
-            _ => eprintln!("{line}"),
+        match settings.log_format {
+            LogFormat::Json => println!("{line}"),
+            LogFormat::Text => eprintln!("{line}"),
         }
     }
 }
@@ -456,6 +479,7 @@ async fn export(
 
 /// `payledger verify`: 0 intact, 1 problems (each printed with its position), 2 bad input.
 async fn verify(
+    settings: &Settings,
     store: &Store,
     anchor: Option<&std::path::Path>,
     audit_key: Option<&std::path::Path>,
@@ -480,11 +504,7 @@ async fn verify(
         }
     };
     let mut paths = gateway_keys.to_vec();
-    for variable in GATEWAY_KEY_VARIABLES {
-        if let Some(path) = std::env::var_os(variable).filter(|path| !path.is_empty()) {
-            paths.push(path.into());
-        }
-    }
+    paths.extend(settings.gateway_public_keys.iter().cloned());
     let mut keys = Vec::new();
     for path in &paths {
         match gateways::keys::public_key_material_from_file(path) {
@@ -496,18 +516,9 @@ async fn verify(
         }
     }
     let mut evidence = payledger::audit::evidence::EvidenceCheck::new(keys);
-    // The same setting the server opens callbacks with; never echoed, it is a secret.
-    if let Some(text) = std::env::var(WECHATPAY_API_V3_KEY_VARIABLE)
-        .ok()
-        .filter(|text| !text.is_empty())
-    {
-        match gateways::wechatpay::resource::ApiV3Key::parse(&text) {
-            Ok(key) => evidence = evidence.with_wechatpay_api_v3_key(key),
-            Err(error) => {
-                eprintln!("{WECHATPAY_API_V3_KEY_VARIABLE}: {error}");
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            }
-        }
+    // The same setting the server opens callbacks with.
+    if let Some(key) = &settings.wechatpay_api_v3_key {
+        evidence = evidence.with_wechatpay_api_v3_key(key.clone());
     }
     let report = payledger::audit::verify(
         &store.read,
@@ -555,16 +566,6 @@ async fn verify(
     );
     Ok(ExitCode::FAILURE)
 }
-
-/// Where the configured gateway public keys are, for `payledger verify`.
-const GATEWAY_KEY_VARIABLES: [&str; 3] = [
-    "PINGPP_PUBLIC_KEY_PATH",
-    "ALIPAY_PUBLIC_KEY_PATH",
-    "WECHATPAY_PLATFORM_PUBLIC_KEY_PATH",
-];
-
-/// Where `payledger verify` finds the APIv3 key that opens WeChat Pay callbacks.
-const WECHATPAY_API_V3_KEY_VARIABLE: &str = "WECHATPAY_APIV3_KEY";
 
 /// Exit status of a command given input it cannot use (a missing or malformed file).
 const EXIT_BAD_INPUT: u8 = 2;
@@ -689,6 +690,7 @@ async fn run_sandbox(
     addr: std::net::SocketAddr,
     webhook_url: &str,
     private_key: Option<&std::path::Path>,
+    api_key: Option<&str>,
 ) -> anyhow::Result<()> {
     let signing_key = match private_key {
         Some(path) => keys::private_key_from_file(path)?,
@@ -699,11 +701,8 @@ async fn run_sandbox(
     println!("Its webhook signing public key (give it to the ledger as PINGPP_PUBLIC_KEY_PATH):\n{public_pem}");
     // Its API marks charges paid: never open to anyone. Without a configured key, a fresh
     // one for this run, printed (the operator asked for a sandbox; no real money moves).
-    let api_key = match std::env::var("PINGPP_API_KEY")
-        .ok()
-        .filter(|key| !key.trim().is_empty())
-    {
-        Some(key) => Secret::new(key),
+    let api_key = match api_key.filter(|key| !key.trim().is_empty()) {
+        Some(key) => Secret::new(key.to_owned()),
         None => {
             let key = Secret::new(format!("sk_test_{}", auth::random_hex_secret()));
             println!(
@@ -755,12 +754,16 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// The log format alone, for the commands that need no other setting.
+fn log_format_alone() -> Result<LogFormat, ConfigError> {
+    LogFormat::from_lookup(&variable::environment).map_err(|problem| ConfigError(vec![problem]))
+}
+
 /// Logs go to standard error, as JSON lines with `PAYLEDGER_LOG_FORMAT=json`, and carry colour
 /// only when standard error is a terminal (a log file or collector gets plain text).
-fn init_logging() -> anyhow::Result<()> {
+fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
 
-    let format = LogFormat::from_env().map_err(|problem| ConfigError(vec![problem]))?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn".into());
     let builder = tracing_subscriber::fmt()
@@ -770,5 +773,4 @@ fn init_logging() -> anyhow::Result<()> {
         LogFormat::Json => builder.json().with_ansi(false).init(),
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
-    Ok(())
 }

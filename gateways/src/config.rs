@@ -84,11 +84,6 @@ impl std::fmt::Debug for GatewayConfig {
 }
 
 impl GatewayConfig {
-    /// Reads the process environment.
-    pub fn from_env(public_url: &str) -> Result<Self, Vec<InvalidVariable>> {
-        Self::from_lookup(|name| std::env::var(name).ok(), public_url)
-    }
-
     /// Reads the configuration through `lookup`; `public_url` is the service's own base URL,
     /// under which the sandbox answers. Blank values count as unset.
     pub fn from_lookup(

@@ -164,10 +164,6 @@ fn expected_names() -> String {
 }
 
 impl ProviderSettings {
-    pub fn from_env(public_url: &str) -> Result<Self, Vec<InvalidVariable>> {
-        Self::from_lookup(|name| std::env::var(name).ok(), public_url)
-    }
-
     /// Reads the settings through `lookup`; blank values count as unset.
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,

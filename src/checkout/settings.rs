@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::origin::{self, Origin};
-use crate::config::InvalidVariable;
+use crate::variable::{non_empty, InvalidVariable};
 
 /// How long a checkout link opens its page when `PAYLEDGER_CHECKOUT_SESSION_TTL_SECS` is unset.
 pub const SESSION_TTL_DEFAULT: Duration = Duration::from_secs(30 * 60);
@@ -50,9 +50,7 @@ impl CheckoutSettings {
         };
         let cors_origins = origins("PAYLEDGER_CORS_ORIGINS");
         let allowed_redirects = origins("PAYLEDGER_CHECKOUT_ALLOWED_REDIRECTS");
-        let session_ttl = match lookup("PAYLEDGER_CHECKOUT_SESSION_TTL_SECS")
-            .filter(|text| !text.trim().is_empty())
-        {
+        let session_ttl = match non_empty(&lookup, "PAYLEDGER_CHECKOUT_SESSION_TTL_SECS") {
             None => SESSION_TTL_DEFAULT,
             Some(text) => match text.trim().parse::<u64>().map(Duration::from_secs) {
                 Ok(ttl) if !ttl.is_zero() && ttl <= SESSION_TTL_MAX => ttl,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::{positive_number, InvalidVariable};
+use crate::variable::{positive_number, InvalidVariable};
 
 /// Default rate: creation requests one user may make per minute.
 pub const ORDERS_PER_MINUTE_DEFAULT: u32 = 10;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::{positive_number, InvalidVariable};
+use crate::variable::{positive_number, trimmed, InvalidVariable};
 use gateways::Secret;
 
 use super::signature::SECRET_BYTES_MIN;
@@ -95,11 +95,7 @@ impl MerchantSettings {
         lookup: &impl Fn(&str) -> Option<String>,
         problems: &mut Vec<InvalidVariable>,
     ) -> Self {
-        let text = |name: &str| {
-            lookup(name)
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
-        };
+        let text = |name: &str| trimmed(lookup, name);
         let mut secret = |variable: &'static str| match text(variable) {
             Some(secret) if secret.len() < SECRET_BYTES_MIN => {
                 problems.push(InvalidVariable {

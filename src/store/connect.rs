@@ -16,9 +16,9 @@ use super::append::{Appended, Dialect};
 use cqrs_es::Aggregate;
 use projections::order_view::OrderView;
 
+use super::database_url::DatabaseUrl;
 use super::hub::{Commit, CommitHub};
 use super::locks::Locks;
-use crate::config::DatabaseUrl;
 
 /// How many connections each pool may open. PostgreSQL serialises appends on a lock anyway;
 /// SQLite has a single writer, so more connections would only queue.

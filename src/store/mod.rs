@@ -7,6 +7,7 @@
 pub mod append;
 mod commands;
 mod connect;
+mod database_url;
 mod decide;
 pub mod grants;
 mod hub;
@@ -23,6 +24,7 @@ pub use append::{Appended, Dialect, StreamAppend};
 pub(crate) use commands::Attempt;
 pub use commands::{Checked, CommandBus, Committed, Precondition, PreconditionFuture};
 pub use connect::{link_chain, migrate, Backend, Store, StoreError};
+pub use database_url::{DatabaseUrl, SQLITE_FILE_NAME};
 pub use decide::Decide;
 pub use hub::{Commit, CommitEvents, CommitHub};
 pub use locks::Locks;
