@@ -100,11 +100,11 @@ impl Launch {
         self
     }
 
-    pub fn stdout_path(&self) -> Option<&Path> {
+    pub(crate) fn stdout_path(&self) -> Option<&Path> {
         self.stdout.as_deref()
     }
 
-    pub fn stderr_path(&self) -> Option<&Path> {
+    pub(crate) fn stderr_path(&self) -> Option<&Path> {
         self.stderr.as_deref()
     }
 

@@ -52,7 +52,8 @@ impl ChildRun {
     }
 }
 
-/// Runs the command to its end, however long it takes. Blocks the calling thread.
+/// Runs the command to its end, however long it takes, capturing its output whatever files
+/// the launch names. Blocks the calling thread.
 pub fn run(launch: &Launch) -> Result<ChildRun, HarnessError> {
     execute(launch, None)
 }

@@ -251,3 +251,53 @@ fn read_log(path: Option<&PathBuf>) -> String {
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::ScratchDir;
+
+    #[tokio::test]
+    async fn a_server_ready_by_its_output_stops_on_sigterm() {
+        let dir = ScratchDir::new("harness-test").unwrap();
+        let launch = Launch::new("sh")
+            .args(["-c", "echo listening; exec sleep 30"])
+            .stdout_to(dir.join("out.log"));
+        let mut server = ServerProcess::start(
+            &launch,
+            "http://127.0.0.1:9",
+            &Readiness::prints("listening").within(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(server.exited().unwrap(), None);
+        assert!(server.memory().is_some());
+        let status = server.terminate(Duration::from_secs(10)).await.unwrap();
+        assert!(!status.success());
+        assert!(server.kill().is_err(), "it was already reaped");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_exits_before_it_is_ready_fails_with_its_output() {
+        let dir = ScratchDir::new("harness-test").unwrap();
+        let launch = Launch::new("sh")
+            .args(["-c", "echo no database >&2; exit 4"])
+            .stderr_to(dir.join("err.log"));
+        let error = ServerProcess::start(
+            &launch,
+            "http://127.0.0.1:9",
+            &Readiness::answers("/healthz"),
+        )
+        .await
+        .err()
+        .unwrap();
+        let message = error.to_string();
+        assert!(
+            matches!(error, HarnessError::ExitedEarly { .. }),
+            "{message}"
+        );
+        assert!(message.contains("no database"), "{message}");
+    }
+}
