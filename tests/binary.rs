@@ -2,11 +2,11 @@
 //! output and the data directory's permissions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gateways::pingpp::keys;
+use harness::{free_port, loopback_base, Launch, Readiness, ScratchDir, ServerProcess};
 use payledger::auth::{Role, TokenKeys};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -18,111 +18,71 @@ use crate::slow_clients::read_until_closed;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_payledger");
 
-/// The real binary on embedded SQLite in a scratch directory, logging to files there.
+/// The real binary on embedded SQLite in a scratch directory, logging to files there. The
+/// server goes before its directory however the test ends.
 struct Binary {
-    child: Option<Child>,
-    dir: PathBuf,
-    base: String,
+    server: ServerProcess,
+    dir: ScratchDir,
 }
 
 impl Binary {
-    fn scratch() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("payledger-ops-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    fn scratch() -> ScratchDir {
+        ScratchDir::new("ops").unwrap()
     }
 
-    /// A command run in `dir` (so no `.env` of the repository is read), with nothing inherited.
-    fn command(dir: &Path, env: &[(&str, &str)]) -> Command {
+    /// A launch in `dir` (so no `.env` of the repository is read), with nothing inherited.
+    fn launch(dir: &Path, env: &[(&str, &str)]) -> Launch {
         let key_path = dir.join("sandbox.pem");
         if !key_path.exists() {
             std::fs::write(&key_path, keys::private_key_to_pem(sandbox_key()).unwrap()).unwrap();
         }
-        let mut command = Command::new(BINARY);
-        command
+        Launch::new(BINARY)
             .current_dir(dir)
             .env_clear()
             .env("PAYLEDGER_DATA_DIR", dir.join("data"))
             .env("SANDBOX_PRIVATE_KEY_PATH", &key_path)
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        command
+            .envs(env.iter().copied())
     }
 
     async fn start(env: &[(&str, &str)]) -> Self {
         let dir = Self::scratch();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Self::command(&dir, env)
+        let port = free_port().unwrap();
+        let launch = Self::launch(dir.path(), env)
             .env("PAYLEDGER_ADDR", format!("127.0.0.1:{port}"))
-            .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let binary = Self {
-            child: Some(child),
-            dir,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(response) = reqwest::get(format!("{}/healthz", binary.base)).await {
-                if response.status() == StatusCode::OK {
-                    return binary;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not start: {}",
-                binary.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            .stdout_to(dir.join("stdout.log"))
+            .stderr_to(dir.join("stderr.log"));
+        let server = ServerProcess::start(
+            &launch,
+            loopback_base(port),
+            &Readiness::answers("/healthz"),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("the server did not start: {error}"));
+        Self { server, dir }
+    }
+
+    fn base(&self) -> &str {
+        self.server.base()
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+        self.server.stderr()
     }
 
     fn stdout(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stdout.log")).unwrap_or_default()
+        self.server.stdout()
     }
 
     fn terminate(&self) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
+        self.server.signal_terminate().unwrap();
     }
 
     async fn wait(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the server did not exit after SIGTERM: {}", self.stderr());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.server
+            .wait_exit(Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|error| panic!("the server did not exit after SIGTERM: {error}"))
     }
 }
 
@@ -143,13 +103,13 @@ async fn the_in_process_sandbox_api_needs_the_key_printed_at_start_up() {
         "/sandbox/v1/charges/ch_00000000000000000000000",
     ] {
         let open = client
-            .get(format!("{}{path}", server.base))
+            .get(format!("{}{path}", server.base()))
             .send()
             .await
             .unwrap();
         assert_eq!(open.status(), StatusCode::UNAUTHORIZED, "{path} is open");
         let wrong = client
-            .get(format!("{}{path}", server.base))
+            .get(format!("{}{path}", server.base()))
             .bearer_auth("sk_test_sandbox")
             .send()
             .await
@@ -161,7 +121,7 @@ async fn the_in_process_sandbox_api_needs_the_key_printed_at_start_up() {
         );
     }
     let knobs = client
-        .get(format!("{}/sandbox/knobs", server.base))
+        .get(format!("{}/sandbox/knobs", server.base()))
         .bearer_auth(&key)
         .send()
         .await
@@ -178,7 +138,7 @@ async fn the_in_process_sandbox_api_needs_the_key_printed_at_start_up() {
         )
         .unwrap();
     let order = client
-        .post(format!("{}/v1/orders", server.base))
+        .post(format!("{}/v1/orders", server.base()))
         .bearer_auth(token)
         .json(&json!({"plan_id": "pro-monthly", "channel": "alipay_qr"}))
         .send()
@@ -197,11 +157,10 @@ async fn the_token_command_uses_the_servers_secret_or_says_where_it_looked() {
     use std::os::unix::fs::PermissionsExt;
 
     let elsewhere = Binary::scratch();
-    let output = Binary::command(&elsewhere, &[])
-        .args(["token", "--user", "alice"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let output =
+        harness::run(&Binary::launch(elsewhere.path(), &[]).args(["token", "--user", "alice"]))
+            .unwrap();
+    let stderr = &output.stderr;
     assert!(!output.status.success());
     assert!(stderr.contains("PAYLEDGER_JWT_SECRET"), "{stderr}");
     assert!(
@@ -218,7 +177,7 @@ async fn the_token_command_uses_the_servers_secret_or_says_where_it_looked() {
         !elsewhere.join("data").exists(),
         "the token command made a data directory"
     );
-    std::fs::remove_dir_all(&elsewhere).unwrap();
+    drop(elsewhere);
 
     let server = Binary::start(&[]).await;
     let data = server.dir.join("data");
@@ -228,18 +187,13 @@ async fn the_token_command_uses_the_servers_secret_or_says_where_it_looked() {
     );
     let database = std::fs::metadata(data.join("payledger.db")).unwrap();
     assert_eq!(database.permissions().mode() & 0o777, 0o600);
-    let output = Binary::command(&server.dir, &[])
-        .args(["token", "--user", "alice"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let token = String::from_utf8(output.stdout).unwrap();
+    let output =
+        harness::run(&Binary::launch(server.dir.path(), &[]).args(["token", "--user", "alice"]))
+            .unwrap();
+    assert!(output.status.success(), "{}", output.stderr);
+    let token = output.stdout;
     let answer = reqwest::Client::new()
-        .get(format!("{}/v1/membership", server.base))
+        .get(format!("{}/v1/membership", server.base()))
         .bearer_auth(token.trim())
         .send()
         .await
@@ -254,7 +208,7 @@ async fn the_token_command_uses_the_servers_secret_or_says_where_it_looked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_the_request_in_flight_then_exits_zero_saying_so() {
     let mut server = Binary::start(&[]).await;
-    let addr = server.base.trim_start_matches("http://").to_owned();
+    let addr = server.base().trim_start_matches("http://").to_owned();
     // A request in flight: headers sent, body not yet complete.
     let mut stream = TcpStream::connect(&addr).await.unwrap();
     stream
@@ -317,7 +271,7 @@ async fn the_demo_prints_a_checkout_link_a_browser_can_pay_through() {
         .trim()
         .to_owned();
     assert!(
-        url.starts_with(&format!("{}/checkout/", server.base)),
+        url.starts_with(&format!("{}/checkout/", server.base())),
         "{url}"
     );
     let client = crate::helpers::http_client();
@@ -339,37 +293,26 @@ async fn the_demo_prints_a_checkout_link_a_browser_can_pay_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standalone_sandbox_api_needs_the_key_it_prints() {
     let dir = Binary::scratch();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let stdout = dir.join("stdout.log");
-    let child = Binary::command(&dir, &[])
+    let port = free_port().unwrap();
+    let launch = Binary::launch(dir.path(), &[])
         .args(["sandbox", "--addr", &format!("127.0.0.1:{port}")])
         .args(["--webhook-url", "http://127.0.0.1:9/v1/webhooks/pingpp"])
-        .stdout(std::fs::File::create(&stdout).unwrap())
-        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-        .spawn()
-        .unwrap();
-    // Owns the process and the directory, so both go however the test ends.
-    let _guard = Binary {
-        child: Some(child),
-        dir: dir.clone(),
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let key = loop {
-        let printed = std::fs::read_to_string(&stdout).unwrap_or_default();
-        if let Some(key) = printed
-            .split_whitespace()
-            .find(|word| word.starts_with("sk_test_"))
-        {
-            break key.to_owned();
-        }
-        assert!(Instant::now() < deadline, "no key printed: {printed}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        .stdout_to(dir.join("stdout.log"))
+        .stderr_to(dir.join("stderr.log"));
+    // Owned here, so the process and then the directory go however the test ends.
+    let sandbox = ServerProcess::start(
+        &launch,
+        loopback_base(port),
+        &Readiness::prints("sk_test_").within(Duration::from_secs(30)),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("no key printed: {error}"));
+    let printed = sandbox.stdout();
+    let key = printed
+        .split_whitespace()
+        .find(|word| word.starts_with("sk_test_"))
+        .unwrap_or_else(|| panic!("no key printed: {printed}"))
+        .to_owned();
     let client = crate::helpers::http_client();
     let url = format!("http://127.0.0.1:{port}/sandbox/v1/charges");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -437,7 +380,7 @@ async fn the_periodic_head_line_carries_the_published_head(database_url: Option<
     let client = crate::helpers::http_client();
     // Something in the log, so the head is a real position with a hash.
     let order = client
-        .post(format!("{}/v1/orders", server.base))
+        .post(format!("{}/v1/orders", server.base()))
         .bearer_auth(&user)
         .json(&json!({"plan_id": "pro-monthly", "channel": "alipay_qr"}))
         .send()
@@ -447,7 +390,7 @@ async fn the_periodic_head_line_carries_the_published_head(database_url: Option<
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let head: Value = client
-            .get(format!("{}/v1/audit/head", server.base))
+            .get(format!("{}/v1/audit/head", server.base()))
             .bearer_auth(&admin)
             .send()
             .await

@@ -3,8 +3,7 @@
 //! is reported at the position where it happened.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Command;
-
+use harness::{Launch, ScratchDir};
 use payledger::audit::verify::{ChainOnly, PageCheck};
 use payledger::audit::{self, Anchor, ProblemKind, VerifyReport};
 use projections::chain;
@@ -287,24 +286,17 @@ pub fn run_verify(db: &TestDb, args: &[&str]) -> (i32, String, String) {
 
 /// `payledger verify` against `db` with `env` set, returning its exit status and output.
 pub fn run_verify_with(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join(format!("payledger-verify-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let output = Command::new(BINARY)
-        .current_dir(&dir)
+    let dir = ScratchDir::new("verify").unwrap();
+    let launch = Launch::new(BINARY)
+        .current_dir(dir.path())
         .env_clear()
         .env("DATABASE_URL", db.url.as_str())
         .env("PAYLEDGER_DATA_DIR", dir.join("data"))
         .envs(env.iter().copied())
         .arg("verify")
-        .args(args)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+        .args(args);
+    let run = harness::run(&launch).unwrap();
+    (run.code(), run.stdout, run.stderr)
 }
 
 on_both_stores! {

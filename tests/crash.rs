@@ -7,14 +7,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use gateways::pingpp::keys;
+use harness::{free_port, loopback_base, Launch, Readiness, ScratchDir, ServerProcess};
 use payledger::auth::{Role, TokenKeys};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -46,33 +45,21 @@ const RETRY_BASE_MS: u64 = 100;
 /// time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// The two child processes and their scratch directory: killed and removed however the test
 /// ends. When it ends in a panic, the children's logs are printed first.
 struct Processes {
-    dir: PathBuf,
+    dir: ScratchDir,
     database_url: String,
     sandbox_port: u16,
     ledger_port: u16,
-    sandbox: Option<Child>,
-    ledger: Option<Child>,
+    sandbox: Option<ServerProcess>,
+    ledger: Option<ServerProcess>,
 }
 
 impl Processes {
-    fn log(&self, name: &str) -> File {
-        File::options()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(name))
-            .unwrap()
-    }
-
-    fn start_sandbox(&mut self) {
-        let child = Command::new(BINARY)
+    /// The standalone sandbox, ready once its own API answers.
+    async fn start_sandbox(&mut self) {
+        let launch = Launch::new(BINARY)
             .env_clear()
             .env("RUST_LOG", "warn")
             .env("PINGPP_API_KEY", SANDBOX_API_KEY)
@@ -86,18 +73,20 @@ impl Processes {
             ))
             .arg("--private-key")
             .arg(self.dir.join("sandbox-private.pem"))
-            .stdin(Stdio::null())
-            .stdout(self.log("sandbox.out"))
-            .stderr(self.log("sandbox.log"))
-            .spawn()
-            .unwrap();
-        self.sandbox = Some(child);
+            .stdout_to(self.dir.join("sandbox.out"))
+            .stderr_to(self.dir.join("sandbox.log"));
+        let ready = Readiness::answers("/sandbox/knobs")
+            .with_bearer(SANDBOX_API_KEY)
+            .within(STARTUP_TIMEOUT);
+        let sandbox = ServerProcess::start(&launch, loopback_base(self.sandbox_port), &ready)
+            .await
+            .unwrap_or_else(|error| panic!("the sandbox never answered: {error}"));
+        self.sandbox = Some(sandbox);
     }
 
-    /// The ledger's environment, the same for every start and for `payledger replay`.
-    fn ledger_command(&self) -> Command {
-        let mut command = Command::new(BINARY);
-        command
+    /// The ledger's launch, the same for every start and for `payledger replay`.
+    fn ledger_launch(&self) -> Launch {
+        Launch::new(BINARY)
             .env_clear()
             .env("DATABASE_URL", &self.database_url)
             .env("PAYLEDGER_ADDR", format!("127.0.0.1:{}", self.ledger_port))
@@ -115,33 +104,34 @@ impl Processes {
                 self.dir.join("sandbox-public.pem"),
             )
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null());
-        command
     }
 
-    fn start_ledger(&mut self) {
-        let child = self
-            .ledger_command()
-            .stdout(self.log("ledger.out"))
-            .stderr(self.log("ledger.log"))
-            .spawn()
-            .unwrap();
-        self.ledger = Some(child);
+    /// Starts the ledger and waits until it is healthy, the sandbox still running.
+    async fn start_ledger(&mut self) {
+        let launch = self
+            .ledger_launch()
+            .stdout_to(self.dir.join("ledger.out"))
+            .stderr_to(self.dir.join("ledger.log"));
+        let ready = Readiness::answers("/healthz").within(STARTUP_TIMEOUT);
+        let ledger = ServerProcess::start(&launch, loopback_base(self.ledger_port), &ready)
+            .await
+            .unwrap_or_else(|error| panic!("/healthz never answered 200: {error}"));
+        self.ledger = Some(ledger);
+        self.check_alive();
     }
 
     /// SIGKILL: no shutdown hook runs, whatever was in flight is cut off.
     fn kill_ledger(&mut self) {
-        let mut child = self.ledger.take().expect("the ledger is running");
-        child.kill().unwrap();
-        let status = child.wait().unwrap();
+        let mut ledger = self.ledger.take().expect("the ledger is running");
+        let status = ledger.kill().unwrap();
         assert!(!status.success(), "the ledger exited cleanly: {status}");
     }
 
     /// Fails when a child has already exited (a bad configuration, a crash at start-up).
     fn check_alive(&mut self) {
-        for (name, child) in [("sandbox", &mut self.sandbox), ("ledger", &mut self.ledger)] {
-            if let Some(child) = child {
-                if let Some(status) = child.try_wait().unwrap() {
+        for (name, server) in [("sandbox", &mut self.sandbox), ("ledger", &mut self.ledger)] {
+            if let Some(server) = server {
+                if let Some(status) = server.exited().unwrap() {
                     panic!("the {name} exited early: {status}");
                 }
             }
@@ -151,13 +141,9 @@ impl Processes {
 
 impl Drop for Processes {
     fn drop(&mut self) {
-        for child in [self.ledger.as_mut(), self.sandbox.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // Killed first, so their logs are complete; the directory goes with `dir`.
+        drop(self.ledger.take());
+        drop(self.sandbox.take());
         if std::thread::panicking() {
             for name in ["ledger.log", "ledger.out", "sandbox.log", "sandbox.out"] {
                 if let Ok(text) = std::fs::read_to_string(self.dir.join(name)) {
@@ -169,7 +155,6 @@ impl Drop for Processes {
                 }
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -350,23 +335,6 @@ async fn worker(index: usize, load: Arc<Load>) -> u64 {
     requests
 }
 
-async fn wait_until_healthy(processes: &mut Processes, client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        processes.check_alive();
-        if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
-            if response.status() == StatusCode::OK {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{base}/healthz never answered 200"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn sandbox_get(client: &reqwest::Client, sandbox: &str, path: &str) -> Option<Value> {
     let response = client
         .get(format!("{sandbox}/sandbox/{path}"))
@@ -454,17 +422,17 @@ impl Log {
 async fn survives_a_crash(db: &TestDb) {
     let _one_at_a_time = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
-    let dir = std::env::temp_dir().join(format!("payledger-crash-{}", uuid::Uuid::new_v4()));
+    let dir = ScratchDir::new("crash").unwrap();
     std::fs::create_dir_all(dir.join("data")).unwrap();
+    write_keys(dir.path());
     let mut processes = Processes {
-        dir: dir.clone(),
+        dir,
         database_url: db.url.as_str().to_owned(),
-        sandbox_port: free_port(),
-        ledger_port: free_port(),
+        sandbox_port: free_port().unwrap(),
+        ledger_port: free_port().unwrap(),
         sandbox: None,
         ledger: None,
     };
-    write_keys(&dir);
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -475,13 +443,7 @@ async fn survives_a_crash(db: &TestDb) {
     let sandbox = format!("http://127.0.0.1:{}", processes.sandbox_port);
     let ledger = format!("http://127.0.0.1:{}", processes.ledger_port);
 
-    processes.start_sandbox();
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    while sandbox_get(&client, &sandbox, "knobs").await.is_none() {
-        processes.check_alive();
-        assert!(Instant::now() < deadline, "the sandbox never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    processes.start_sandbox().await;
     let knobs = client
         .post(format!("{sandbox}/sandbox/knobs"))
         .bearer_auth(SANDBOX_API_KEY)
@@ -491,8 +453,7 @@ async fn survives_a_crash(db: &TestDb) {
         .unwrap();
     assert_eq!(knobs.status(), StatusCode::OK);
 
-    processes.start_ledger();
-    wait_until_healthy(&mut processes, &client, &ledger).await;
+    processes.start_ledger().await;
     let setup = started.elapsed();
 
     let keys = TokenKeys::from_secret(JWT_SECRET.as_bytes());
@@ -521,8 +482,7 @@ async fn survives_a_crash(db: &TestDb) {
     processes.kill_ledger();
     let killed_at = Instant::now();
     tokio::time::sleep(LOAD_WHILE_DOWN).await;
-    processes.start_ledger();
-    wait_until_healthy(&mut processes, &client, &ledger).await;
+    processes.start_ledger().await;
     let downtime = killed_at.elapsed();
     tokio::time::sleep(LOAD_AFTER_RESTART).await;
     load.stop.store(true, Ordering::Relaxed);
@@ -661,14 +621,9 @@ async fn survives_a_crash(db: &TestDb) {
     }
 
     // The views equal the log.
-    let replay = processes.ledger_command().arg("replay").output().unwrap();
-    let replay_text = String::from_utf8_lossy(&replay.stdout);
-    assert!(
-        replay.status.success(),
-        "payledger replay failed ({}):\n{replay_text}\n{}",
-        replay.status,
-        String::from_utf8_lossy(&replay.stderr)
-    );
+    let replay = harness::run(&processes.ledger_launch().arg("replay")).unwrap();
+    let replay_text = &replay.stdout;
+    assert!(replay.status.success(), "{}", replay.failure());
     assert!(replay_text.contains("views equal the log"), "{replay_text}");
 
     // What the crash cut off between two steps of one request (its client got no 2xx): an

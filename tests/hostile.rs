@@ -6,9 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::OpenOptions;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +15,7 @@ use base64::Engine;
 use chrono::Utc;
 use gateways::config::SANDBOX_API_KEY_DEFAULT;
 use gateways::pingpp::signature;
+use harness::{free_port, loopback_base, Launch, Readiness, ScratchDir, ServerProcess};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use payledger::api::BODY_LIMIT_BYTES;
 use payledger::auth::{Role, TokenKeys};
@@ -2275,87 +2273,55 @@ async fn refuse_then_reuse(
 const BINARY_JWT_SECRET: &str = "hostile-jwt-secret-Zq7Xv2Lm9Rt4Wp8Kd3Nf5";
 const BINARY_API_KEY: &str = "sk_test_hostileQx7Vb2Mz9Lp4Wn8Rk3Hj6";
 
-/// A running `payledger` and its scratch directory; both are gone when this is dropped.
+/// A running `payledger` and its scratch directory; both are gone when this is dropped (the
+/// process first).
 struct Binary {
-    child: Option<std::process::Child>,
-    dir: PathBuf,
-    output: PathBuf,
+    server: ServerProcess,
+    /// Kept only to be removed after the process.
+    _dir: ScratchDir,
 }
 
 impl Binary {
-    fn start(database_url: &str) -> (Self, String) {
-        let dir = std::env::temp_dir().join(format!("payledger-hostile-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+    /// Starts the binary and waits until it answers `/healthz`.
+    async fn start(database_url: &str) -> (Self, String) {
+        let dir = ScratchDir::new("hostile").unwrap();
         let output = dir.join("output.log");
-        let mut binary = Self {
-            child: None,
-            dir,
-            output,
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port().unwrap();
         let addr = format!("127.0.0.1:{port}");
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&binary.output)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_payledger"))
+        let launch = Launch::new(env!("CARGO_BIN_EXE_payledger"))
             .env_clear()
             .env("PAYLEDGER_ADDR", &addr)
-            .env("PAYLEDGER_DATA_DIR", binary.dir.join("data"))
+            .env("PAYLEDGER_DATA_DIR", dir.join("data"))
             .env("PAYLEDGER_JWT_SECRET", BINARY_JWT_SECRET)
             .env("PINGPP_API_KEY", BINARY_API_KEY)
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        binary.child = Some(child);
-        (binary, format!("http://{addr}"))
+            .stdout_to(&output)
+            .stderr_to(&output);
+        let ready = Readiness::answers("/healthz").within(Duration::from_secs(30));
+        let server = ServerProcess::start(&launch, loopback_base(port), &ready)
+            .await
+            .unwrap_or_else(|error| panic!("payledger never became healthy: {error}"));
+        let base = server.base().to_owned();
+        (Self { server, _dir: dir }, base)
     }
 
     fn output(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.output).unwrap_or_default()).into_owned()
-    }
-
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|child| child.try_wait().ok().flatten())
+        self.server.stdout()
     }
 
     /// Kills the binary and returns everything it wrote.
     fn stop(&mut self) -> String {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let _ = self.server.kill();
         self.output()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 async fn the_binary_never_logs_its_secrets_on(db: &TestDb) {
     assert_eq!(BINARY_JWT_SECRET.len(), 40);
-    let (mut binary, base) = Binary::start(db.url.as_str());
+    // Key generation for the sandbox happens at start-up, before it is healthy.
+    let (mut binary, base) = Binary::start(db.url.as_str()).await;
     let client = crate::helpers::http_client();
-    // Key generation for the sandbox happens at start-up.
-    wait_healthy(&mut binary, &client, &base).await;
 
     let keys = TokenKeys::from_secret(BINARY_JWT_SECRET.as_bytes());
     let buyer = fresh(&keys, "buyer", Role::User);
@@ -2506,32 +2472,11 @@ async fn the_binary_never_logs_its_secrets_on(db: &TestDb) {
     );
 }
 
-/// Waits until the binary answers `/healthz`.
-async fn wait_healthy(binary: &mut Binary, client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = binary.exited() {
-            panic!("payledger exited with {status}:\n{}", binary.output());
-        }
-        let healthy = client.get(format!("{base}/healthz")).send().await;
-        if healthy.is_ok_and(|response| response.status() == StatusCode::OK) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "payledger never became healthy:\n{}",
-            binary.output()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 async fn a_flood_of_refused_webhooks_on(db: &TestDb) {
     const SENDERS: usize = 16;
     const FLOOD: usize = SENDERS * 200;
-    let (mut binary, base) = Binary::start(db.url.as_str());
+    let (mut binary, base) = Binary::start(db.url.as_str()).await;
     let client = crate::helpers::http_client();
-    wait_healthy(&mut binary, &client, &base).await;
 
     let started = Instant::now();
     let senders: Vec<_> = (0..SENDERS)

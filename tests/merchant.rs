@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::Utc;
 use gateways::Secret;
+use harness::{free_port, loopback_base, Launch, Readiness, ScratchDir, ServerProcess};
 use payledger::auth::Role;
 use payledger::merchant::settings::{ConfiguredEndpoint, RetrySchedule};
 use payledger::merchant::signature;
@@ -777,8 +778,8 @@ impl Receiver {
 
 /// The ledger as a child process, killed and its data removed however the test ends.
 struct Ledger {
-    child: Option<std::process::Child>,
-    dir: std::path::PathBuf,
+    server: Option<ServerProcess>,
+    dir: ScratchDir,
     port: u16,
     database_url: String,
     receiver_url: String,
@@ -786,12 +787,7 @@ struct Ledger {
 
 impl Ledger {
     fn start(&mut self) {
-        let log = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("ledger.log"))
-            .unwrap();
-        let child = std::process::Command::new(BINARY)
+        let launch = Launch::new(BINARY)
             .env_clear()
             .env("DATABASE_URL", &self.database_url)
             .env("PAYLEDGER_ADDR", format!("127.0.0.1:{}", self.port))
@@ -802,54 +798,38 @@ impl Ledger {
             .env("PAYLEDGER_MERCHANT_WEBHOOK_RETRY_BASE_MS", "100")
             .env("PAYLEDGER_MERCHANT_WEBHOOK_RETRY_MAX_MS", "300")
             .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+            .stderr_to(self.dir.join("ledger.log"));
+        self.server = Some(ServerProcess::spawn(&launch, self.base()).unwrap());
     }
 
     /// SIGKILL: nothing in flight gets to finish.
     fn kill(&mut self) {
-        let mut child = self.child.take().unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
+        self.server.take().unwrap().kill().unwrap();
     }
 
     fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        loopback_base(self.port)
     }
 
-    async fn wait_until_up(&self, client: &reqwest::Client) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = client.get(format!("{}/healthz", self.base())).send().await {
-                if response.status().is_success() {
-                    return;
-                }
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the ledger never came up"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    async fn wait_until_up(&mut self) {
+        let ready = Readiness::answers("/healthz").within(Duration::from_secs(30));
+        self.server
+            .as_mut()
+            .unwrap()
+            .wait_ready(&ready)
+            .await
+            .unwrap_or_else(|error| panic!("the ledger never came up: {error}"));
     }
 }
 
 impl Drop for Ledger {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        drop(self.server.take());
         if std::thread::panicking() {
             if let Ok(text) = std::fs::read_to_string(self.dir.join("ledger.log")) {
                 eprintln!("--- ledger.log ---\n{text}");
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -858,19 +838,16 @@ on_both_stores! {
         let receiver = Receiver::start().await;
         // Refuses until the ledger has been killed.
         receiver.answer_first(&[503; 10_000]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("payledger-merchant-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
         let mut ledger = Ledger {
-            child: None,
-            dir,
-            port,
+            server: None,
+            dir: ScratchDir::new("merchant").unwrap(),
+            port: free_port().unwrap(),
             database_url: db.url.as_str().to_owned(),
             receiver_url: receiver.url.clone(),
         };
         ledger.start();
         let client = crate::helpers::http_client();
-        ledger.wait_until_up(&client).await;
+        ledger.wait_until_up().await;
 
         let token = payledger::auth::TokenKeys::from_secret(JWT_SECRET.as_bytes())
             .issue("ivan", Role::User, chrono::Duration::hours(1), Utc::now())
@@ -934,7 +911,7 @@ fn the_command_line_verifies_a_captured_delivery() {
         signature::header_value(&[SECRET], t, body)
     );
     let run = |secret: &str, header: &str, at: i64| {
-        std::process::Command::new(BINARY)
+        let launch = Launch::new(BINARY)
             .env_clear()
             .args([
                 "webhook",
@@ -946,11 +923,8 @@ fn the_command_line_verifies_a_captured_delivery() {
             ])
             .args(["--header", header, "--body"])
             .arg(&path)
-            .args(["--at", &at.to_string()])
-            .output()
-            .unwrap()
-            .status
-            .code()
+            .args(["--at", &at.to_string()]);
+        harness::run(&launch).unwrap().status.code()
     };
     assert_eq!(run(SECRET, &header, t + 10), Some(0));
     assert_eq!(run(PREVIOUS_SECRET, &header, t), Some(1));

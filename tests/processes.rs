@@ -2,11 +2,10 @@
 //! spread over both, records one payment, one membership and one refund.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use gateways::pingpp::{keys, signature};
+use harness::{free_port, loopback_base, Launch, Readiness, ScratchDir, ServerProcess};
 use payledger::auth::{Role, TokenKeys};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -20,56 +19,44 @@ const DELIVERIES: usize = 100;
 
 /// The server processes and their scratch directory, killed and removed however the test ends.
 struct Servers {
-    dir: PathBuf,
-    children: Vec<Child>,
-    ports: Vec<u16>,
+    servers: Vec<ServerProcess>,
+    dir: ScratchDir,
 }
 
 impl Servers {
-    fn start(database_url: &str, count: usize) -> Self {
-        let dir = std::env::temp_dir().join(format!("payledger-two-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+    /// Starts `count` servers on one database, then waits until each is healthy.
+    async fn start(database_url: &str, count: usize) -> Self {
+        let dir = ScratchDir::new("two").unwrap();
         let key = keys::generate().unwrap();
         let key_path = dir.join("sandbox.pem");
         std::fs::write(&key_path, keys::private_key_to_pem(&key).unwrap()).unwrap();
-        let mut servers = Self {
-            dir,
-            children: Vec::new(),
-            ports: Vec::new(),
-        };
+        let mut servers = Vec::new();
         for index in 0..count {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let log =
-                std::fs::File::create(servers.dir.join(format!("server{index}.log"))).unwrap();
-            let child = Command::new(BINARY)
+            let port = free_port().unwrap();
+            let launch = Launch::new(BINARY)
                 .env_clear()
                 .env("DATABASE_URL", database_url)
                 .env("PAYLEDGER_ADDR", format!("127.0.0.1:{port}"))
-                .env(
-                    "PAYLEDGER_DATA_DIR",
-                    servers.dir.join(format!("data{index}")),
-                )
+                .env("PAYLEDGER_DATA_DIR", dir.join(format!("data{index}")))
                 .env("PAYLEDGER_JWT_SECRET", JWT_SECRET)
                 // Both sign (and so verify) sandbox webhooks with the same key.
                 .env("SANDBOX_PRIVATE_KEY_PATH", &key_path)
                 .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            servers.children.push(child);
-            servers.ports.push(port);
+                .stderr_to(dir.join(format!("server{index}.log")));
+            servers.push(ServerProcess::spawn(&launch, loopback_base(port)).unwrap());
         }
-        servers
+        let ready = Readiness::answers("/healthz").within(Duration::from_secs(30));
+        for (index, server) in servers.iter_mut().enumerate() {
+            server
+                .wait_ready(&ready)
+                .await
+                .unwrap_or_else(|error| panic!("server {index} did not start: {error}"));
+        }
+        Self { servers, dir }
     }
 
     fn url(&self, index: usize, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.ports[index])
+        self.servers[index].url(path)
     }
 
     fn key(&self) -> rsa::RsaPrivateKey {
@@ -77,21 +64,11 @@ impl Servers {
     }
 }
 
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 async fn burst(client: &reqwest::Client, servers: &Servers, body: &[u8], signature: &str) {
     let mut tasks = Vec::new();
     for index in 0..DELIVERIES {
         let request = client
-            .post(servers.url(index % servers.ports.len(), "/v1/webhooks/pingpp"))
+            .post(servers.url(index % servers.servers.len(), "/v1/webhooks/pingpp"))
             .header("content-type", "application/json")
             .header("x-pingplusplus-signature", signature)
             .body(body.to_vec());
@@ -133,25 +110,8 @@ fn event(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_over_two_server_processes_pays_activates_and_refunds_once() {
     let db = TestDb::postgres().await;
-    let servers = Servers::start(db.url.as_str(), 2);
+    let servers = Servers::start(db.url.as_str(), 2).await;
     let client = crate::helpers::http_client();
-    for index in 0..2 {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while client
-            .get(servers.url(index, "/healthz"))
-            .send()
-            .await
-            .map(|response| response.status())
-            .ok()
-            != Some(StatusCode::OK)
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "server {index} did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
     let tokens = TokenKeys::from_secret(JWT_SECRET.as_bytes());
     let user = tokens
         .issue(

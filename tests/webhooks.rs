@@ -223,15 +223,12 @@ fn the_verify_command_tells_genuine_from_forged() {
     let binary = env!("CARGO_BIN_EXE_payledger");
     let signed = String::from_utf8(fixture("signature.b64")).unwrap();
     let run = |body: &str, key: &str| {
-        std::process::Command::new(binary)
+        let launch = harness::Launch::new(binary)
             .args(["webhook", "verify", "--provider", "pingpp", "--public-key"])
             .arg(format!("{FIXTURES}/{key}"))
             .args(["--signature", signed.trim(), "--body"])
-            .arg(format!("{FIXTURES}/{body}"))
-            .output()
-            .unwrap()
-            .status
-            .code()
+            .arg(format!("{FIXTURES}/{body}"));
+        harness::run(&launch).unwrap().status.code()
     };
     assert_eq!(run("body.raw", "public_key.pem"), Some(0));
     assert_eq!(run("body_tampered.raw", "public_key.pem"), Some(1));

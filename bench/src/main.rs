@@ -30,9 +30,11 @@ use args::{Args, Plan, StoreChoice, Workload};
 use baseline::Baselines;
 use database::ScratchPostgres;
 use report::{Figure, Report};
-use server::{kib_to_mib, ServerEnv, ServerProcess, TempDir};
+use server::{kib_to_mib, scratch_dir, ServerEnv};
 use workloads::Context;
 
+/// Lines of the server's log an error carries.
+const SERVER_LOG_TAIL_LINES: usize = 20;
 /// How long the server's projector may take to reach the head of the log after start-up.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -80,7 +82,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let plan = Plan::from_args(args)?;
     let started = Instant::now();
     let binary = server::server_binary()?;
-    let work = TempDir::new("run")?;
+    let work = scratch_dir("run")?;
 
     let signing_key = keys::generate().context("generating the sandbox signing key")?;
     let key_path = work.path().join("sandbox-signing-key.pem");
@@ -165,7 +167,7 @@ async fn run_store(
     baselines: Baselines,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let data = TempDir::new(store_name)?;
+    let data = scratch_dir(store_name)?;
     let scratch = if store_name == "postgres" {
         Some(ScratchPostgres::create(admin_url, "server").await?)
     } else {
@@ -197,18 +199,18 @@ async fn run_store(
         workloads::history::run(&store, store_name, plan, &shared.tag, report).await?;
     }
 
-    let server = ServerProcess::start(&env).await?;
+    let server = env.start_server().await?;
     println!(
         "{store_name}: server pid {} at {}",
         server.pid(),
-        server.base
+        server.base()
     );
     wait_caught_up(&store, store_name, report).await?;
 
     let context = Context {
         store: store_name,
         plan,
-        api: http::Api::new(server.base.clone(), shared.keys.clone()),
+        api: http::Api::new(server.base().to_owned(), shared.keys.clone()),
         baselines,
         signing_key: &shared.signing_key,
         server_pid: Some(server.pid()),
@@ -242,19 +244,31 @@ async fn run_store(
     }
     .await;
     if let Err(error) = outcome {
-        return Err(error.context(format!("server log tail:\n{}", server.log_tail())));
+        return Err(error.context(format!(
+            "server log tail:\n{}",
+            server.output_tail(SERVER_LOG_TAIL_LINES)
+        )));
     }
-    let (peak, now) = server.memory_kib()?;
+    let memory = server
+        .memory()
+        .context("no VmHWM/VmRSS in the server's /proc status")?;
     report.add(
         Figure::new(format!("memory.{store_name}"))
-            .value("server_peak_rss_mib", format!("{:.1}", kib_to_mib(peak)))
-            .value("server_rss_now_mib", format!("{:.1}", kib_to_mib(now)))
+            .value(
+                "server_peak_rss_mib",
+                format!("{:.1}", kib_to_mib(memory.peak_kib)),
+            )
+            .value(
+                "server_rss_now_mib",
+                format!("{:.1}", kib_to_mib(memory.now_kib)),
+            )
             .value(
                 "source",
                 "/proc/<pid>/status_VmHWM,VmRSS_after_the_HTTP_workloads",
             ),
     );
-    server.stop();
+    // Stopped (killed) before replay, which would otherwise share the machine with it.
+    drop(server);
 
     if plan.runs(Workload::Replay) {
         let setup = workloads::replay::Setup {

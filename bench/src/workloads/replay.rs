@@ -5,7 +5,6 @@
 //! are brought up to the head of the log first, because replay rebuilds and compares up to
 //! their checkpoint.
 
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use aggregates::{
     ChargeId, GatewayEventId, Order, OrderCommand, OrderId, PlanCatalog, PlanId, UserId,
 };
 use anyhow::{bail, Context as _};
+use harness::ChildRun;
 use payledger::store::{Actor, CommandBus, EventMetadata, Source, Store};
 use projections::{Projector, Tables};
 use sqlx::Row;
@@ -251,14 +251,7 @@ async fn copy(setup: &Setup<'_>, missing: usize, report: &mut Report) -> anyhow:
     // The copies are stored without their hash-chain links, which the next `payledger`
     // command to start would add first; linking them here keeps that out of replay's and
     // verify's times.
-    let linked = run_child(setup, "migrate").await?;
-    if !linked.output.status.success() {
-        bail!(
-            "payledger migrate failed ({}):\n{}",
-            linked.output.status,
-            String::from_utf8_lossy(&linked.output.stderr)
-        );
-    }
+    let linked = run_child(setup, "migrate").await?.succeeded()?;
     report.add(
         Figure::new(format!("bulk_copy.{}", setup.store_name))
             .value("events", copied)
@@ -305,67 +298,22 @@ async fn catch_up(setup: &Setup<'_>, report: &mut Report) -> anyhow::Result<()> 
 }
 
 /// A `payledger` subcommand run to its end on the bench's database: its output, wall time and
-/// peak RSS.
-struct ChildRun {
-    output: std::process::Output,
-    elapsed: Duration,
-    peak_kib: u64,
-}
-
+/// peak RSS. It blocks a thread of its own while it runs.
 async fn run_child(setup: &Setup<'_>, subcommand: &str) -> anyhow::Result<ChildRun> {
-    let mut command = tokio::process::Command::from(setup.env.command());
-    command
-        .arg(subcommand)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let started = Instant::now();
-    let child = command
-        .spawn()
-        .with_context(|| format!("cannot run payledger {subcommand}"))?;
-    let pid = child.id();
-    let output = child.wait_with_output();
-    tokio::pin!(output);
-    // Its peak RSS, read while it runs (the kernel keeps the high-water mark).
-    let mut peak_kib = 0_u64;
-    let output = loop {
-        tokio::select! {
-            output = &mut output => {
-                break output.with_context(|| format!("waiting for payledger {subcommand}"))?
-            }
-            () = tokio::time::sleep(Duration::from_millis(50)) => {
-                if let Some((peak, _)) = pid.and_then(crate::server::memory_kib_of) {
-                    peak_kib = peak_kib.max(peak);
-                }
-                if started.elapsed() > CHILD_TIMEOUT {
-                    bail!("payledger {subcommand} did not finish in {CHILD_TIMEOUT:?}");
-                }
-            }
-        }
-    };
-    Ok(ChildRun {
-        output,
-        elapsed: started.elapsed(),
-        peak_kib,
-    })
+    let launch = setup.env.launch().arg(subcommand);
+    let run =
+        tokio::task::spawn_blocking(move || harness::run_within(&launch, CHILD_TIMEOUT)).await??;
+    Ok(run)
 }
 
 /// `payledger replay` on the same database, timed.
 async fn replay(setup: &Setup<'_>, report: &mut Report) -> anyhow::Result<()> {
     let events = count_events(setup.store).await?;
-    let ChildRun {
-        output,
-        elapsed,
-        peak_kib,
-    } = run_child(setup, "replay").await?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let clean = output.status.success() && stdout.contains("views equal the log");
-    if !output.status.success() && !stdout.contains("DIFFERENCE") {
-        bail!(
-            "payledger replay failed ({}):\n{stdout}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+    let run = run_child(setup, "replay").await?;
+    let (stdout, elapsed, peak_kib) = (&run.stdout, run.elapsed, run.peak_rss_kib);
+    let clean = run.status.success() && stdout.contains("views equal the log");
+    if !run.status.success() && !stdout.contains("DIFFERENCE") {
+        return Err(run.failure().into());
     }
     let per_second = rate(events, elapsed);
     report.add(
@@ -389,24 +337,16 @@ async fn replay(setup: &Setup<'_>, report: &mut Report) -> anyhow::Result<()> {
 /// walk does the same work for them as for any other event.
 async fn verify(setup: &Setup<'_>, report: &mut Report) -> anyhow::Result<()> {
     let events = count_events(setup.store).await?;
-    let ChildRun {
-        output,
-        elapsed,
-        peak_kib,
-    } = run_child(setup, "verify").await?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let run = run_child(setup, "verify").await?;
+    let (stdout, elapsed, peak_kib) = (&run.stdout, run.elapsed, run.peak_rss_kib);
     // Exit 0: intact; 1: problems listed; anything else is a failure to run.
     let verified = stdout
         .lines()
         .find_map(|line| line.strip_prefix("verified "))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|count| count.parse::<usize>().ok());
-    let (Some(verified), Some(0 | 1)) = (verified, output.status.code()) else {
-        bail!(
-            "payledger verify failed ({}):\n{stdout}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+    let (Some(verified), Some(0 | 1)) = (verified, run.status.code()) else {
+        return Err(run.failure().into());
     };
     let problems = stdout
         .lines()
