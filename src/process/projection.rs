@@ -24,6 +24,11 @@ use crate::store::{Backend, Commit, CommitEvents, Store};
 
 /// How often an idle follower looks for other processes' commits without being told.
 pub const POLL_INTERVAL_POSTGRES: Duration = Duration::from_secs(5);
+/// The same while notifications arrive on PostgreSQL: they tell of every commit, and a
+/// dropped notification connection is noticed at once (the follower then reads the log and
+/// polls at the rate above until it listens again), so this only bounds how long a lost
+/// notification could go unnoticed.
+pub const POLL_INTERVAL_LISTENING: Duration = Duration::from_secs(60);
 pub const POLL_INTERVAL_SQLITE: Duration = Duration::from_millis(250);
 /// How long a notification waits for this process's own hand-over of the same commit.
 const NOTIFICATION_GRACE: Duration = Duration::from_millis(2);
@@ -109,11 +114,16 @@ struct Follower {
 impl Follower {
     async fn run(mut self, wake: Arc<Notify>) {
         let mut listener = self.listen().await;
-        let poll = match self.store.backend {
+        let unheard = match self.store.backend {
             Backend::Postgres(_) => POLL_INTERVAL_POSTGRES,
             Backend::Sqlite(_) => POLL_INTERVAL_SQLITE,
         };
         loop {
+            let poll = if listener.is_some() {
+                POLL_INTERVAL_LISTENING
+            } else {
+                unheard
+            };
             let read_log = tokio::select! {
                 commit = self.commits.recv() => match commit {
                     Ok(events) => !self.account_local(&events),
