@@ -44,6 +44,10 @@ impl AuditReport {
     }
 }
 
+/// Working memory of the comparison's transaction on PostgreSQL (the server's default is a
+/// few megabytes, which sends `EXCEPT` over views of many orders to sorts on disk).
+const COMPARE_WORK_MEM: &str = "SET LOCAL work_mem = '256MB'";
+
 /// How many times the audit chases a live projector that keeps moving before giving up.
 const AUDIT_ATTEMPTS_MAX: usize = 20;
 
@@ -82,6 +86,11 @@ pub async fn audit_reporting(
         let mut snapshot = pool.begin().await?;
         if snapshot.backend_name() == "PostgreSQL" {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *snapshot)
+                .await?;
+            // Enough memory for the comparison's set operations to hash the views instead of
+            // sorting them on disk; for this read-only transaction only.
+            sqlx::query(COMPARE_WORK_MEM)
                 .execute(&mut *snapshot)
                 .await?;
         }
