@@ -464,6 +464,60 @@ on_both_stores! {
         assert!(report.problems[0].to_string().contains("the gateway says"), "{}", report.problems[0]);
         app.stop().await;
     }
+
+    async fn a_summary_kept_by_an_earlier_version_still_verifies_unsigned(db: &TestDb) {
+        let app = purchase_and_refund(db, aggregates::Channel::AlipayQr, gateways::routing::ProviderName::Pingpp, Refunds::FinishedInAnswer).await;
+        let (_, _, refunded_at) = evidence_of(db, "Refunded").await;
+        let refund: Value = serde_json::from_slice(&evidence_body(db, "pingpp.refund").await).unwrap();
+        // The row as earlier versions wrote it: the ledger's own summary of the answer.
+        let summary = |amount: i64| json!({
+            "object": "refund",
+            "source": "api",
+            "id": refund["id"],
+            "charge": refund["charge"],
+            "refund_id": refund["metadata"]["refund_id"],
+            "amount": amount,
+            "status": "succeeded",
+            "failure_code": null,
+        });
+        as_summary(db, serde_json::to_vec(&summary(1000)).unwrap()).await;
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.unsigned, check.answers_reverified), (2, 0));
+
+        replace_evidence_body(db, "summary", serde_json::to_vec(&summary(1)).unwrap()).await;
+        let report = verify_with(db, None, &mut sandbox_check()).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, refunded_at);
+        assert!(report.problems[0].to_string().contains("the kept summary names another refund or amount"), "{}", report.problems[0]);
+        app.stop().await;
+    }
+}
+
+/// Turns the kept Ping++ refund answer into a `summary` row with `body`, as earlier versions
+/// wrote for a refund finished in the answer to its request.
+async fn as_summary(db: &TestDb, body: Vec<u8>) {
+    replace_evidence_body(db, "pingpp.refund", body).await;
+    let mut connection = db.store.read.acquire().await.unwrap();
+    if db.store.kind() == "postgres" {
+        sqlx::query("ALTER TABLE gateway_evidence DISABLE TRIGGER USER")
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "UPDATE gateway_evidence SET protocol = 'summary' WHERE protocol = 'pingpp.refund'",
+    )
+    .execute(&mut *connection)
+    .await
+    .unwrap();
+    if db.store.kind() == "postgres" {
+        sqlx::query("ALTER TABLE gateway_evidence ENABLE TRIGGER USER")
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+    }
 }
 
 /// Runs the verify command with the sandbox's key, which signs as every gateway: it must exit
