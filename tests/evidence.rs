@@ -274,7 +274,7 @@ on_both_stores! {
         assert_eq!(report.problems[0].position, position);
 
         // One byte of the kept body changed: reported where the payment is.
-        tamper_evidence_body(db).await;
+        tamper_evidence_body(db, "wechatpay").await;
         let mut check = sandbox_check().with_wechatpay_api_v3_key(api_v3_key);
         let report = verify_with(db, None, &mut check).await;
         assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
@@ -357,7 +357,7 @@ on_both_stores! {
             .fetch_one(&db.store.read).await.unwrap().try_get("body").unwrap();
         let transaction: Value = serde_json::from_slice(&answer).unwrap();
         assert_eq!(transaction["trade_state"], "SUCCESS", "the answer as WeChat Pay sent it");
-        tamper_evidence_body(db).await;
+        tamper_evidence_body(db, "wechatpay.transaction").await;
         let report = verify_with(db, None, &mut sandbox_check()).await;
         let at_payment: Vec<_> = report.problems.iter().filter(|problem| problem.position == paid_at).collect();
         assert_eq!(at_payment.len(), 1, "{:?}", report.problems);
@@ -379,26 +379,182 @@ on_both_stores! {
         assert_eq!((check.unsigned, check.answers_reverified, check.reverified), (1, 0, 0));
 
         // Unsigned, but still read: an answer naming another amount is reported.
-        tamper_evidence_amount(db).await;
+        tamper_evidence_amount(db, "pingpp.charge").await;
         let report = verify_with(db, None, &mut sandbox_check()).await;
         assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
         assert_eq!(report.problems[0].position, paid_at);
         assert!(report.problems[0].to_string().contains("the gateway says"), "{}", report.problems[0]);
         app.stop().await;
     }
+
+    async fn an_alipay_refund_finished_in_its_answer_rests_on_that_signed_answer(db: &TestDb) {
+        let app = purchase_and_refund(db, aggregates::Channel::AlipayQr, gateways::routing::ProviderName::Alipay, Refunds::FinishedInAnswer).await;
+        let sandbox_fingerprint = Some(gateways::keys::fingerprint(&sandbox_key().to_public_key()).unwrap());
+        let (protocol, fingerprint, refunded_at) = evidence_of(db, "Refunded").await;
+        assert_eq!((protocol.as_str(), &fingerprint), ("alipay.trade.refund", &sandbox_fingerprint));
+        let body = evidence_body(db, "alipay.trade.refund").await;
+        assert!(body.starts_with(br#"{"alipay_trade_refund_response":"#), "{}", String::from_utf8_lossy(&body));
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.answers_reverified, check.unsigned), (2, 0));
+        verify_command_is_clean(db, "2 signed gateway answer(s)");
+
+        // Signed again by Alipay's key, an answer whose total refunded on the trade is less
+        // than the refund is reported: the trade's total includes every refund, never less.
+        let text = serde_json::to_string(&{
+            let raw: Value = serde_json::from_slice(&body).unwrap();
+            let mut response = raw["alipay_trade_refund_response"].clone();
+            response["refund_fee"] = Value::from("5.00");
+            response
+        }).unwrap();
+        let sign = gateways::signature::sign(sandbox_key(), text.as_bytes());
+        let resigned = format!(r#"{{"alipay_trade_refund_response":{text},"sign":"{sign}"}}"#);
+        replace_evidence_body(db, "alipay.trade.refund", resigned.into_bytes()).await;
+        let report = verify_with(db, None, &mut sandbox_check()).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, refunded_at);
+        assert!(report.problems[0].to_string().contains("refunded on the trade in all"), "{}", report.problems[0]);
+
+        // One byte of the kept answer changed: it no longer verifies.
+        replace_evidence_body(db, "alipay.trade.refund", body).await;
+        tamper_evidence_body(db, "alipay.trade.refund").await;
+        let report = verify_with(db, None, &mut sandbox_check()).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, refunded_at);
+        assert!(report.problems[0].to_string().contains("does not verify or read again"), "{}", report.problems[0]);
+        app.stop().await;
+    }
+
+    async fn a_wechatpay_refund_finished_in_its_answer_rests_on_that_signed_answer(db: &TestDb) {
+        let app = purchase_and_refund(db, aggregates::Channel::WxPubQr, gateways::routing::ProviderName::WechatPay, Refunds::FinishedInAnswer).await;
+        let (protocol, fingerprint, refunded_at) = evidence_of(db, "Refunded").await;
+        assert_eq!(protocol, "wechatpay.refund");
+        assert_eq!(fingerprint, Some(gateways::keys::fingerprint(&sandbox_key().to_public_key()).unwrap()));
+        let refund: Value = serde_json::from_slice(&evidence_body(db, "wechatpay.refund").await).unwrap();
+        assert_eq!(refund["status"], "SUCCESS", "the answer as WeChat Pay sent it");
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.answers_reverified, check.unsigned), (2, 0));
+        verify_command_is_clean(db, "2 signed gateway answer(s)");
+
+        tamper_evidence_body(db, "wechatpay.refund").await;
+        let report = verify_with(db, None, &mut sandbox_check()).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, refunded_at);
+        assert!(report.problems[0].to_string().contains("does not verify or read again"), "{}", report.problems[0]);
+        app.stop().await;
+    }
+
+    async fn a_pingpp_refund_finished_in_its_answer_keeps_it_unsigned_and_is_counted(db: &TestDb) {
+        let app = purchase_and_refund(db, aggregates::Channel::AlipayQr, gateways::routing::ProviderName::Pingpp, Refunds::FinishedInAnswer).await;
+        let (protocol, fingerprint, refunded_at) = evidence_of(db, "Refunded").await;
+        assert_eq!((protocol.as_str(), fingerprint), ("pingpp.refund", None));
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.unsigned, check.answers_reverified), (2, 0));
+
+        // Unsigned, but still read: an answer naming another amount is reported.
+        tamper_evidence_amount(db, "pingpp.refund").await;
+        let report = verify_with(db, None, &mut sandbox_check()).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, refunded_at);
+        assert!(report.problems[0].to_string().contains("the gateway says"), "{}", report.problems[0]);
+        app.stop().await;
+    }
+
+    async fn a_summary_kept_by_an_earlier_version_still_verifies_unsigned(db: &TestDb) {
+        let app = purchase_and_refund(db, aggregates::Channel::AlipayQr, gateways::routing::ProviderName::Pingpp, Refunds::FinishedInAnswer).await;
+        let (_, _, refunded_at) = evidence_of(db, "Refunded").await;
+        let refund: Value = serde_json::from_slice(&evidence_body(db, "pingpp.refund").await).unwrap();
+        // The row as earlier versions wrote it: the ledger's own summary of the answer.
+        let summary = |amount: i64| json!({
+            "object": "refund",
+            "source": "api",
+            "id": refund["id"],
+            "charge": refund["charge"],
+            "refund_id": refund["metadata"]["refund_id"],
+            "amount": amount,
+            "status": "succeeded",
+            "failure_code": null,
+        });
+        as_summary(db, serde_json::to_vec(&summary(1000)).unwrap()).await;
+        let mut check = sandbox_check();
+        let report = verify_with(db, None, &mut check).await;
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((check.unsigned, check.answers_reverified), (2, 0));
+
+        replace_evidence_body(db, "summary", serde_json::to_vec(&summary(1)).unwrap()).await;
+        let report = verify_with(db, None, &mut sandbox_check()).await;
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].position, refunded_at);
+        assert!(report.problems[0].to_string().contains("the kept summary names another refund or amount"), "{}", report.problems[0]);
+        app.stop().await;
+    }
 }
 
-/// Rewrites the amount in the one kept Ping++ answer, as the owner of the tables could.
-async fn tamper_evidence_amount(db: &TestDb) {
-    let body: Vec<u8> = sqlx::query("SELECT body FROM gateway_evidence")
+/// Turns the kept Ping++ refund answer into a `summary` row with `body`, as earlier versions
+/// wrote for a refund finished in the answer to its request.
+async fn as_summary(db: &TestDb, body: Vec<u8>) {
+    replace_evidence_body(db, "pingpp.refund", body).await;
+    let mut connection = db.store.read.acquire().await.unwrap();
+    if db.store.kind() == "postgres" {
+        sqlx::query("ALTER TABLE gateway_evidence DISABLE TRIGGER USER")
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "UPDATE gateway_evidence SET protocol = 'summary' WHERE protocol = 'pingpp.refund'",
+    )
+    .execute(&mut *connection)
+    .await
+    .unwrap();
+    if db.store.kind() == "postgres" {
+        sqlx::query("ALTER TABLE gateway_evidence ENABLE TRIGGER USER")
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+    }
+}
+
+/// Runs the verify command with the sandbox's key, which signs as every gateway: it must exit
+/// 0 and report `verified`.
+fn verify_command_is_clean(db: &TestDb, verified: &str) {
+    let key_path =
+        std::env::temp_dir().join(format!("payledger-gateway-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(
+        &key_path,
+        gateways::pingpp::keys::public_key_to_pem(&sandbox_key().to_public_key()).unwrap(),
+    )
+    .unwrap();
+    let key = key_path.display().to_string();
+    let (code, stdout, stderr) = run_verify_with(db, &["--gateway-key", &key], &[]);
+    let _ = std::fs::remove_file(&key_path);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains(verified), "{stdout}");
+}
+
+/// The first kept body of `protocol`.
+async fn evidence_body(db: &TestDb, protocol: &str) -> Vec<u8> {
+    sqlx::query("SELECT body FROM gateway_evidence WHERE protocol = $1 ORDER BY id LIMIT 1")
+        .bind(protocol)
         .fetch_one(&db.store.read)
         .await
         .unwrap()
         .try_get("body")
-        .unwrap();
+        .unwrap()
+}
+
+/// Rewrites the amount in the first kept Ping++ answer of `protocol`, as the owner of the
+/// tables could.
+async fn tamper_evidence_amount(db: &TestDb, protocol: &str) {
+    let body = evidence_body(db, protocol).await;
     let mut answer: Value = serde_json::from_slice(&body).unwrap();
     answer["amount"] = Value::from(1);
-    replace_evidence_body(db, serde_json::to_vec(&answer).unwrap()).await;
+    replace_evidence_body(db, protocol, serde_json::to_vec(&answer).unwrap()).await;
 }
 
 /// The kept evidence of the first event of `event_type`: its protocol, fingerprint and the
@@ -427,12 +583,31 @@ async fn evidence_of(db: &TestDb, event_type: &str) -> (String, Option<String>, 
     )
 }
 
+/// How the sandbox finishes the refund of [`purchase_and_refund`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refunds {
+    /// After its refund delay, found by the reconciler's lookup.
+    Later,
+    /// Before it answers the refund request, which says so.
+    FinishedInAnswer,
+}
+
 /// A payment whose notification the sandbox never sends, found by the reconciler asking the
 /// gateway over `protocol`; then a partial refund, settled from the gateway's answers.
 async fn reconciled_purchase_and_refund(
     db: &TestDb,
     channel: aggregates::Channel,
     protocol: gateways::routing::ProviderName,
+) -> App {
+    purchase_and_refund(db, channel, protocol, Refunds::Later).await
+}
+
+/// [`reconciled_purchase_and_refund`], with the refund finished as `refunds` says.
+async fn purchase_and_refund(
+    db: &TestDb,
+    channel: aggregates::Channel,
+    protocol: gateways::routing::ProviderName,
+    refunds: Refunds,
 ) -> App {
     let app = App::spawn_sandbox(db, |setup| {
         setup.sandbox_protocols.insert(channel, protocol);
@@ -467,6 +642,17 @@ async fn reconciled_purchase_and_refund(
     app.poll_until(&id, "alice", |order| order["status"] == "paid")
         .await;
     let admin = app.token("ops", payledger::auth::Role::Admin);
+    if refunds == Refunds::FinishedInAnswer {
+        let in_answer = sandbox::KnobsUpdate {
+            refunds_finish_in_answer: Some(true),
+            ..sandbox::KnobsUpdate::default()
+        };
+        app.sandbox
+            .as_ref()
+            .unwrap()
+            .update_knobs(in_answer)
+            .unwrap();
+    }
     let (status, refund) = app
         .post(
             &format!("/v1/orders/{id}/refunds"),
@@ -495,30 +681,22 @@ const AT_ONCE: ReconcilerSettings = ReconcilerSettings {
     pending_batch: reconciler::PENDING_BATCH_MAX,
 };
 
-/// Changes one byte of the first kept body, as the owner of the tables could, with the append-only
-/// triggers out of the way.
-async fn tamper_evidence_body(db: &TestDb) {
-    let mut connection = db.store.read.acquire().await.unwrap();
-    let body: Vec<u8> = sqlx::query("SELECT body FROM gateway_evidence ORDER BY id LIMIT 1")
-        .fetch_one(&mut *connection)
-        .await
-        .unwrap()
-        .try_get("body")
-        .unwrap();
-    let mut changed = body.clone();
+/// Changes one byte of the first kept body of `protocol`, as the owner of the tables could,
+/// with the append-only triggers out of the way.
+async fn tamper_evidence_body(db: &TestDb, protocol: &str) {
+    let mut changed = evidence_body(db, protocol).await;
     let middle = changed.len() / 2;
     changed[middle] = if changed[middle] == b'A' { b'B' } else { b'A' };
-    drop(connection);
-    replace_evidence_body(db, changed).await;
+    replace_evidence_body(db, protocol, changed).await;
 }
 
-/// Replaces the first kept body, with the append-only triggers out of the way.
-async fn replace_evidence_body(db: &TestDb, changed: Vec<u8>) {
+/// Replaces the first kept body of `protocol`, with the append-only triggers out of the way.
+async fn replace_evidence_body(db: &TestDb, protocol: &str, changed: Vec<u8>) {
     let mut connection = db.store.read.acquire().await.unwrap();
     let statements: &[&str] = if db.store.kind() == "postgres" {
         &["ALTER TABLE gateway_evidence DISABLE TRIGGER USER"]
     } else {
-        &["DROP TRIGGER gateway_evidence_append_only_update"]
+        &["DROP TRIGGER IF EXISTS gateway_evidence_append_only_update"]
     };
     for statement in statements {
         sqlx::query(statement)
@@ -527,9 +705,11 @@ async fn replace_evidence_body(db: &TestDb, changed: Vec<u8>) {
             .unwrap();
     }
     sqlx::query(
-        "UPDATE gateway_evidence SET body = $1 WHERE id = (SELECT min(id) FROM gateway_evidence)",
+        "UPDATE gateway_evidence SET body = $1 \
+         WHERE id = (SELECT min(id) FROM gateway_evidence WHERE protocol = $2)",
     )
     .bind(changed)
+    .bind(protocol)
     .execute(&mut *connection)
     .await
     .unwrap();

@@ -2,7 +2,7 @@
 //! on it: first the gateway's signature where it signs its answers, then the facts, by the
 //! same rules the client read them with when they arrived.
 
-use aggregates::ChargeId;
+use aggregates::{ChargeId, Money};
 use rsa::RsaPublicKey;
 
 use crate::alipay::response::{self, ResponseError, Status};
@@ -22,6 +22,13 @@ pub enum AnswerFacts {
     Refund {
         state: RefundState,
         facts: RefundFacts,
+    },
+    /// Alipay's answer to a refund request that moved the money: it names the trade and the
+    /// total refunded on it so far, not the refund.
+    TradeRefunded {
+        charge_id: ChargeId,
+        order_no: String,
+        refunded_total: Money,
     },
 }
 
@@ -70,7 +77,7 @@ pub fn reread(
         }
         answer_protocols::PINGPP_REFUND => {
             let refund: crate::pingpp::wire::Refund = json(body)?;
-            let state = crate::pingpp::client::issued_refund(&refund)?.state;
+            let state = crate::pingpp::client::refund_state(&refund)?;
             let facts =
                 crate::pingpp::webhook::refund_facts(&refund).map_err(AnswerError::Unreadable)?;
             Ok(AnswerFacts::Refund { state, facts })
@@ -94,6 +101,28 @@ pub fn reread(
             let (state, facts) =
                 crate::alipay::client::refund_lookup(&charge_id, &gateway_refund_id, &answer)?;
             Ok(AnswerFacts::Refund { state, facts })
+        }
+        answer_protocols::ALIPAY_REFUND => {
+            let raw = alipay_response(protocol, key, body)?;
+            let answer: crate::alipay::wire::RefundResponse = json(raw.as_bytes())?;
+            // Only an answer whose call moved the money says a refund finished.
+            if answer.fund_change.as_deref() != Some(crate::alipay::wire::FUND_CHANGED) {
+                return Err(AnswerError::Unreadable(
+                    "the refund answer does not say this call moved money".to_owned(),
+                ));
+            }
+            let refunded_total = answer
+                .refund_fee
+                .as_deref()
+                .ok_or_else(|| AnswerError::Unreadable("the answer has no refund_fee".to_owned()))
+                .and_then(|fee| {
+                    crate::alipay::notify::money(fee).map_err(AnswerError::Unreadable)
+                })?;
+            Ok(AnswerFacts::TradeRefunded {
+                charge_id: charge_of(&answer.out_trade_no)?,
+                order_no: answer.out_trade_no,
+                refunded_total,
+            })
         }
         answer_protocols::WECHATPAY_TRANSACTION => {
             wechatpay_signature(key, headers, body)?;

@@ -119,11 +119,13 @@ pub enum RefundState {
     Failed,
 }
 
-/// A refund the gateway accepted.
+/// A refund the gateway accepted, with the answer that said how it stands: when that answer
+/// already says the refund is done, the ledger settles it on this answer and keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedRefund {
     pub gateway_refund_id: GatewayRefundId,
     pub state: RefundState,
+    pub answer: QueryAnswer,
 }
 
 /// A charge as the gateway reports it now, with the answer that said so.
@@ -146,30 +148,37 @@ pub struct RetrievedRefund {
 pub mod answer_protocols {
     /// Ping++ `GET /v1/charges/{id}`: unsigned.
     pub const PINGPP_CHARGE: &str = "pingpp.charge";
-    /// Ping++ `GET /v1/charges/{ch}/refunds/{re}`: unsigned.
+    /// Ping++ `GET /v1/charges/{ch}/refunds/{re}`, and the answer to `POST
+    /// /v1/charges/{ch}/refunds`, which is the same refund object: unsigned.
     pub const PINGPP_REFUND: &str = "pingpp.refund";
     /// Alipay `alipay.trade.query`: signed inside the JSON over the `*_response` text.
     pub const ALIPAY_TRADE_QUERY: &str = "alipay.trade.query";
     /// Alipay `alipay.trade.fastpay.refund.query`: signed like every Alipay answer.
     pub const ALIPAY_REFUND_QUERY: &str = "alipay.trade.fastpay.refund.query";
+    /// Alipay `alipay.trade.refund`, the refund request itself, which finishes the refund in
+    /// its answer: signed like every Alipay answer. It names the trade and the total refunded
+    /// on it so far, not the refund.
+    pub const ALIPAY_REFUND: &str = "alipay.trade.refund";
     /// WeChat Pay v3 order query: signed in the `Wechatpay-*` headers like a callback.
     pub const WECHATPAY_TRANSACTION: &str = "wechatpay.transaction";
-    /// WeChat Pay v3 refund query: signed like the order query.
+    /// WeChat Pay v3 refund query, and the answer to the refund request, which is the same
+    /// refund object: signed like the order query.
     pub const WECHATPAY_REFUND: &str = "wechatpay.refund";
 
     /// Every protocol above.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 7] = [
         PINGPP_CHARGE,
         PINGPP_REFUND,
         ALIPAY_TRADE_QUERY,
         ALIPAY_REFUND_QUERY,
+        ALIPAY_REFUND,
         WECHATPAY_TRANSACTION,
         WECHATPAY_REFUND,
     ];
 }
 
-/// A gateway's answer to a query, exactly as it came: what a fact the ledger learns by
-/// asking (rather than by a notification) rests on, kept so that it can be read and, when
+/// A gateway's answer to a query or to a refund request, exactly as it came: what a fact the
+/// ledger learns by asking (rather than by a notification) rests on, kept so that it can be read and, when
 /// the gateway signs its answers, verified again later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryAnswer {

@@ -266,6 +266,8 @@ impl Sandbox {
             .protocols
             .refund_id(Origin::Alipay, refund_no)
             .map(str::to_owned);
+        // Whether this call moved the money: only a refund it created and finished did.
+        let mut moved = false;
         if existing.is_none() {
             // Alipay refunds synchronously: a failing refund is refused on the spot.
             let fail = std::mem::take(&mut self.state().knobs.fail_next_refund);
@@ -291,6 +293,7 @@ impl Sandbox {
                     error.to_string(),
                 )
             })?;
+            moved = refund.get("status").and_then(Value::as_str) == Some("succeeded");
             let refund_id = refund.get("id").and_then(Value::as_str).unwrap_or_default();
             self.state()
                 .protocols
@@ -300,8 +303,10 @@ impl Sandbox {
         let mut members = Map::new();
         members.insert("out_trade_no".to_owned(), json!(charge.order_no));
         members.insert("trade_no".to_owned(), json!(charge.transaction_no));
-        // The money moves when the sandbox completes the refund, after its refund delay.
-        members.insert("fund_change".to_owned(), json!("N"));
+        // The money moves when the sandbox completes the refund: in this call when refunds
+        // finish in the answer, otherwise after its refund delay.
+        let fund_change = if moved { "Y" } else { "N" };
+        members.insert("fund_change".to_owned(), json!(fund_change));
         members.insert(
             "refund_fee".to_owned(),
             json!(yuan_text(charge.amount_refunded)),

@@ -22,6 +22,9 @@ pub struct Knobs {
     pub fail_next_refund: bool,
     pub refund_delay_ms: u64,
     pub retry_base_ms: u64,
+    /// Refunds finish before the answer to the refund request, which says so, and no
+    /// notification follows: the way Alipay finishes refunds, and any gateway may.
+    pub refunds_finish_in_answer: bool,
 }
 
 impl Default for Knobs {
@@ -30,6 +33,7 @@ impl Default for Knobs {
             fail_next_refund: false,
             refund_delay_ms: DEFAULT_REFUND_DELAY_MS,
             retry_base_ms: DEFAULT_RETRY_BASE_MS,
+            refunds_finish_in_answer: false,
         }
     }
 }
@@ -44,6 +48,8 @@ pub struct KnobsUpdate {
     pub refund_delay_ms: Option<u64>,
     #[serde(default)]
     pub retry_base_ms: Option<u64>,
+    #[serde(default)]
+    pub refunds_finish_in_answer: Option<bool>,
 }
 
 impl Knobs {
@@ -75,6 +81,9 @@ impl Knobs {
         }
         if let Some(base) = update.retry_base_ms {
             self.retry_base_ms = base;
+        }
+        if let Some(in_answer) = update.refunds_finish_in_answer {
+            self.refunds_finish_in_answer = in_answer;
         }
         Ok(())
     }

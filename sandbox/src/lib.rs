@@ -304,13 +304,14 @@ impl Sandbox {
 
     /// `POST /v1/charges/{id}/refunds`: a pending refund that completes after the refund
     /// delay, then sends `refund.succeeded` (or `refund.failed` when `fail_next_refund` was
-    /// set). Call it within a Tokio runtime.
+    /// set); with `refunds_finish_in_answer`, the refund as completed, and nothing after.
+    /// Call it within a Tokio runtime.
     pub fn create_refund(
         &self,
         charge_id: &str,
         request: CreateRefundRequest,
     ) -> Result<Value, SandboxError> {
-        let (refund, delay_ms) = {
+        let (refund, delay_ms, in_answer) = {
             let mut state = self.state();
             let outcome = if state.knobs.fail_next_refund {
                 RefundOutcome::Fail
@@ -322,13 +323,22 @@ impl Sandbox {
                 .create_refund(charge_id, request, now(), outcome)?;
             // Only a refund actually created takes the knob.
             state.knobs.fail_next_refund = false;
-            (refund, state.knobs.refund_delay_ms)
+            (
+                refund,
+                state.knobs.refund_delay_ms,
+                state.knobs.refunds_finish_in_answer,
+            )
         };
         let refund_id = refund
             .get("id")
             .and_then(Value::as_str)
             .map(str::to_owned)
             .ok_or_else(|| SandboxError::internal("a new refund has no id"))?;
+        if in_answer {
+            // The answer is the refund's only report, so no notification is sent.
+            let completed = self.state().store.complete_refund(&refund_id, now());
+            return Ok(completed.map_or(refund, |completed| completed.refund));
+        }
         let sandbox = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;

@@ -27,8 +27,8 @@ use gateways::wechatpay::notify::NonceCache;
 use gateways::wechatpay::platform::PlatformKeys;
 use gateways::wechatpay::resource::ApiV3Key;
 use gateways::{
-    ChargeRequest, CloseOutcome, GatewayEvent, PaymentGateway, QueryAnswer, RefundRequest,
-    RefundState, WebhookHeaders, WebhookVerdict,
+    answer_protocols, ChargeRequest, CloseOutcome, GatewayEvent, PaymentGateway, QueryAnswer,
+    RefundRequest, RefundState, WebhookHeaders, WebhookVerdict,
 };
 
 const APP_ID: &str = "2021000000000001";
@@ -617,6 +617,67 @@ fn fail_next_refund(harness: &Harness) {
             ..KnobsUpdate::default()
         })
         .unwrap();
+}
+
+fn refunds_finish_in_answer(harness: &Harness) {
+    harness
+        .sandbox
+        .update_knobs(KnobsUpdate {
+            refunds_finish_in_answer: Some(true),
+            ..KnobsUpdate::default()
+        })
+        .unwrap();
+}
+
+/// Nothing but the payment's notification arrived: the refund's answer was its only report.
+async fn assert_no_refund_notification(harness: &Harness) {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(harness.receiver.events.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_alipay_refund_finished_in_its_answer_comes_with_that_signed_answer() {
+    let harness = start(Provider::Alipay).await;
+    let issued = paid_charge(&harness, Channel::AlipayQr).await;
+    refunds_finish_in_answer(&harness);
+    let refund = harness
+        .gateway
+        .create_refund(&refund_of(&issued))
+        .await
+        .unwrap();
+    assert_eq!(refund.state, RefundState::Succeeded);
+    assert_eq!(refund.answer.protocol, answer_protocols::ALIPAY_REFUND);
+    let Ok(AnswerFacts::TradeRefunded {
+        charge_id,
+        refunded_total,
+        ..
+    }) = reread_kept(&refund.answer)
+    else {
+        panic!("{:?}", reread_kept(&refund.answer));
+    };
+    assert_eq!(charge_id, issued.charge_id);
+    assert_eq!(refunded_total.amount_minor(), 300);
+    assert_tampering_shows(&refund.answer);
+    assert_no_refund_notification(&harness).await;
+}
+
+#[tokio::test]
+async fn a_wechatpay_refund_finished_in_its_answer_comes_with_that_signed_answer() {
+    let harness = start(Provider::WechatPay).await;
+    let issued = paid_charge(&harness, Channel::WxPubQr).await;
+    refunds_finish_in_answer(&harness);
+    let request = refund_of(&issued);
+    let refund = harness.gateway.create_refund(&request).await.unwrap();
+    assert_eq!(refund.state, RefundState::Succeeded);
+    assert_eq!(refund.answer.protocol, answer_protocols::WECHATPAY_REFUND);
+    let Ok(AnswerFacts::Refund { state, facts }) = reread_kept(&refund.answer) else {
+        panic!("{:?}", reread_kept(&refund.answer));
+    };
+    assert_eq!(state, RefundState::Succeeded);
+    assert_eq!(facts.refund_id, Some(request.refund_id));
+    assert_eq!(facts.amount, request.amount);
+    assert_tampering_shows(&refund.answer);
+    assert_no_refund_notification(&harness).await;
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use rsa::RsaPublicKey;
 use sqlx::{AnyPool, Row};
 
 use super::verify::{PageCheck, Problem, ProblemKind, VerifyError};
-use crate::ledger::settle::SUMMARY_PROTOCOL;
+use crate::ledger::settle::{answered_refund_event_id_of, SUMMARY_PROTOCOL};
 
 /// Event types that record money the gateway reported moving (or a refund it settled).
 pub const GATEWAY_MONEY_EVENTS: [&str; 6] = [
@@ -46,12 +46,13 @@ pub struct EvidenceCheck {
     since: Option<i64>,
     /// Evidence verified again with a configured key.
     pub reverified: u64,
-    /// Signed gateway answers to the reconciler's queries (Alipay, WeChat Pay) verified again
-    /// with a configured key, their facts compared.
+    /// Signed gateway answers (Alipay, WeChat Pay), to the reconciler's queries or to a refund
+    /// request that finished the refund, verified again with a configured key, their facts
+    /// compared.
     pub answers_reverified: u64,
-    /// Evidence nobody signed (Ping++'s answers to queries, and the ledger's summaries of
-    /// answers kept before the answers themselves were): its facts were compared, no
-    /// signature could be.
+    /// Evidence nobody signed (Ping++'s answers, and the summaries earlier versions wrote of
+    /// a refund finished in the answer to its request): its facts were compared, no signature
+    /// could be.
     pub unsigned: u64,
     /// Signed evidence of a protocol whose signature this build does not check again yet.
     pub not_reverified: u64,
@@ -108,6 +109,7 @@ impl EvidenceCheck {
 
     /// What is wrong with `kept` as the evidence of `event` (None: it vouches for it).
     fn judge(&mut self, kept: &Kept, aggregate_id: &str, event: &OrderEvent) -> Option<String> {
+        // Written by earlier versions only; still read so their logs verify.
         if kept.protocol == SUMMARY_PROTOCOL {
             self.unsigned += 1;
             return summary_disagrees(&kept.body, aggregate_id, event);
@@ -189,8 +191,8 @@ impl Kept {
 }
 
 impl EvidenceCheck {
-    /// A gateway's answer to a query: verified again with the key that verified it when the
-    /// gateway signs its answers, then read, and compared with the event.
+    /// A gateway's answer to a query or a refund request: verified again with the key that
+    /// verified it when the gateway signs its answers, then read, and compared with the event.
     fn judge_answer(
         &mut self,
         kept: &Kept,
@@ -232,7 +234,7 @@ impl EvidenceCheck {
         } else {
             self.unsigned += 1;
         }
-        answer_disagrees(&facts, aggregate_id, event)
+        answer_disagrees(&facts, &kept.event_id, aggregate_id, event)
     }
 
     /// A kept WeChat Pay callback checked again with the platform key that verified it, under
@@ -403,8 +405,14 @@ fn webhook_disagrees(said: &GatewayEvent, order_id: &str, event: &OrderEvent) ->
     }
 }
 
-/// Where a gateway's answer to a query disagrees with the event it is the evidence of.
-fn answer_disagrees(said: &AnswerFacts, order_id: &str, event: &OrderEvent) -> Option<String> {
+/// Where a gateway's answer disagrees with the event it is the evidence of (kept under
+/// `kept_event_id`).
+fn answer_disagrees(
+    said: &AnswerFacts,
+    kept_event_id: &str,
+    order_id: &str,
+    event: &OrderEvent,
+) -> Option<String> {
     match (said, claimed(event)?) {
         (AnswerFacts::Charge(charge), Claimed::Charge { charge_id, amount }) => {
             if !charge.paid {
@@ -430,12 +438,78 @@ fn answer_disagrees(said: &AnswerFacts, order_id: &str, event: &OrderEvent) -> O
             }
             refund_disagrees(facts, &refund_id, amount)
         }
+        (
+            AnswerFacts::TradeRefunded {
+                order_no,
+                refunded_total,
+                ..
+            },
+            Claimed::Refund { amount, .. },
+        ) => trade_refund_disagrees(
+            order_no,
+            refunded_total,
+            kept_event_id,
+            order_id,
+            event,
+            amount,
+        ),
         (AnswerFacts::Charge(_), Claimed::Refund { .. }) => {
             Some("the gateway's answer is about a charge, the event a refund".to_owned())
         }
-        (AnswerFacts::Refund { .. }, Claimed::Charge { .. }) => {
-            Some("the gateway's answer is about a refund, the event a payment".to_owned())
+        (
+            AnswerFacts::Refund { .. } | AnswerFacts::TradeRefunded { .. },
+            Claimed::Charge { .. },
+        ) => Some("the gateway's answer is about a refund, the event a payment".to_owned()),
+    }
+}
+
+/// Where Alipay's answer to a refund request disagrees with the refund an event records. The
+/// answer names the trade but not the refund, so the refund is the one the evidence was kept
+/// for (its event id is made from the refund id); and its `refund_fee` is the total refunded
+/// on the trade so far, earlier refunds included, so the event's amount can only be checked
+/// to be at most that total.
+fn trade_refund_disagrees(
+    order_no: &str,
+    refunded_total: &Money,
+    kept_event_id: &str,
+    order_id: &str,
+    event: &OrderEvent,
+    amount: Option<&Money>,
+) -> Option<String> {
+    let order = gateways::order_id_from_order_no(order_no).map(|id| id.to_string());
+    let refund_id = match event {
+        OrderEvent::Refunded { refund_id, .. } | OrderEvent::RefundFailed { refund_id, .. } => {
+            *refund_id
         }
+        _ => return Some("the gateway's answer is about a refund, the event is not".to_owned()),
+    };
+    let kept_for = answered_refund_event_id_of(refund_id).map(|id| id.to_string());
+    let Some(amount) = amount else {
+        return Some(
+            "the gateway's answer says the refund moved money, the event a failure".to_owned(),
+        );
+    };
+    if order.as_deref() != Some(order_id) {
+        Some(format!(
+            "the gateway names order_no {order_no}, which is not order {order_id}"
+        ))
+    } else if kept_for.as_deref() != Some(kept_event_id) {
+        Some(format!(
+            "the answer was kept for {kept_event_id}, not for refund {refund_id}"
+        ))
+    } else if amount.currency() != refunded_total.currency()
+        || amount.amount_minor() > refunded_total.amount_minor()
+    {
+        Some(format!(
+            "the gateway says {} {} refunded on the trade in all, which does not cover the \
+             event's {} {}",
+            refunded_total.amount_minor(),
+            refunded_total.currency().code(),
+            amount.amount_minor(),
+            amount.currency().code()
+        ))
+    } else {
+        None
     }
 }
 

@@ -96,7 +96,7 @@ pub async fn reconcile_refunds(
             gateway.provider(),
             answer.state,
             facts,
-            Some(&answer.answer),
+            &answer.answer,
             Source::Reconciler,
             &request.request_id,
         )

@@ -121,7 +121,7 @@ pub async fn request_refund(
                     gateway.provider(),
                     RefundState::Succeeded,
                     facts,
-                    None,
+                    &issued.answer,
                     Source::Api,
                     &request.metadata.request_id,
                 )

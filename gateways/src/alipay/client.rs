@@ -407,20 +407,29 @@ impl PaymentGateway for AlipayClient {
                     .collect(),
             ),
         };
-        let refunded: wire::RefundResponse = self.call(methods::REFUND, &asked, false).await?;
+        let (refunded, body): (wire::RefundResponse, _) =
+            self.call_kept(methods::REFUND, &asked, false).await?;
         let gateway_refund_id = gateway_refund_id_for_refund_no(&refund_no)
             .ok_or_else(|| protocol("our refund number makes no refund id"))?;
-        // "Y": this call moved the money. Otherwise it repeated an earlier call (or the
-        // money is still moving): ask how that refund stands.
-        let state = if refunded.fund_change.as_deref() == Some("Y") {
-            RefundState::Succeeded
+        // "Y": this call moved the money, and its answer is what says so. Otherwise it
+        // repeated an earlier call (or the money is still moving): ask how that refund
+        // stands, and the lookup's answer is what the state rests on.
+        let (state, answer) = if refunded.fund_change.as_deref() == Some(wire::FUND_CHANGED) {
+            (
+                RefundState::Succeeded,
+                self.kept_answer(answer_protocols::ALIPAY_REFUND, body),
+            )
         } else {
-            let (answer, _) = self.query_refund(&out_trade_no, &refund_no).await?;
-            refund_lookup(&request.charge_id, &gateway_refund_id, &answer)?.0
+            let (looked_up, body) = self.query_refund(&out_trade_no, &refund_no).await?;
+            (
+                refund_lookup(&request.charge_id, &gateway_refund_id, &looked_up)?.0,
+                self.kept_answer(answer_protocols::ALIPAY_REFUND_QUERY, body),
+            )
         };
         Ok(IssuedRefund {
             gateway_refund_id,
             state,
+            answer,
         })
     }
 

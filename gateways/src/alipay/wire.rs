@@ -78,13 +78,16 @@ pub struct RefundResponse {
     pub out_trade_no: String,
     #[serde(default)]
     pub trade_no: Option<String>,
-    /// "Y" when this call moved money; "N" for a repeat of an earlier refund.
+    /// [`FUND_CHANGED`] when this call moved money; "N" for a repeat of an earlier refund.
     #[serde(default)]
     pub fund_change: Option<String>,
     /// The trade's refunded total so far.
     #[serde(default)]
     pub refund_fee: Option<String>,
 }
+
+/// `fund_change` of a refund answer whose call moved the money.
+pub const FUND_CHANGED: &str = "Y";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefundQueryRequest {

@@ -486,10 +486,14 @@ impl PaymentGateway for PingppClient {
         let bytes = serde_json::to_vec(&refund_body)
             .map_err(|error| GatewayError::Protocol(error.to_string()))?;
         let path = format!("/charges/{}/refunds", request.charge_id.as_str());
-        let refund: wire::Refund = self
-            .call(Method::POST, &path, Some(bytes), RetryPolicy::Create)
+        let (refund, body): (wire::Refund, _) = self
+            .call_kept(Method::POST, &path, Some(bytes), RetryPolicy::Create)
             .await?;
-        issued_refund(&refund)
+        Ok(IssuedRefund {
+            gateway_refund_id: refund_id_of(&refund)?,
+            state: refund_state(&refund)?,
+            answer: QueryAnswer::unsigned(answer_protocols::PINGPP_REFUND, body),
+        })
     }
 
     async fn retrieve_refund(
@@ -511,7 +515,7 @@ impl PaymentGateway for PingppClient {
                 refund.id, refund.charge
             )));
         }
-        let state = issued_refund(&refund)?.state;
+        let state = refund_state(&refund)?;
         let facts = webhook::refund_facts(&refund).map_err(GatewayError::Protocol)?;
         Ok(RetrievedRefund {
             state,
@@ -634,23 +638,22 @@ fn issued_charge(
     })
 }
 
-pub(crate) fn issued_refund(refund: &wire::Refund) -> Result<IssuedRefund, GatewayError> {
-    let gateway_refund_id = GatewayRefundId::parse(&refund.id)
-        .map_err(|error| GatewayError::Protocol(format!("refund id: {error}")))?;
-    let state = match refund.status.as_str() {
-        "pending" => RefundState::Pending,
-        "succeeded" => RefundState::Succeeded,
-        "failed" => RefundState::Failed,
-        other => {
-            return Err(GatewayError::Protocol(format!(
-                "refund {gateway_refund_id} has an unknown status `{other}`"
-            )))
-        }
-    };
-    Ok(IssuedRefund {
-        gateway_refund_id,
-        state,
-    })
+fn refund_id_of(refund: &wire::Refund) -> Result<GatewayRefundId, GatewayError> {
+    GatewayRefundId::parse(&refund.id)
+        .map_err(|error| GatewayError::Protocol(format!("refund id: {error}")))
+}
+
+/// How a Ping++ refund object says the refund stands.
+pub(crate) fn refund_state(refund: &wire::Refund) -> Result<RefundState, GatewayError> {
+    match refund.status.as_str() {
+        "pending" => Ok(RefundState::Pending),
+        "succeeded" => Ok(RefundState::Succeeded),
+        "failed" => Ok(RefundState::Failed),
+        other => Err(GatewayError::Protocol(format!(
+            "refund {} has an unknown status `{other}`",
+            refund.id
+        ))),
+    }
 }
 
 /// The first `chars_max` characters (not bytes: subjects are often Chinese).

@@ -417,13 +417,14 @@ impl PaymentGateway for WechatPayClient {
                 currency: "CNY".to_owned(),
             },
         };
-        let refund: wire::Refund = self
-            .call(Method::POST, paths::REFUNDS, Some(&asked))
+        let (refund, answer): (wire::Refund, _) = self
+            .call_answer(Method::POST, paths::REFUNDS, Some(&asked))
             .await?;
         let (state, facts) = refund_lookup(&request.charge_id, &refund)?;
         Ok(IssuedRefund {
             gateway_refund_id: facts.gateway_refund_id,
             state,
+            answer: self.kept_answer(answer_protocols::WECHATPAY_REFUND, answer)?,
         })
     }
 

@@ -13,8 +13,7 @@ pub struct Evidence<'a> {
     /// The exact bytes received.
     pub body: &'a [u8],
     /// `pingpp`, `alipay`, `wechatpay` for a verified webhook; one of
-    /// [`gateways::answer_protocols`] for a gateway's answer to a query; [`SUMMARY_PROTOCOL`]
-    /// for the ledger's summary of an answer.
+    /// [`gateways::answer_protocols`] for a gateway's answer to a query or a refund request.
     pub protocol: &'a str,
     /// The headers that carried the signature, as received.
     pub signature_headers: &'a [(String, String)],
@@ -22,23 +21,16 @@ pub struct Evidence<'a> {
     pub key_fingerprint: Option<&'a str>,
 }
 
-/// The protocol recorded for facts learnt from a gateway's answer to a query: the body is the
-/// ledger's summary of the answer, which nobody signed.
+/// The protocol of evidence that earlier versions wrote for a refund finished in the answer
+/// to its request: a summary the ledger wrote itself, which nobody signed. Nothing writes it
+/// now (the gateway's answer is kept instead); it stays so that `payledger verify` still
+/// recognises the rows already kept.
 pub const SUMMARY_PROTOCOL: &str = "summary";
 
 impl<'a> Evidence<'a> {
-    /// Unsigned evidence: the ledger's summary of a gateway's answer.
-    pub fn unsigned_summary(body: &'a [u8]) -> Self {
-        Self {
-            body,
-            protocol: SUMMARY_PROTOCOL,
-            signature_headers: &[],
-            key_fingerprint: None,
-        }
-    }
-
-    /// The gateway's own answer to a query, as received: signed (with the fingerprint of the
-    /// key that verified it) where the gateway signs its answers, unsigned otherwise.
+    /// The gateway's own answer to a query or a refund request, as received: signed (with the
+    /// fingerprint of the key that verified it) where the gateway signs its answers, unsigned
+    /// otherwise.
     pub fn answer(answer: &'a QueryAnswer) -> Self {
         Self {
             body: &answer.body,

@@ -14,7 +14,7 @@ mod settled_events;
 mod target;
 mod transaction;
 
-use aggregates::{GatewayEventId, Order};
+use aggregates::{GatewayEventId, Order, RefundId};
 use chrono::Utc;
 use cqrs_es::Aggregate;
 use gateways::{GatewayEvent, QueryAnswer, RefundFacts, RefundState};
@@ -181,7 +181,11 @@ pub async fn settle(
 /// a lookup) rather than from a notice: one per refund, so settling it again from another
 /// answer is a duplicate.
 pub fn answered_refund_event_id(facts: &RefundFacts) -> Option<GatewayEventId> {
-    let refund_id = facts.refund_id?;
+    answered_refund_event_id_of(facts.refund_id?)
+}
+
+/// The event id [`answered_refund_event_id`] gives refund `refund_id`.
+pub fn answered_refund_event_id_of(refund_id: RefundId) -> Option<GatewayEventId> {
     GatewayEventId::parse(&format!(
         "{ANSWERED_REFUND_EVENT_PREFIX}{}",
         refund_id.as_uuid().simple()
@@ -194,39 +198,21 @@ const ANSWERED_REFUND_EVENT_PREFIX: &str = "evt_refund_";
 /// Settles a refund the gateway answered final (`Succeeded` or `Failed`), as its notice would
 /// have: some gateways (Alipay) finish a refund in the answer and send no notice we act on,
 /// and a notice may never come. None for a refund still pending, or one not ours. `answer`
-/// is the gateway's answer as received, kept as the evidence; without it (an answer to our
-/// refund request, read for its state alone) the ledger's summary is kept, unsigned.
+/// is the gateway's answer as received (to our refund request or to a lookup), kept as the
+/// evidence, so that it can be verified again where the gateway signs its answers.
 pub async fn settle_refund_answer(
     state: &AppState,
     provider: &str,
     refund_state: RefundState,
     facts: RefundFacts,
-    answer: Option<&QueryAnswer>,
+    answer: &QueryAnswer,
     source: Source,
     request_id: &str,
 ) -> Result<Option<Settled>, SettlementError> {
     let Some(event_id) = answered_refund_event_id(&facts) else {
         return Ok(None);
     };
-    let raw = serde_json::json!({
-        "object": "refund",
-        "source": source.as_str(),
-        "id": facts.gateway_refund_id.as_str(),
-        "charge": facts.charge_id.as_str(),
-        "refund_id": facts.refund_id.map(|id| id.to_string()),
-        "amount": facts.amount.amount_minor(),
-        "status": match refund_state {
-            RefundState::Succeeded => "succeeded",
-            RefundState::Failed => "failed",
-            RefundState::Pending => "pending",
-        },
-        "failure_code": facts.failure_code,
-    })
-    .to_string();
-    let evidence = match answer {
-        Some(answer) => Evidence::answer(answer),
-        None => Evidence::unsigned_summary(raw.as_bytes()),
-    };
+    let evidence = Evidence::answer(answer);
     let event = match refund_state {
         RefundState::Pending => return Ok(None),
         RefundState::Succeeded => GatewayEvent::RefundSucceeded {
