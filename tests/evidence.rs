@@ -5,7 +5,7 @@
 use aggregates::{ChargeId, Currency, GatewayEventId, Money, OrderEvent};
 use gateways::wechatpay::resource::ApiV3Key;
 use payledger::audit::evidence::EvidenceCheck;
-use payledger::audit::ProblemKind;
+use payledger::audit::{ProblemKind, VerifyReport};
 use payledger::process::reconciler::{self, ReconcilerSettings};
 use projections::chain;
 use projections::log::RawEvent;
@@ -15,6 +15,14 @@ use sqlx::Row;
 use crate::app::{sandbox_key, App};
 use crate::chain::{as_superuser, json_param, run_verify_with, verify_with};
 use crate::helpers::{on_both_stores, TestDb};
+
+/// The report lists exactly one problem, at `position`, and its message says `says`.
+fn assert_one_problem(report: &VerifyReport, position: i64, says: &str) {
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].position, position);
+    let problem = report.problems[0].to_string();
+    assert!(problem.contains(says), "{problem}");
+}
 
 const VECTOR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -212,9 +220,7 @@ on_both_stores! {
         ]).await;
         payledger::store::link_chain(&db.store).await.unwrap();
         let report = verify_with(db, None, &mut sandbox_check()).await;
-        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
-        assert_eq!(report.problems[0].position, position);
-        assert!(report.problems[0].to_string().contains("the gateway says"), "{}", report.problems[0]);
+        assert_one_problem(&report, position, "the gateway says");
         app.stop().await;
     }
 
@@ -277,9 +283,7 @@ on_both_stores! {
         tamper_evidence_body(db, "wechatpay").await;
         let mut check = sandbox_check().with_wechatpay_api_v3_key(api_v3_key);
         let report = verify_with(db, None, &mut check).await;
-        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
-        assert_eq!(report.problems[0].position, position);
-        assert!(report.problems[0].to_string().contains("does not verify again"), "{}", report.problems[0]);
+        assert_one_problem(&report, position, "does not verify again");
         app.stop().await;
     }
 
@@ -381,9 +385,7 @@ on_both_stores! {
         // Unsigned, but still read: an answer naming another amount is reported.
         tamper_evidence_amount(db, "pingpp.charge").await;
         let report = verify_with(db, None, &mut sandbox_check()).await;
-        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
-        assert_eq!(report.problems[0].position, paid_at);
-        assert!(report.problems[0].to_string().contains("the gateway says"), "{}", report.problems[0]);
+        assert_one_problem(&report, paid_at, "the gateway says");
         app.stop().await;
     }
 
@@ -412,17 +414,13 @@ on_both_stores! {
         let resigned = format!(r#"{{"alipay_trade_refund_response":{text},"sign":"{sign}"}}"#);
         replace_evidence_body(db, "alipay.trade.refund", resigned.into_bytes()).await;
         let report = verify_with(db, None, &mut sandbox_check()).await;
-        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
-        assert_eq!(report.problems[0].position, refunded_at);
-        assert!(report.problems[0].to_string().contains("refunded on the trade in all"), "{}", report.problems[0]);
+        assert_one_problem(&report, refunded_at, "refunded on the trade in all");
 
         // One byte of the kept answer changed: it no longer verifies.
         replace_evidence_body(db, "alipay.trade.refund", body).await;
         tamper_evidence_body(db, "alipay.trade.refund").await;
         let report = verify_with(db, None, &mut sandbox_check()).await;
-        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
-        assert_eq!(report.problems[0].position, refunded_at);
-        assert!(report.problems[0].to_string().contains("does not verify or read again"), "{}", report.problems[0]);
+        assert_one_problem(&report, refunded_at, "does not verify or read again");
         app.stop().await;
     }
 
@@ -441,9 +439,7 @@ on_both_stores! {
 
         tamper_evidence_body(db, "wechatpay.refund").await;
         let report = verify_with(db, None, &mut sandbox_check()).await;
-        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
-        assert_eq!(report.problems[0].position, refunded_at);
-        assert!(report.problems[0].to_string().contains("does not verify or read again"), "{}", report.problems[0]);
+        assert_one_problem(&report, refunded_at, "does not verify or read again");
         app.stop().await;
     }
 
@@ -459,9 +455,7 @@ on_both_stores! {
         // Unsigned, but still read: an answer naming another amount is reported.
         tamper_evidence_amount(db, "pingpp.refund").await;
         let report = verify_with(db, None, &mut sandbox_check()).await;
-        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
-        assert_eq!(report.problems[0].position, refunded_at);
-        assert!(report.problems[0].to_string().contains("the gateway says"), "{}", report.problems[0]);
+        assert_one_problem(&report, refunded_at, "the gateway says");
         app.stop().await;
     }
 
@@ -488,9 +482,7 @@ on_both_stores! {
 
         replace_evidence_body(db, "summary", serde_json::to_vec(&summary(1)).unwrap()).await;
         let report = verify_with(db, None, &mut sandbox_check()).await;
-        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
-        assert_eq!(report.problems[0].position, refunded_at);
-        assert!(report.problems[0].to_string().contains("the kept summary names another refund or amount"), "{}", report.problems[0]);
+        assert_one_problem(&report, refunded_at, "the kept summary names another refund or amount");
         app.stop().await;
     }
 }
