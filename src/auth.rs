@@ -436,13 +436,25 @@ pub fn load_or_create_dev_secret(data_dir: &Path) -> io::Result<Vec<u8>> {
 /// A secret kept in the file `name` of `data_dir`, created as `load_or_create_dev_secret`
 /// describes: 64 random hexadecimal digits, readable only by the owner.
 pub fn load_or_create_secret_file(data_dir: &Path, name: &str) -> io::Result<Vec<u8>> {
+    load_or_create_private_file(data_dir, name, || {
+        Ok(hex_encode(&random_bytes()).into_bytes())
+    })
+}
+
+/// Reads `<data_dir>/<name>` when it exists, else creates it readable by its owner alone,
+/// holding what `make` gives (a generated secret or key), and returns that.
+pub fn load_or_create_private_file(
+    data_dir: &Path,
+    name: &str,
+    make: impl FnOnce() -> io::Result<Vec<u8>>,
+) -> io::Result<Vec<u8>> {
     let path = data_dir.join(name);
     match read_dev_secret(&path) {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
         other => return other,
     }
     fs::create_dir_all(data_dir)?;
-    let secret = hex_encode(&random_bytes());
+    let secret = make()?;
     // `create_new` so that two processes starting together cannot overwrite each other's secret:
     // the loser reads what the winner wrote.
     let mut file = match OpenOptions::new()
@@ -457,16 +469,13 @@ pub fn load_or_create_secret_file(data_dir: &Path, name: &str) -> io::Result<Vec
         }
         Err(error) => return Err(error),
     };
-    if let Err(error) = file
-        .write_all(secret.as_bytes())
-        .and_then(|()| file.sync_all())
-    {
+    if let Err(error) = file.write_all(&secret).and_then(|()| file.sync_all()) {
         // A half-written file would fail every later start as "too short"; remove it so the next
         // start simply tries again. The write error is the one worth reporting.
         let _ = fs::remove_file(&path);
         return Err(error);
     }
-    Ok(secret.into_bytes())
+    Ok(secret)
 }
 
 fn read_dev_secret(path: &Path) -> io::Result<Vec<u8>> {

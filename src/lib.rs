@@ -18,6 +18,7 @@ pub mod log_budget;
 pub mod merchant;
 pub mod metrics;
 pub mod process;
+pub mod sandbox_key;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -280,11 +280,17 @@ async fn demo_checkout(state: &payledger::AppState) -> anyhow::Result<String> {
 /// The gateway settings. With the in-process sandbox and no `PINGPP_API_KEY`, the
 /// sandbox's API (charges, knobs, deliveries) gets a key generated once and kept in the data
 /// directory, so that it is never open to anyone who can reach it, and a `payledger reconcile`
-/// on the same data directory uses the same key.
+/// on the same data directory uses the same key. Without `SANDBOX_PRIVATE_KEY_PATH` its
+/// signing key is kept there too (see `sandbox_key`).
 fn gateway_setup(settings: &Settings) -> anyhow::Result<(GatewaySetup, Option<Secret>)> {
     let mut setup = settings.gateways.clone();
     let mut generated = None;
     if let Some(pingpp) = setup.providers.pingpp.as_mut() {
+        if pingpp.provider == Provider::Sandbox && pingpp.sandbox_private_key.is_none() {
+            let key = payledger::sandbox_key::load_or_create(&settings.data_dir)
+                .context("cannot keep the sandbox's signing key in the data directory")?;
+            pingpp.sandbox_private_key = Some(key);
+        }
         if pingpp.provider == Provider::Sandbox && pingpp.api_key.is_none() {
             let key =
                 auth::load_or_create_secret_file(&settings.data_dir, SANDBOX_API_KEY_FILE_NAME)
@@ -511,6 +517,17 @@ async fn verify(
             Ok(material) => keys.push(material.key),
             Err(error) => {
                 eprintln!("gateway key {}: {error}", path.display());
+                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            }
+        }
+    }
+    // What the sandbox signed is checked with its key, as the server verified it.
+    if let Some(pingpp) = &settings.gateways.providers.pingpp {
+        match payledger::sandbox_key::public_key(pingpp, &settings.data_dir) {
+            Ok(Some(key)) => keys.push(key),
+            Ok(None) => {}
+            Err(error) => {
+                eprintln!("the sandbox's signing key: {error}");
                 return Ok(ExitCode::from(EXIT_BAD_INPUT));
             }
         }

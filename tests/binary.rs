@@ -2,6 +2,7 @@
 //! output and the data directory's permissions.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -46,7 +47,11 @@ impl Binary {
     }
 
     async fn start(env: &[(&str, &str)]) -> Self {
-        let dir = Self::scratch();
+        Self::start_in(Self::scratch(), env).await
+    }
+
+    /// A server in `dir`, which may hold the data directory of one that ran before.
+    async fn start_in(dir: ScratchDir, env: &[(&str, &str)]) -> Self {
         let port = free_port().unwrap();
         let launch = Self::launch(dir.path(), env)
             .env("PAYLEDGER_ADDR", format!("127.0.0.1:{port}"))
@@ -288,6 +293,67 @@ async fn the_demo_prints_a_checkout_link_a_browser_can_pay_through() {
     let order: serde_json::Value = order.json().await.unwrap();
     assert_eq!(order["status"], "pending");
     assert!(order["sandbox_pay_url"].is_string(), "{order}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_keeps_its_signing_key_so_verify_checks_what_it_signed() {
+    // No configured sandbox key: the server makes one and keeps it in its data directory.
+    let unset = [("SANDBOX_PRIVATE_KEY_PATH", "")];
+    let server = Binary::start(&unset).await;
+    let kept = server.dir.join("data").join("sandbox_signing_key.pem");
+    let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let stdout = server.stdout();
+    let url = stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("Demo checkout for user demo-user"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no demo checkout link printed: {stdout}"))
+        .trim()
+        .to_owned();
+    let client = crate::helpers::http_client();
+    let order: Value = client
+        .post(format!("{url}/orders"))
+        .json(&json!({"plan_id": "pro-monthly", "channel": "alipay_qr"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pay_page = order["sandbox_pay_url"]
+        .as_str()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let paid = client.post(format!("{pay_page}/pay")).send().await.unwrap();
+    assert_eq!(paid.status(), StatusCode::OK);
+
+    // The payment's webhook, signed with the kept key, verifies again with nothing configured.
+    let verify = Binary::launch(server.dir.path(), &unset).arg("verify");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let run = harness::run(&verify).unwrap();
+        if run.code() == 0 && run.stdout.contains("evidence: 1 webhook(s)") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}{}", run.stdout, run.stderr);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A restart signs with the same key.
+    let before = std::fs::read(&kept).unwrap();
+    let Binary { mut server, dir } = server;
+    server
+        .terminate(std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    let again = Binary::start_in(dir, &unset).await;
+    assert_eq!(
+        std::fs::read(again.dir.join("data").join("sandbox_signing_key.pem")).unwrap(),
+        before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
