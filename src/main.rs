@@ -285,13 +285,18 @@ async fn demo_checkout(state: &payledger::AppState) -> anyhow::Result<String> {
 fn gateway_setup(settings: &Settings) -> anyhow::Result<(GatewaySetup, Option<Secret>)> {
     let mut setup = settings.gateways.clone();
     let mut generated = None;
-    if let Some(pingpp) = setup.providers.pingpp.as_mut() {
-        if pingpp.provider == Provider::Sandbox && pingpp.sandbox_private_key.is_none() {
+    let sandbox = setup
+        .providers
+        .pingpp
+        .as_mut()
+        .filter(|pingpp| pingpp.provider == Provider::Sandbox);
+    if let Some(pingpp) = sandbox {
+        if pingpp.sandbox_private_key.is_none() {
             let key = payledger::sandbox_key::load_or_create(&settings.data_dir)
                 .context("cannot keep the sandbox's signing key in the data directory")?;
             pingpp.sandbox_private_key = Some(key);
         }
-        if pingpp.provider == Provider::Sandbox && pingpp.api_key.is_none() {
+        if pingpp.api_key.is_none() {
             let key =
                 auth::load_or_create_secret_file(&settings.data_dir, SANDBOX_API_KEY_FILE_NAME)
                     .context("cannot keep the sandbox's API key in the data directory")?;

@@ -23,7 +23,7 @@ pub fn load_or_create(data_dir: &Path) -> io::Result<RsaPrivateKey> {
             .map(String::into_bytes)
             .map_err(io::Error::other)
     })?;
-    parse(&pem)
+    parse(&pem, data_dir)
 }
 
 /// The public half of the key the sandbox signs with under `config`: the configured one, else
@@ -36,17 +36,24 @@ pub fn public_key(config: &GatewayConfig, data_dir: &Path) -> io::Result<Option<
         return Ok(Some(key.to_public_key()));
     }
     match std::fs::read(data_dir.join(SANDBOX_SIGNING_KEY_FILE_NAME)) {
-        Ok(pem) => parse(&pem).map(|key| Some(key.to_public_key())),
+        Ok(pem) => parse(&pem, data_dir).map(|key| Some(key.to_public_key())),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(error),
     }
 }
 
-fn parse(pem: &[u8]) -> io::Result<RsaPrivateKey> {
-    let text = std::str::from_utf8(pem)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the sandbox key is not text"))?;
-    keys::private_key_from_pem(text)
-        .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+/// The kept key; an unreadable one is named by its file, so the operator knows what to fix.
+fn parse(pem: &[u8], data_dir: &Path) -> io::Result<RsaPrivateKey> {
+    let path = data_dir.join(SANDBOX_SIGNING_KEY_FILE_NAME);
+    std::str::from_utf8(pem)
+        .map_err(|_| "not text".to_owned())
+        .and_then(|text| keys::private_key_from_pem(text).map_err(|error| error.to_string()))
+        .map_err(|reason| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {reason}", path.display()),
+            )
+        })
 }
 
 #[cfg(test)]

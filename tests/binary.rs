@@ -79,6 +79,18 @@ impl Binary {
         self.server.stdout()
     }
 
+    /// The demo checkout link the server printed at start-up.
+    fn demo_checkout_link(&self) -> String {
+        let stdout = self.stdout();
+        stdout
+            .lines()
+            .skip_while(|line| !line.starts_with("Demo checkout for user demo-user"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no demo checkout link printed: {stdout}"))
+            .trim()
+            .to_owned()
+    }
+
     fn terminate(&self) {
         self.server.signal_terminate().unwrap();
     }
@@ -267,14 +279,7 @@ async fn json_logs_are_one_object_per_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_prints_a_checkout_link_a_browser_can_pay_through() {
     let server = Binary::start(&[]).await;
-    let stdout = server.stdout();
-    let url = stdout
-        .lines()
-        .skip_while(|line| !line.starts_with("Demo checkout for user demo-user"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("no demo checkout link printed: {stdout}"))
-        .trim()
-        .to_owned();
+    let url = server.demo_checkout_link();
     assert!(
         url.starts_with(&format!("{}/checkout/", server.base())),
         "{url}"
@@ -303,14 +308,7 @@ async fn the_sandbox_keeps_its_signing_key_so_verify_checks_what_it_signed() {
     let kept = server.dir.join("data").join("sandbox_signing_key.pem");
     let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    let stdout = server.stdout();
-    let url = stdout
-        .lines()
-        .skip_while(|line| !line.starts_with("Demo checkout for user demo-user"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("no demo checkout link printed: {stdout}"))
-        .trim()
-        .to_owned();
+    let url = server.demo_checkout_link();
     let client = crate::helpers::http_client();
     let order: Value = client
         .post(format!("{url}/orders"))
@@ -354,6 +352,17 @@ async fn the_sandbox_keeps_its_signing_key_so_verify_checks_what_it_signed() {
         std::fs::read(again.dir.join("data").join("sandbox_signing_key.pem")).unwrap(),
         before
     );
+
+    // A damaged kept key is bad input: verify says which file, not what it holds, and exits 2.
+    std::fs::write(&kept, "not a key, but long enough to be read as one").unwrap();
+    let run = harness::run(&Binary::launch(again.dir.path(), &unset).arg("verify")).unwrap();
+    assert_eq!(run.code(), 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("sandbox_signing_key.pem"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("long enough"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
